@@ -1,0 +1,138 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Forward-only schema migrations. Entry i brings the schema from version i to i+1;
+ * PRAGMA user_version records how many have run. Never edit an entry that has shipped:
+ * append a new one.
+ */
+export const migrations: string[] = [
+  `
+  CREATE TABLE import_batches (
+    id INTEGER PRIMARY KEY,
+    roots TEXT NOT NULL,              -- JSON array of the paths given to import
+    options TEXT NOT NULL,            -- JSON of the import options
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+
+  -- Usable images only; files that failed or were duplicates live in files.
+  CREATE TABLE images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    thumbnail BLOB NOT NULL,
+    batch_id INTEGER REFERENCES import_batches(id),
+    test_set INTEGER NOT NULL DEFAULT 0,  -- imported with --split test
+    created_at TEXT NOT NULL
+  );
+
+  -- Every file an import has looked at, so a second import skips what it already saw.
+  CREATE TABLE files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ms REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('imported', 'duplicate', 'error')),
+    image_id INTEGER REFERENCES images(id) ON DELETE SET NULL,
+    error TEXT,
+    batch_id INTEGER REFERENCES import_batches(id)
+  );
+  CREATE INDEX files_status ON files(status);
+
+  CREATE TABLE classes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE labels (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('human', 'folder', 'suggestion')),
+    author TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX labels_class ON labels(class_id);
+
+  -- Assigned once per labelled image and never moved, so splits are stable across runs.
+  CREATE TABLE splits (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    split TEXT NOT NULL CHECK (split IN ('train', 'val', 'test'))
+  );
+
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('pretrain', 'finetune', 'distill', 'evaluate')),
+    parent_id INTEGER REFERENCES runs(id),
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+    backend TEXT,
+    device TEXT,
+    error TEXT,
+    summary TEXT,                     -- JSON of the key results
+    pid INTEGER,                      -- process running it, to tell a crash from a live run
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+  );
+
+  CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL
+  );
+  CREATE INDEX metrics_run ON metrics(run_id, name, step);
+
+  CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    path TEXT NOT NULL,               -- relative to the project folder
+    is_best INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE predictions (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    confidence REAL NOT NULL,
+    probabilities BLOB NOT NULL,      -- float32, one per class in the run's class order
+    PRIMARY KEY (run_id, image_id)
+  );
+
+  CREATE TABLE embeddings (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL,             -- float32
+    PRIMARY KEY (run_id, image_id)
+  );
+
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+export function migrate(db: Database.Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(
+      `this project was written by a newer Contrast Studio (schema ${current}, this build knows ${migrations.length}); update the app`,
+    );
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version]);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+  return migrations.length;
+}
