@@ -1,0 +1,180 @@
+import type Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { UserError } from '../errors.ts';
+import { now } from './project.ts';
+
+export type LabelSource = 'human' | 'folder' | 'suggestion';
+export type Split = 'train' | 'val' | 'test';
+
+export interface ClassInfo {
+  id: number;
+  name: string;
+  labels: number;
+}
+
+export function listClasses(db: Database.Database): ClassInfo[] {
+  return db
+    .prepare(
+      `SELECT c.id, c.name, COUNT(l.image_id) AS labels
+       FROM classes c LEFT JOIN labels l ON l.class_id = c.id GROUP BY c.id ORDER BY c.id`,
+    )
+    .all() as ClassInfo[];
+}
+
+function validClassName(name: string): string {
+  const trimmed = name.trim();
+  if (!trimmed) throw new UserError('a class name cannot be empty');
+  if (trimmed.length > 100) throw new UserError('a class name is at most 100 characters');
+  return trimmed;
+}
+
+export function findClass(db: Database.Database, name: string): ClassInfo | undefined {
+  return listClasses(db).find((c) => c.name.toLowerCase() === name.trim().toLowerCase());
+}
+
+function requireClass(db: Database.Database, name: string): ClassInfo {
+  const found = findClass(db, name);
+  if (!found) throw new UserError(`no class named "${name}"`);
+  return found;
+}
+
+export function addClass(db: Database.Database, name: string): number {
+  const clean = validClassName(name);
+  if (findClass(db, clean)) throw new UserError(`class "${clean}" already exists`);
+  return Number(db.prepare('INSERT INTO classes (name, created_at) VALUES (?, ?)').run(clean, now()).lastInsertRowid);
+}
+
+/** The id of the named class, creating it when it is new (import by folder, CSV labels). */
+export function classIdFor(db: Database.Database, name: string): number {
+  return findClass(db, name)?.id ?? addClass(db, name);
+}
+
+export function renameClass(db: Database.Database, from: string, to: string): void {
+  const source = requireClass(db, from);
+  const clean = validClassName(to);
+  const clash = findClass(db, clean);
+  if (clash && clash.id !== source.id) throw new UserError(`class "${clash.name}" already exists (merge instead)`);
+  db.prepare('UPDATE classes SET name = ? WHERE id = ?').run(clean, source.id);
+}
+
+/** Moves every label of `from` to `into` and removes `from`; returns how many labels moved. */
+export function mergeClasses(db: Database.Database, from: string, into: string): number {
+  const source = requireClass(db, from);
+  const target = requireClass(db, into);
+  if (source.id === target.id) throw new UserError('cannot merge a class into itself');
+  return db.transaction(() => {
+    const moved = db.prepare('UPDATE labels SET class_id = ? WHERE class_id = ?').run(target.id, source.id).changes;
+    db.prepare('DELETE FROM classes WHERE id = ?').run(source.id);
+    return moved;
+  })();
+}
+
+/** Deletes a class and its labels; returns how many labels went with it. */
+export function deleteClass(db: Database.Database, name: string): number {
+  const target = requireClass(db, name);
+  return db.transaction(() => {
+    const removed = db.prepare('DELETE FROM labels WHERE class_id = ?').run(target.id).changes;
+    db.prepare('DELETE FROM splits WHERE image_id NOT IN (SELECT image_id FROM labels)').run();
+    db.prepare('DELETE FROM classes WHERE id = ?').run(target.id);
+    return removed;
+  })();
+}
+
+export interface LabelChange {
+  imageId: number;
+  /** The class before the change, so a front end can undo it. */
+  previousClassId: number | null;
+}
+
+/** Labels images with one class (or removes their labels when classId is null). */
+export function setLabels(
+  db: Database.Database,
+  imageIds: number[],
+  classId: number | null,
+  source: LabelSource,
+  author: string,
+): LabelChange[] {
+  const previous = db.prepare('SELECT class_id FROM labels WHERE image_id = ?');
+  const upsert = db.prepare(
+    `INSERT INTO labels (image_id, class_id, source, author, created_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(image_id) DO UPDATE SET class_id = excluded.class_id, source = excluded.source,
+       author = excluded.author, created_at = excluded.created_at`,
+  );
+  const remove = db.prepare('DELETE FROM labels WHERE image_id = ?');
+  const removeSplit = db.prepare("DELETE FROM splits WHERE image_id = ? AND split != 'test'");
+  const at = now();
+  return db.transaction(() =>
+    imageIds.map((imageId) => {
+      const before = previous.get(imageId) as { class_id: number } | undefined;
+      if (classId === null) {
+        remove.run(imageId);
+        removeSplit.run(imageId);
+      } else {
+        upsert.run(imageId, classId, source, author, at);
+      }
+      return { imageId, previousClassId: before?.class_id ?? null };
+    }),
+  )();
+}
+
+/** A number in [0, 1) fixed by the image's content, so split decisions never depend on import order. */
+function stableFraction(sha256: string): number {
+  return createHash('sha256').update(`split:${sha256}`).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+/**
+ * Gives every labelled image without a split one. Images imported as a test set go to test; the rest
+ * are split train/val per class, filling val up to `valFraction` of that class. Existing assignments
+ * never move, so a model's validation images stay the same as labels are added.
+ */
+export function ensureSplits(db: Database.Database, valFraction = 0.2): void {
+  const pending = db
+    .prepare(
+      `SELECT l.image_id AS imageId, l.class_id AS classId, i.sha256, i.test_set AS testSet
+       FROM labels l JOIN images i ON i.id = l.image_id
+       WHERE l.image_id NOT IN (SELECT image_id FROM splits)`,
+    )
+    .all() as { imageId: number; classId: number; sha256: string; testSet: number }[];
+  if (pending.length === 0) return;
+  const counts = db.prepare(
+    `SELECT SUM(s.split = 'val') AS val, SUM(s.split = 'train') AS train
+     FROM splits s JOIN labels l ON l.image_id = s.image_id WHERE l.class_id = ?`,
+  );
+  const insert = db.prepare('INSERT INTO splits (image_id, split) VALUES (?, ?)');
+  pending.sort((a, b) => stableFraction(a.sha256) - stableFraction(b.sha256));
+  db.transaction(() => {
+    const tally = new Map<number, { val: number; train: number }>();
+    for (const image of pending) {
+      if (image.testSet) {
+        insert.run(image.imageId, 'test');
+        continue;
+      }
+      let current = tally.get(image.classId);
+      if (!current) {
+        const row = counts.get(image.classId) as { val: number | null; train: number | null };
+        current = { val: row.val ?? 0, train: row.train ?? 0 };
+        tally.set(image.classId, current);
+      }
+      const toVal = current.val < Math.floor(valFraction * (current.val + current.train + 1));
+      insert.run(image.imageId, toVal ? 'val' : 'train');
+      if (toVal) current.val++;
+      else current.train++;
+    }
+  })();
+}
+
+export interface LabelledImage {
+  imageId: number;
+  classId: number;
+  path: string;
+}
+
+export function labelledImages(db: Database.Database, split?: Split): LabelledImage[] {
+  return db
+    .prepare(
+      `SELECT l.image_id AS imageId, l.class_id AS classId, i.path
+       FROM labels l JOIN images i ON i.id = l.image_id LEFT JOIN splits s ON s.image_id = l.image_id
+       WHERE ? IS NULL OR s.split = ? ORDER BY l.image_id`,
+    )
+    .all(split ?? null, split ?? null) as LabelledImage[];
+}
