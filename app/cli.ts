@@ -1,8 +1,10 @@
 import { UserError } from './errors.ts';
 import { commandHelp, parseInvocation, type CliIO, type Command } from './cli/command.ts';
 import { projectCommands } from './cli/project_commands.ts';
+import { doctorCommands } from './cli/doctor_command.ts';
+import { benchCommands } from './cli/bench_commands.ts';
 
-const commands: Command[] = [...projectCommands];
+const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
