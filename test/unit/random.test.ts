@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../../app/engine/random.ts';
+
+test('same seed gives the same sequence, different seeds differ', () => {
+  const a = new Rng(42);
+  const b = new Rng(42);
+  const c = new Rng(43);
+  const seqA = Array.from({ length: 5 }, () => a.next());
+  const seqB = Array.from({ length: 5 }, () => b.next());
+  const seqC = Array.from({ length: 5 }, () => c.next());
+  assert.deepEqual(seqA, seqB);
+  assert.notDeepEqual(seqA, seqC);
+});
+
+test('values stay in range and are roughly uniform', () => {
+  const rng = new Rng(7);
+  let sum = 0;
+  for (let i = 0; i < 10000; i++) {
+    const u = rng.uniform(2, 5);
+    assert.ok(u >= 2 && u < 5);
+    sum += u;
+  }
+  assert.ok(Math.abs(sum / 10000 - 3.5) < 0.05);
+  for (let i = 0; i < 1000; i++) {
+    const k = rng.int(3);
+    assert.ok(k === 0 || k === 1 || k === 2);
+  }
+  let heads = 0;
+  for (let i = 0; i < 10000; i++) if (rng.bernoulli(0.2)) heads++;
+  assert.ok(Math.abs(heads / 10000 - 0.2) < 0.02);
+});
+
+test('state round-trips so a resumed run continues the same sequence', () => {
+  const rng = new Rng(5);
+  rng.next();
+  const saved = rng.getState();
+  const expected = [rng.next(), rng.next()];
+  const resumed = new Rng(0).setState(saved);
+  assert.deepEqual([resumed.next(), resumed.next()], expected);
+});
+
+test('shuffled is a permutation and leaves the input alone', () => {
+  const items = [1, 2, 3, 4, 5, 6];
+  const out = new Rng(1).shuffled(items);
+  assert.deepEqual(items, [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual([...out].sort(), items);
+  assert.notDeepEqual(out, items);
+});
