@@ -1,0 +1,50 @@
+/** Small synthetic image sets for engine tests: two classes a tiny network separates in a few steps. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { Rng } from '../../app/engine/random.ts';
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * A size×size PNG: "warm" images are a red-orange field with a bright disc, "cool" ones a
+ * blue-green field with a dark square; every pixel gets noise so no two files are equal.
+ */
+export async function writeShapeImage(file: string, kind: 'warm' | 'cool', rng: Rng, size = 24): Promise<void> {
+  const pixels = Buffer.alloc(size * size * 3);
+  const base = kind === 'warm' ? [200, 80, 40] : [40, 110, 200];
+  const centre = size / 2 + rng.uniform(-3, 3);
+  const radius = size / 4;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const inside =
+        kind === 'warm'
+          ? (x - centre) ** 2 + (y - centre) ** 2 < radius ** 2
+          : Math.abs(x - centre) < radius && Math.abs(y - centre) < radius;
+      const shift = inside ? (kind === 'warm' ? 50 : -35) : 0;
+      for (let c = 0; c < 3; c++) {
+        const value = base[c] + shift + rng.uniform(-30, 30);
+        pixels[(y * size + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(value)));
+      }
+    }
+  }
+  await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toFile(file);
+}
+
+/** Writes `perClass` images of each kind into dir/warm and dir/cool; returns the paths by kind. */
+export async function writeShapeFolders(dir: string, perClass: number, seed = 7, size = 24): Promise<Record<'warm' | 'cool', string[]>> {
+  const rng = new Rng(seed);
+  const out: Record<'warm' | 'cool', string[]> = { warm: [], cool: [] };
+  for (const kind of ['warm', 'cool'] as const) {
+    fs.mkdirSync(path.join(dir, kind), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const file = path.join(dir, kind, `${kind}-${String(i).padStart(3, '0')}.png`);
+      await writeShapeImage(file, kind, rng, size);
+      out[kind].push(file);
+    }
+  }
+  return out;
+}
