@@ -72,8 +72,113 @@ function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attr
   return dw;
 }
 
+/** Where one output phase of a strided transposed convolution reads, along one axis. */
+interface Phase {
+  /** Taps of the original filter that land on this phase: first one and count (step = stride). */
+  firstTap: number;
+  taps: number;
+  padBefore: number;
+  padAfter: number;
+}
+
+/**
+ * Input rows h = q*stride + phase receive dy[q + c - j] * W[j*stride + b] for the taps
+ * kh = j*stride + b congruent to phase + padBefore. Each phase is therefore an ordinary
+ * stride-1 convolution of dy with a flipped, subsampled filter; computing the phases
+ * separately skips the zero rows a zero-upsampled dy would multiply.
+ */
+function phaseOf(phase: number, stride: number, kernel: number, padBefore: number, outSize: number, phaseRows: number): Phase {
+  const b = (phase + padBefore) % stride;
+  const taps = b < kernel ? Math.ceil((kernel - b) / stride) : 0;
+  const c = Math.floor((phase + padBefore) / stride);
+  const before = taps - 1 - c;
+  return { firstTap: b, taps, padBefore: before, padAfter: phaseRows - outSize - before + taps - 1 };
+}
+
+/** Cuts dy where a phase would need negative padding, so the convolution sees only real rows. */
+function cropForPads(dy: tf.TensorInfo, rows: Phase, cols: Phase, backend: BackendWasm): { dy: tf.TensorInfo; cropped: boolean } {
+  const [n, oh, ow, c] = dy.shape;
+  const top = Math.max(0, -rows.padBefore);
+  const left = Math.max(0, -cols.padBefore);
+  const height = oh - top - Math.max(0, -rows.padAfter);
+  const width = ow - left - Math.max(0, -cols.padAfter);
+  if (top === 0 && left === 0 && height === oh && width === ow) return { dy, cropped: false };
+  return { dy: runWasm('Slice', { x: dy }, { begin: [0, top, left, 0], size: [n, height, width, c] }, backend), cropped: true };
+}
+
+function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, cols: Phase, strides: [number, number],
+  phaseShape: number[], backend: BackendWasm): tf.TensorInfo {
+  if (rows.taps === 0 || cols.taps === 0) {
+    return runWasm('Fill', {}, { shape: phaseShape, value: 0, dtype: 'float32' }, backend);
+  }
+  const [kh, kw, co, ci] = flipped.shape;
+  // flipped[u] = W[K-1-u], so taps firstTap, firstTap+s, ... of W read backwards from the end.
+  const beginH = kh - 1 - rows.firstTap - (rows.taps - 1) * strides[0];
+  const beginW = kw - 1 - cols.firstTap - (cols.taps - 1) * strides[1];
+  const filter = runWasm('StridedSlice', { x: flipped }, {
+    begin: [beginH, beginW, 0, 0], end: [beginH + (rows.taps - 1) * strides[0] + 1, beginW + (cols.taps - 1) * strides[1] + 1, co, ci],
+    strides: [strides[0], strides[1], 1, 1], beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
+  }, backend);
+  const { dy: used, cropped } = cropForPads(dy, rows, cols, backend);
+  const out = forwardConv(used, filter, {
+    top: Math.max(0, rows.padBefore), bottom: Math.max(0, rows.padAfter),
+    left: Math.max(0, cols.padBefore), right: Math.max(0, cols.padAfter),
+  }, [1, 1], backend);
+  release(backend, filter);
+  if (cropped) release(backend, used);
+  return out;
+}
+
+let builtinBackpropInput: tf.KernelFunc | undefined;
+
+/**
+ * Input gradient as forward convolutions of dy with the flipped, transposed filter, one per
+ * stride phase, interleaved back with DepthToSpace. Cases this does not cover (NCHW,
+ * unequal strides) go to the backend's own kernel.
+ */
+function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: BackendWasm }): tf.TensorInfo {
+  const { inputs, attrs, backend } = args;
+  const { dy, filter } = inputs;
+  const { strides, pad, dimRoundingMode, inputShape, dataFormat } = attrs as {
+    strides: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+    dataFormat: 'NHWC' | 'NCHW';
+  };
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  if (dataFormat === 'NCHW' || sh !== sw) return builtinBackpropInput!(args as unknown as tf.KernelFuncArgs) as tf.TensorInfo;
+  const [n, h, w, ci] = inputShape;
+  const [, oh, ow] = dy.shape;
+  const [qh, qw] = [Math.ceil(h / sh), Math.ceil(w / sw)];
+  const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, backend);
+  const flipped = runWasm('Reverse', { x: transposed }, { dims: [0, 1] }, backend);
+  release(backend, transposed);
+  const phases: tf.TensorInfo[] = [];
+  for (let a = 0; a < sh; a++) {
+    for (let b = 0; b < sw; b++) {
+      const rows = phaseOf(a, sh, info.filterHeight, info.padInfo.top, oh, qh);
+      const cols = phaseOf(b, sw, info.filterWidth, info.padInfo.left, ow, qw);
+      phases.push(phaseGradient(dy, flipped, rows, cols, [sh, sw], [n, qh, qw, ci], backend));
+    }
+  }
+  release(backend, flipped);
+  if (sh === 1) return phases[0];
+  const stacked = runWasm('Concat', phases as unknown as Inputs, { axis: 3 }, backend);
+  release(backend, ...phases);
+  const interleaved = runWasm('DepthToSpace', { x: stacked }, { blockSize: sh, dataFormat: 'NHWC' }, backend);
+  release(backend, stacked);
+  if (qh * sh === h && qw * sw === w) return interleaved;
+  const dx = runWasm('Slice', { x: interleaved }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] }, backend);
+  release(backend, interleaved);
+  return dx;
+}
+
 const kernels: tf.KernelConfig[] = [
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
+  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
 ];
 
 /** Installs our wasm kernels, replacing the backend's own where it has a slower one. Idempotent. */
@@ -81,6 +186,7 @@ export function registerWasmKernels(): void {
   for (const config of kernels) {
     const existing = tf.getKernel(config.kernelName, 'wasm');
     if (existing?.kernelFunc === config.kernelFunc) continue;
+    if (existing?.kernelName === 'Conv2DBackpropInput') builtinBackpropInput = existing.kernelFunc;
     if (existing) tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }

@@ -50,6 +50,10 @@ for (const kernel of [1, 3, 7]) {
 // An even size with stride 2 and 'valid' leaves trailing input rows unread, a separate code path.
 cases.push({ batch: 3, size: [10, 8], inC: 3, outC: 4, kernel: 3, stride: 2, pad: 'valid' });
 cases.push({ batch: 2, size: [32, 32], inC: 16, outC: 32, kernel: 3, stride: 2, pad: 'same' });
+// Even kernels pad unevenly, and a kernel narrower than the stride leaves some phases empty.
+cases.push({ batch: 2, size: [9, 12], inC: 2, outC: 3, kernel: 4, stride: 2, pad: 'same' });
+cases.push({ batch: 2, size: [7, 7], inC: 2, outC: 3, kernel: 2, stride: 3, pad: 'same' });
+cases.push({ batch: 2, size: [11, 10], inC: 2, outC: 3, kernel: 5, stride: 3, pad: 'valid' });
 
 function label(c: Case): string {
   return `batch ${c.batch}, ${c.size.join('x')}x${c.inC} -> ${c.outC}, ${c.kernel}x${c.kernel} stride ${c.stride} ${c.pad}`;
@@ -72,6 +76,24 @@ test('wasm Conv2DBackpropFilter matches the cpu backend', async () => {
     const attrs = { strides: [c.stride, c.stride], pad: c.pad, filterShape: [c.kernel, c.kernel, c.inC, c.outC], dataFormat: 'NHWC' };
     const expected = await runKernelOn('cpu', 'Conv2DBackpropFilter', inputs, attrs);
     const actual = await runKernelOn('wasm', 'Conv2DBackpropFilter', inputs, attrs);
+    assert.deepEqual(actual.shape, expected.shape, label(c));
+    assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}: error ${relativeError(actual.values, expected.values)}`);
+  }
+});
+
+test('wasm Conv2DBackpropInput matches the cpu backend', async () => {
+  await initBackend('wasm');
+  for (const [index, c] of cases.entries()) {
+    const xShape: Shape4 = [c.batch, ...c.size, c.inC];
+    const filterShape: Shape4 = [c.kernel, c.kernel, c.inC, c.outC];
+    const dyShape = outputSize(c);
+    const inputs = {
+      dy: [dyShape, randomValues(dyShape.reduce((a, b) => a * b), index + 201)] as [Shape4, Float32Array],
+      filter: [filterShape, randomValues(filterShape.reduce((a, b) => a * b), index + 301)] as [Shape4, Float32Array],
+    };
+    const attrs = { strides: [c.stride, c.stride], pad: c.pad, inputShape: xShape, dataFormat: 'NHWC' };
+    const expected = await runKernelOn('cpu', 'Conv2DBackpropInput', inputs, attrs);
+    const actual = await runKernelOn('wasm', 'Conv2DBackpropInput', inputs, attrs);
     assert.deepEqual(actual.shape, expected.shape, label(c));
     assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}: error ${relativeError(actual.values, expected.values)}`);
   }
