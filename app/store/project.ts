@@ -10,6 +10,8 @@ export const DB_FILE = 'project.db';
 const LOCK_FILE = 'project.lock';
 /** A child process (a training job) started by the lock holder joins its lock through this. */
 export const LOCK_TOKEN_ENV = 'CONTRAST_PROJECT_TOKEN';
+/** The desktop app points this at an Electron-ABI build of better-sqlite3 (main/native_binding.ts). */
+export const SQLITE_BINDING_ENV = 'CONTRAST_SQLITE_BINDING';
 
 interface LockInfo {
   pid: number;
@@ -71,7 +73,8 @@ export function openProject(dir: string, options: OpenOptions = {}): Project {
 }
 
 function connect(root: string, readonly: boolean): Database.Database {
-  const db = new Database(path.join(root, DB_FILE), { readonly: readonly && isProjectDir(root) });
+  const nativeBinding = process.env[SQLITE_BINDING_ENV] || undefined;
+  const db = new Database(path.join(root, DB_FILE), { readonly: readonly && isProjectDir(root), nativeBinding });
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = ON');
   if (!db.readonly) {
