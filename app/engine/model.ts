@@ -66,8 +66,8 @@ export function buildClassifier(cfg: ModelConfig, numClasses: number, seed?: num
   return tf.model({ inputs: input, outputs: [logits, embedding], name: 'simclr_classifier' });
 }
 
-export interface PretrainOutputs { projection: tf.Tensor2D; features: tf.Tensor2D }
-export interface ClassifierOutputs { logits: tf.Tensor2D; embedding: tf.Tensor2D }
+export type PretrainOutputs = { projection: tf.Tensor2D; features: tf.Tensor2D };
+export type ClassifierOutputs = { logits: tf.Tensor2D; embedding: tf.Tensor2D };
 
 /** training: BN uses batch statistics and updates its moving averages. */
 export function runPretrainModel(model: tf.LayersModel, images: tf.Tensor4D, training: boolean): PretrainOutputs {
