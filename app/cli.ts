@@ -3,8 +3,9 @@ import { commandHelp, parseInvocation, type CliIO, type Command } from './cli/co
 import { projectCommands } from './cli/project_commands.ts';
 import { doctorCommands } from './cli/doctor_command.ts';
 import { benchCommands } from './cli/bench_commands.ts';
+import { serveCommands } from './cli/serve_command.ts';
 
-const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands];
+const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands, ...serveCommands];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

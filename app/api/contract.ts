@@ -131,17 +131,22 @@ export interface RecentProject {
   exists: boolean;
 }
 
-export interface ImportSummary {
-  batchId: number;
-  seen: number;
+export interface ImportProgress {
+  phase: 'scanning' | 'importing' | 'done';
+  total: number;
+  done: number;
   added: number;
   duplicates: number;
   errors: number;
-  /** Files already imported by an earlier import and skipped unchanged. */
-  skipped: number;
-  labelled: number;
+  /** Files an earlier import already handled, skipped unchanged. */
+  alreadyKnown: number;
+  imagesPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export interface ImportSummary extends ImportProgress {
+  batchId: number;
   seconds: number;
-  cancelled: boolean;
 }
 
 export interface FileProblem {
@@ -259,7 +264,7 @@ export const operations = {
   },
   'import.cancel': { input: v.object({}), output: {} as { cancelled: boolean } },
   'import.problems': {
-    input: v.object({ status: v.optional(v.picklist(['duplicate', 'error'])) }),
+    input: v.object({ status: v.optional(v.picklist(['duplicate', 'error'])), batchId: v.optional(id) }),
     output: {} as { problems: FileProblem[] },
   },
 
@@ -347,16 +352,8 @@ export type ServerEvent =
       etaSeconds: number | null;
     }
   | { type: 'job.finished'; runId: number; kind: RunKind; status: RunStatus; error: string | null }
-  | {
-      type: 'import.progress';
-      done: number;
-      total: number;
-      added: number;
-      duplicates: number;
-      errors: number;
-      imagesPerSecond: number;
-      etaSeconds: number | null;
-    }
+  | ({ type: 'import.progress' } & ImportProgress)
+  /** summary is null when the import failed or was cancelled; error says why. */
   | { type: 'import.finished'; summary: ImportSummary | null; error: string | null }
   /** Labels or classes changed (by another window or a job); views reload what they show. */
   | { type: 'labels.changed' }

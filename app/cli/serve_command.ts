@@ -1,0 +1,32 @@
+import { createHandlers } from '../api/handlers.ts';
+import { startServer } from '../api/http_server.ts';
+import { ensureRendererBuilt } from '../api/renderer_build.ts';
+import { Session } from '../api/session.ts';
+import { numberOption, type Command } from './command.ts';
+
+const serve: Command = {
+  name: 'serve',
+  args: '[project]',
+  summary: 'Open the studio in a browser: serves the UI on 127.0.0.1 and prints its address.',
+  options: { port: { type: 'string' } },
+  optionHelp: { port: 'port to listen on (default: any free port)' },
+  minArgs: 0,
+  maxArgs: 1,
+  async run(call) {
+    const port = numberOption(call, 'port', 0, 0, 65535);
+    const staticDir = await ensureRendererBuilt(call.io.err);
+    const session = new Session();
+    if (call.positionals[0]) session.open(call.positionals[0]);
+    const server = await startServer({ session, handlers: createHandlers(session), staticDir, port });
+    call.io.out(`Contrast Studio is running at ${server.openUrl}\n(open it in a browser; press Ctrl+C to stop)\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await server.close();
+    session.dispose();
+  },
+};
+
+export const serveCommands: Command[] = [serve];

@@ -1,0 +1,209 @@
+/**
+ * Read queries behind the studio's gallery, prediction browser and results: images joined with
+ * their label and the latest prediction, filtered and sorted in SQL so 50,000 images page quickly.
+ */
+import type Database from 'better-sqlite3';
+import path from 'node:path';
+import type { EmbeddingPoint, FileProblem, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../api/contract.ts';
+
+const withEntropy = new WeakSet<Database.Database>();
+
+/** Registers entropy(probabilities) once per connection, so "most uncertain first" sorts in SQL. */
+function registerEntropy(db: Database.Database): void {
+  if (withEntropy.has(db)) return;
+  db.function('entropy', { deterministic: true }, (blob: unknown) => {
+    if (!Buffer.isBuffer(blob)) return null;
+    let total = 0;
+    for (let offset = 0; offset + 4 <= blob.length; offset += 4) {
+      const p = blob.readFloatLE(offset);
+      if (p > 0) total -= p * Math.log(p);
+    }
+    return total;
+  });
+  withEntropy.add(db);
+}
+
+/** The newest finished run that wrote predictions (a fine-tune, distillation or evaluation). */
+export function latestPredictionRunId(db: Database.Database): number | null {
+  const row = db
+    .prepare(
+      `SELECT r.id FROM runs r WHERE r.status = 'done' AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
+       ORDER BY r.finished_at DESC, r.id DESC LIMIT 1`,
+    )
+    .get() as { id: number } | undefined;
+  return row?.id ?? null;
+}
+
+export function latestEmbeddingRunId(db: Database.Database): number | null {
+  const row = db
+    .prepare(
+      `SELECT r.id FROM runs r WHERE r.status = 'done' AND EXISTS (SELECT 1 FROM embeddings e WHERE e.run_id = r.id)
+       ORDER BY r.finished_at DESC, r.id DESC LIMIT 1`,
+    )
+    .get() as { id: number } | undefined;
+  return row?.id ?? null;
+}
+
+function filterClause(filter: ImageFilter): { sql: string; params: unknown[] } {
+  switch (filter.kind) {
+    case 'all':
+      return { sql: '1', params: [] };
+    case 'unlabelled':
+      return { sql: 'l.image_id IS NULL', params: [] };
+    case 'labelled':
+      return filter.classId === undefined
+        ? { sql: 'l.image_id IS NOT NULL', params: [] }
+        : { sql: 'l.class_id = ?', params: [filter.classId] };
+    case 'predicted':
+      return filter.classId === undefined
+        ? { sql: 'p.image_id IS NOT NULL', params: [] }
+        : { sql: 'p.class_id = ?', params: [filter.classId] };
+    case 'lowConfidence':
+      return { sql: 'p.confidence < ?', params: [filter.below] };
+    case 'misclassified':
+      return { sql: 'l.class_id IS NOT NULL AND p.class_id IS NOT NULL AND l.class_id != p.class_id', params: [] };
+  }
+}
+
+const orderBy: Record<ImageSort, string> = {
+  import: 'i.id',
+  confidence: 'p.confidence DESC NULLS LAST, i.id',
+  uncertainty: 'entropy(p.probabilities) DESC NULLS LAST, i.id',
+};
+
+function imageQuery(db: Database.Database, columns: string, filter: ImageFilter, sort: ImageSort, runId: number | null) {
+  registerEntropy(db);
+  const where = filterClause(filter);
+  const sql = `SELECT ${columns}
+    FROM images i LEFT JOIN labels l ON l.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ?
+    WHERE ${where.sql} ORDER BY ${orderBy[sort]}`;
+  return { sql, params: [runId, ...where.params] };
+}
+
+const itemColumns = `i.id, l.class_id AS labelClassId, l.source AS labelSource, p.class_id AS predictedClassId, p.confidence`;
+
+export function listImageIds(db: Database.Database, filter: ImageFilter, sort: ImageSort, runId: number | null): number[] {
+  const query = imageQuery(db, 'i.id', filter, sort, runId);
+  return db.prepare(query.sql).pluck().all(...query.params) as number[];
+}
+
+export function listImages(
+  db: Database.Database,
+  filter: ImageFilter,
+  sort: ImageSort,
+  runId: number | null,
+  offset: number,
+  limit: number,
+): { total: number; items: ImageItem[] } {
+  const query = imageQuery(db, itemColumns, filter, sort, runId);
+  const items = db.prepare(`${query.sql} LIMIT ? OFFSET ?`).all(...query.params, limit, offset) as ImageItem[];
+  const where = filterClause(filter);
+  const total = db
+    .prepare(
+      `SELECT COUNT(*) FROM images i LEFT JOIN labels l ON l.image_id = i.id
+       LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ? WHERE ${where.sql}`,
+    )
+    .pluck()
+    .get(runId, ...where.params) as number;
+  return { total, items };
+}
+
+/** Items for known ids, in the order given (ids the project no longer has are left out). */
+export function imagesByIds(db: Database.Database, ids: number[], runId: number | null): ImageItem[] {
+  const statement = db.prepare(
+    `SELECT ${itemColumns} FROM images i LEFT JOIN labels l ON l.image_id = i.id
+     LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ? WHERE i.id = ?`,
+  );
+  return ids.map((id) => statement.get(runId, id) as ImageItem | undefined).filter((item) => item !== undefined);
+}
+
+interface DetailRow extends ImageItem {
+  path: string;
+  width: number;
+  height: number;
+  format: string;
+  size: number;
+  split: 'train' | 'val' | 'test' | null;
+  testSet: number;
+  probabilities: Buffer | null;
+}
+
+/**
+ * One image with its label, split and the latest prediction's probabilities. `classOrder` is
+ * the prediction run's class ids in probability order (its summary's class list).
+ */
+export function imageDetail(
+  db: Database.Database,
+  imageId: number,
+  runId: number | null,
+  classOrder: number[],
+): ImageDetail | undefined {
+  const row = db
+    .prepare(
+      `SELECT ${itemColumns}, i.path, i.width, i.height, i.format, i.size, s.split, i.test_set AS testSet, p.probabilities
+       FROM images i LEFT JOIN labels l ON l.image_id = i.id LEFT JOIN splits s ON s.image_id = i.id
+       LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ? WHERE i.id = ?`,
+    )
+    .get(runId, imageId) as DetailRow | undefined;
+  if (!row) return undefined;
+  const { probabilities, testSet, ...rest } = row;
+  return {
+    ...rest,
+    fileName: path.basename(row.path),
+    testSet: Boolean(testSet),
+    probabilities: probabilities ? rankedProbabilities(probabilities, classOrder) : [],
+  };
+}
+
+function rankedProbabilities(blob: Buffer, classOrder: number[]): { classId: number; probability: number }[] {
+  const ranked: { classId: number; probability: number }[] = [];
+  for (let index = 0; index < classOrder.length && (index + 1) * 4 <= blob.length; index++) {
+    ranked.push({ classId: classOrder[index], probability: blob.readFloatLE(index * 4) });
+  }
+  return ranked.sort((a, b) => b.probability - a.probability);
+}
+
+export function fileProblems(db: Database.Database, status?: 'duplicate' | 'error', batchId?: number): FileProblem[] {
+  return db
+    .prepare(
+      `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
+       FROM files f LEFT JOIN images i ON i.id = f.image_id
+       WHERE f.status != 'imported' AND (?1 IS NULL OR f.status = ?1) AND (?2 IS NULL OR f.batch_id = ?2)
+       ORDER BY f.path LIMIT 10000`,
+    )
+    .all(status ?? null, batchId ?? null) as FileProblem[];
+}
+
+export interface LabelledPrediction {
+  imageId: number;
+  labelClassId: number;
+  predictedClassId: number;
+}
+
+/** Held-out labelled images (test split when there is one, else validation) with a run's prediction. */
+export function heldOutPredictions(db: Database.Database, runId: number): { split: 'test' | 'val'; rows: LabelledPrediction[] } {
+  const query = db.prepare(
+    `SELECT l.image_id AS imageId, l.class_id AS labelClassId, p.class_id AS predictedClassId
+     FROM labels l JOIN splits s ON s.image_id = l.image_id JOIN predictions p ON p.image_id = l.image_id AND p.run_id = ?
+     WHERE s.split = ? ORDER BY l.image_id`,
+  );
+  const test = query.all(runId, 'test') as LabelledPrediction[];
+  if (test.length > 0) return { split: 'test', rows: test };
+  return { split: 'val', rows: query.all(runId, 'val') as LabelledPrediction[] };
+}
+
+/** Label and latest prediction of every image that has an embedding in `embeddingRunId`. */
+export function embeddingLabels(
+  db: Database.Database,
+  embeddingRunId: number,
+  predictionRunId: number | null,
+): Map<number, Pick<EmbeddingPoint, 'labelClassId' | 'predictedClassId'>> {
+  const rows = db
+    .prepare(
+      `SELECT e.image_id AS imageId, l.class_id AS labelClassId, p.class_id AS predictedClassId
+       FROM embeddings e LEFT JOIN labels l ON l.image_id = e.image_id
+       LEFT JOIN predictions p ON p.image_id = e.image_id AND p.run_id = ? WHERE e.run_id = ?`,
+    )
+    .all(predictionRunId, embeddingRunId) as { imageId: number; labelClassId: number | null; predictedClassId: number | null }[];
+  return new Map(rows.map((row) => [row.imageId, { labelClassId: row.labelClassId, predictedClassId: row.predictedClassId }]));
+}
