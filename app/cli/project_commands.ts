@@ -1,5 +1,25 @@
-import { openProject } from '../store/project.ts';
-import type { Command } from './command.ts';
+import os from 'node:os';
+import { importPaths } from '../media/import.ts';
+import { listFileProblems } from '../store/images.ts';
+import { addClass, deleteClass, listClasses, mergeClasses, renameClass } from '../store/labels.ts';
+import { applyLabelCsv, exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
+import { openProject, type Project } from '../store/project.ts';
+import { projectStatus } from '../store/status.ts';
+import { UserError } from '../errors.ts';
+import { printJson, stringOption, type Command } from './command.ts';
+import { formatDuration, progressBar } from './progress.ts';
+
+async function withProject<T>(dir: string, work: (project: Project) => Promise<T> | T, readonly = false): Promise<T> {
+  const project = openProject(dir, { readonly });
+  const closeOnSignal = () => { project.close(); process.exit(130); };
+  process.once('SIGINT', closeOnSignal);
+  try {
+    return await work(project);
+  } finally {
+    process.off('SIGINT', closeOnSignal);
+    project.close();
+  }
+}
 
 const init: Command = {
   name: 'init',
@@ -15,4 +35,146 @@ const init: Command = {
   },
 };
 
-export const projectCommands: Command[] = [init];
+const importCommand: Command = {
+  name: 'import',
+  args: '<project> <path...>',
+  summary: 'Import image files and folders (recursive; duplicates and already imported files are skipped).',
+  options: { 'labels-from-folders': { type: 'boolean' }, split: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: {
+    'labels-from-folders': 'label each image with the name of its folder',
+    split: '"test" marks these images as a held-out test set',
+    json: 'print progress and the summary as JSON lines',
+  },
+  minArgs: 2,
+  async run({ positionals: [dir, ...paths], values, io }) {
+    const split = stringOption({ positionals: [], values, io }, 'split');
+    if (split !== undefined && split !== 'test') throw new UserError(`--split only takes "test", got "${split}"`, 'usage');
+    const bar = progressBar(io, 'importing');
+    const summary = await withProject(dir, (project) =>
+      importPaths(project, paths, {
+        labelsFromFolders: Boolean(values['labels-from-folders']),
+        testSet: split === 'test',
+        onProgress: (p) => {
+          if (values.json) printJson(io, { event: 'progress', ...p });
+          else if (p.phase === 'importing') bar.update(p.done, p.total, `${p.imagesPerSecond.toFixed(0)} img/s, ETA ${formatDuration(p.etaSeconds)}`);
+        },
+      }),
+    );
+    bar.finish();
+    if (values.json) {
+      printJson(io, { event: 'summary', ...summary });
+      return;
+    }
+    io.out(
+      `imported ${summary.added} images in ${summary.seconds.toFixed(1)}s (${summary.imagesPerSecond.toFixed(0)} images/s); ` +
+        `${summary.duplicates} duplicates skipped, ${summary.alreadyKnown} already in the project, ${summary.errors} errors\n`,
+    );
+    for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${problem.path}: ${problem.reason}\n`);
+    if (summary.errors > 20) io.out(`  … and ${summary.errors - 20} more (contrast status ${dir} --errors)\n`);
+  },
+};
+
+const label: Command = {
+  name: 'label',
+  args: '<project>',
+  summary: 'Label images from a CSV file of path,class rows (relative paths are read against the CSV folder).',
+  options: { csv: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: { csv: 'the CSV file to read', json: 'print the result as JSON' },
+  minArgs: 1,
+  maxArgs: 1,
+  async run({ positionals: [dir], values, io }) {
+    const csv = values.csv;
+    if (typeof csv !== 'string') throw new UserError('give the labels with --csv <file>', 'usage');
+    const result = await withProject(dir, (project) => applyLabelCsv(project.db, csv, os.userInfo().username));
+    if (values.json) return printJson(io, result);
+    io.out(`labelled ${result.applied} images\n`);
+    if (result.unknownPaths.length) {
+      io.err(`${result.unknownPaths.length} paths are not images of this project:\n`);
+      for (const p of result.unknownPaths.slice(0, 20)) io.err(`  ${p}\n`);
+    }
+    return result.applied === 0 && result.unknownPaths.length > 0 ? 1 : 0;
+  },
+};
+
+const classes: Command = {
+  name: 'classes',
+  args: '<project> [add <name> | rename <old> <new> | merge <from> <into> | delete <name>]',
+  summary: 'List classes with their label counts, or change them.',
+  options: { json: { type: 'boolean' } },
+  minArgs: 1,
+  maxArgs: 4,
+  async run({ positionals: [dir, action, a, b], values, io }) {
+    const needs = (count: number) => {
+      const given = [a, b].filter((x) => x !== undefined).length;
+      if (given !== count) throw new UserError(`classes ${action} takes ${count} name${count > 1 ? 's' : ''}`, 'usage');
+    };
+    const message = await withProject(dir, (project) => {
+      switch (action) {
+        case undefined: return null;
+        case 'add': needs(1); addClass(project.db, a); return `added class "${a}"`;
+        case 'rename': needs(2); renameClass(project.db, a, b); return `renamed "${a}" to "${b}"`;
+        case 'merge': needs(2); return `merged "${a}" into "${b}" (${mergeClasses(project.db, a, b)} labels moved)`;
+        case 'delete': needs(1); return `deleted class "${a}" and its ${deleteClass(project.db, a)} labels`;
+        default: throw new UserError(`unknown action "${action}" (add, rename, merge or delete)`, 'usage');
+      }
+    });
+    if (message) return void io.out(message + '\n');
+    const list = await withProject(dir, (project) => listClasses(project.db), true);
+    if (values.json) return printJson(io, list);
+    if (list.length === 0) io.out('no classes yet\n');
+    for (const c of list) io.out(`${String(c.labels).padStart(7)}  ${c.name}\n`);
+  },
+};
+
+const status: Command = {
+  name: 'status',
+  args: '<project>',
+  summary: 'Counts of images, import errors, duplicates, labels per class, splits and runs.',
+  options: { json: { type: 'boolean' }, errors: { type: 'boolean' } },
+  optionHelp: { json: 'print as JSON', errors: 'list every file that failed to import, with its reason' },
+  minArgs: 1,
+  maxArgs: 1,
+  async run({ positionals: [dir], values, io }) {
+    const { summary, errors } = await withProject(
+      dir,
+      (project) => ({ summary: projectStatus(project.db), errors: values.errors ? listFileProblems(project.db, 'error') : [] }),
+      true,
+    );
+    if (values.json) return printJson(io, values.errors ? { ...summary, errorFiles: errors } : summary);
+    io.out(
+      [
+        `images:      ${summary.images} (${summary.labelled} labelled, ${summary.unlabelled} unlabelled)`,
+        `import:      ${summary.importErrors} errors, ${summary.duplicatesSkipped} duplicates skipped`,
+        `splits:      ${summary.splits.train} train, ${summary.splits.val} val, ${summary.splits.test} test`,
+        `runs:        ${summary.runs.total}${summary.runs.total ? ' (' + Object.entries(summary.runs.byStatus).map(([k, n]) => `${n} ${k}`).join(', ') + ')' : ''}`,
+        `classes:     ${summary.classes.length === 0 ? 'none' : ''}`,
+        ...summary.classes.map((c) => `  ${String(c.labels).padStart(7)}  ${c.name}${c.labels < 5 ? '  (fewer than 5 labels)' : ''}`),
+      ].join('\n') + '\n',
+    );
+    for (const e of errors) io.out(`error: ${e.path}: ${e.reason}\n`);
+  },
+};
+
+const exportLabels: Command = {
+  name: 'export-labels',
+  args: '<project>',
+  summary: 'Write the labels as labels.csv or as one folder of images per class.',
+  options: { format: { type: 'string' }, out: { type: 'string' } },
+  optionHelp: { format: 'csv (default) or folders', out: 'the folder to write into' },
+  minArgs: 1,
+  maxArgs: 1,
+  async run({ positionals: [dir], values, io }) {
+    const format = (values.format as string | undefined) ?? 'csv';
+    if (format !== 'csv' && format !== 'folders') throw new UserError(`--format is csv or folders, got "${format}"`, 'usage');
+    if (typeof values.out !== 'string') throw new UserError('give the destination with --out <dir>', 'usage');
+    const out = values.out;
+    await withProject(dir, (project) => {
+      if (format === 'csv') return void io.out(`wrote ${exportLabelsCsv(project.db, out)}\n`);
+      const { written, missing } = exportLabelFolders(project.db, out);
+      io.out(`copied ${written} images into ${out}\n`);
+      for (const m of missing) io.err(`missing (moved or deleted since import): ${m}\n`);
+    }, true);
+  },
+};
+
+export const projectCommands: Command[] = [init, importCommand, label, classes, status, exportLabels];

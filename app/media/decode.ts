@@ -1,0 +1,91 @@
+import fs from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import { decodeBmp } from './bmp.ts';
+import { describeFsError } from './scan.ts';
+
+/** Larger images are refused: decoding them could exhaust memory (decompression bombs). */
+export const MAX_PIXELS = 100_000_000;
+export const THUMBNAIL_SIZE = 128;
+
+export interface DecodedImage {
+  sha256: string;
+  size: number;
+  width: number;
+  height: number;
+  format: string;
+  thumbnail: Buffer;
+}
+
+export class DecodeError extends Error {}
+
+/** Reads, hashes and validates one image and makes its thumbnail; throws DecodeError with a reason a user can read. */
+export async function decodeForImport(file: string): Promise<DecodedImage> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (error) {
+    throw new DecodeError(describeFsError(error));
+  }
+  if (bytes.length === 0) throw new DecodeError('empty file (0 bytes)');
+  const format = sniffFormat(bytes);
+  if (!format) throw new DecodeError('not an image (unrecognised file content)');
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  // One decode both validates the whole file and yields the thumbnail; small images come out at
+  // their own size, so only larger ones need a second look at the header for their dimensions.
+  let result;
+  try {
+    result = await openImage(bytes, format)
+      .rotate()
+      .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 80 })
+      .toBuffer({ resolveWithObject: true });
+  } catch (error) {
+    throw new DecodeError(await describeDecodeFailure(bytes, format, error));
+  }
+  const fitsThumbnail = result.info.width < THUMBNAIL_SIZE && result.info.height < THUMBNAIL_SIZE;
+  const { width, height } = fitsThumbnail ? result.info : await orientedSize(bytes, format);
+  return { sha256, size: bytes.length, width, height, format, thumbnail: result.data };
+}
+
+/** A sharp pipeline over the file's pixels; also used to decode images for training. */
+export function openImage(bytes: Buffer, format = sniffFormat(bytes)): sharp.Sharp {
+  if (format !== 'bmp') return sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'truncated', sequentialRead: true });
+  const { width, height } = bmpSize(bytes);
+  if (width * height > MAX_PIXELS) throw new Error('Input image exceeds pixel limit');
+  const raw = decodeBmp(bytes);
+  return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });
+}
+
+function bmpSize(bytes: Buffer): { width: number; height: number } {
+  return bytes.length >= 26 ? { width: Math.abs(bytes.readInt32LE(18)), height: Math.abs(bytes.readInt32LE(22)) } : { width: 0, height: 0 };
+}
+
+async function orientedSize(bytes: Buffer, format: string): Promise<{ width: number; height: number }> {
+  if (format === 'bmp') return bmpSize(bytes);
+  const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  const swapped = (meta.orientation ?? 1) >= 5; // EXIF orientations 5-8 turn the image a quarter
+  return swapped ? { width: meta.height!, height: meta.width! } : { width: meta.width!, height: meta.height! };
+}
+
+async function describeDecodeFailure(bytes: Buffer, format: string, error: unknown): Promise<string> {
+  const message = String((error as Error).message ?? error).split('\n')[0].trim();
+  if (/pixel limit/i.test(message)) {
+    const { width, height } = await orientedSize(bytes, format);
+    return `image is ${width}x${height} pixels, above the limit of ${MAX_PIXELS / 1e6} megapixels`;
+  }
+  return `corrupt or truncated image (${message})`;
+}
+
+/** The image format from the file's first bytes, whatever its extension says. */
+export function sniffFormat(bytes: Buffer): string | null {
+  const ascii = (start: number, end: number) => bytes.subarray(start, end).toString('latin1');
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
+  if (ascii(1, 4) === 'PNG') return 'png';
+  if (ascii(0, 4) === 'GIF8') return 'gif';
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  if (ascii(0, 2) === 'BM') return 'bmp';
+  if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
+  if (ascii(4, 8) === 'ftyp' && /avi[fs]|heic|mif1/.test(ascii(8, 12))) return 'avif';
+  return null;
+}

@@ -1,0 +1,195 @@
+import type Database from 'better-sqlite3';
+import { UserError } from '../errors.ts';
+import { imageIdBySha, insertImage, type FileProblem } from '../store/images.ts';
+import { classIdFor, setLabels } from '../store/labels.ts';
+import { now, type Project } from '../store/project.ts';
+import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
+import { scanImages, type FoundFile } from './scan.ts';
+
+export interface ImportOptions {
+  /** Label each image with the name of the folder it sits in (below the import root). */
+  labelsFromFolders?: boolean;
+  /** Mark the imported images as a held-out test set. */
+  testSet?: boolean;
+  onProgress?: (progress: ImportProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ImportProgress {
+  phase: 'scanning' | 'importing' | 'done';
+  total: number;
+  done: number;
+  added: number;
+  duplicates: number;
+  errors: number;
+  alreadyKnown: number;
+  imagesPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export interface ImportSummary extends ImportProgress {
+  batchId: number;
+  seconds: number;
+  /** Duplicates and failures of this import, each with its reason. */
+  problems: FileProblem[];
+}
+
+type Outcome = { file: FoundFile } & ({ decoded: DecodedImage } | { error: string });
+
+const IN_FLIGHT = 16;
+const FLUSH_EVERY = 256;
+const PROGRESS_INTERVAL_MS = 100;
+
+/**
+ * Imports every image below `paths` into the project. Files already seen are skipped, so running
+ * the same import again adds nothing and an import killed half-way finishes on the next run: each
+ * group of results is written in one transaction.
+ */
+export async function importPaths(project: Project, paths: string[], options: ImportOptions = {}): Promise<ImportSummary> {
+  if (paths.length === 0) throw new UserError('give at least one file or folder to import');
+  const started = performance.now();
+  options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, duplicates: 0, errors: 0 }, started));
+
+  const { files, problems: scanProblems } = await scanImages(paths);
+  const batchId = createBatch(project.db, paths, options);
+  const writer = new ResultWriter(project.db, batchId, options);
+  const todo = unseenFiles(project.db, files);
+  const tally = () => ({ total: files.length + scanProblems.length, alreadyKnown: files.length - todo.length, ...writer.counts });
+  for (const problem of scanProblems) writer.add({ file: { path: problem.path, size: 0, mtimeMs: 0, folderLabel: null }, error: problem.reason });
+
+  let next = 0;
+  let lastReport = 0;
+  const worker = async () => {
+    while (next < todo.length && !options.signal?.aborted) {
+      writer.add(await decodeOutcome(todo[next++]));
+      if (options.onProgress && performance.now() - lastReport > PROGRESS_INTERVAL_MS) {
+        lastReport = performance.now();
+        options.onProgress(snapshot('importing', tally(), started));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  writer.flush();
+  if (options.signal?.aborted) {
+    throw new UserError(`import cancelled after ${writer.counts.processed} files; run it again to finish`, 'cancelled');
+  }
+  project.db.prepare('UPDATE import_batches SET finished_at = ? WHERE id = ?').run(now(), batchId);
+  const summary = snapshot('done', tally(), started);
+  options.onProgress?.(summary);
+  return { ...summary, batchId, seconds: (performance.now() - started) / 1000, problems: batchProblems(project.db, batchId) };
+}
+
+interface Tally {
+  total: number;
+  alreadyKnown: number;
+  processed: number;
+  added: number;
+  duplicates: number;
+  errors: number;
+}
+
+function snapshot(phase: ImportProgress['phase'], tally: Tally, started: number): ImportProgress {
+  const seconds = (performance.now() - started) / 1000;
+  const done = tally.alreadyKnown + tally.processed;
+  const imagesPerSecond = seconds > 0 ? tally.processed / seconds : 0;
+  return {
+    phase,
+    total: tally.total,
+    done,
+    added: tally.added,
+    duplicates: tally.duplicates,
+    errors: tally.errors,
+    alreadyKnown: tally.alreadyKnown,
+    imagesPerSecond,
+    etaSeconds: imagesPerSecond > 0 ? (tally.total - done) / imagesPerSecond : null,
+  };
+}
+
+async function decodeOutcome(file: FoundFile): Promise<Outcome> {
+  try {
+    return { file, decoded: await decodeForImport(file.path) };
+  } catch (error) {
+    if (error instanceof DecodeError) return { file, error: error.message };
+    throw error;
+  }
+}
+
+function createBatch(db: Database.Database, paths: string[], options: ImportOptions): number {
+  const settings = { labelsFromFolders: Boolean(options.labelsFromFolders), testSet: Boolean(options.testSet) };
+  return Number(
+    db.prepare('INSERT INTO import_batches (roots, options, started_at) VALUES (?, ?, ?)')
+      .run(JSON.stringify(paths), JSON.stringify(settings), now()).lastInsertRowid,
+  );
+}
+
+/** Files not imported before; a file that failed before is tried again once it has changed. */
+function unseenFiles(db: Database.Database, files: FoundFile[]): FoundFile[] {
+  const known = new Map<string, { size: number; mtime_ms: number; status: string }>();
+  for (const row of db.prepare('SELECT path, size, mtime_ms, status FROM files').iterate() as Iterable<{ path: string; size: number; mtime_ms: number; status: string }>) {
+    known.set(row.path, row);
+  }
+  return files.filter((file) => {
+    const seen = known.get(file.path);
+    if (!seen) return true;
+    return seen.status === 'error' && (seen.size !== file.size || seen.mtime_ms !== file.mtimeMs);
+  });
+}
+
+function batchProblems(db: Database.Database, batchId: number): FileProblem[] {
+  return db
+    .prepare(
+      `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
+       FROM files f LEFT JOIN images i ON i.id = f.image_id
+       WHERE f.batch_id = ? AND f.status != 'imported' ORDER BY f.path`,
+    )
+    .all(batchId) as FileProblem[];
+}
+
+/** Collects decode results and writes them in transactions of FLUSH_EVERY files. */
+class ResultWriter {
+  readonly counts = { processed: 0, added: 0, duplicates: 0, errors: 0 };
+  private pending: Outcome[] = [];
+  private readonly upsertFile;
+
+  constructor(private readonly db: Database.Database, private readonly batchId: number, private readonly options: ImportOptions) {
+    this.upsertFile = db.prepare(
+      `INSERT INTO files (path, size, mtime_ms, status, image_id, error, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, status = excluded.status,
+         image_id = excluded.image_id, error = excluded.error, batch_id = excluded.batch_id`,
+    );
+  }
+
+  add(outcome: Outcome): void {
+    this.pending.push(outcome);
+    if (this.pending.length >= FLUSH_EVERY) this.flush();
+  }
+
+  flush(): void {
+    const outcomes = this.pending;
+    this.pending = [];
+    this.db.transaction(() => outcomes.forEach((outcome) => this.write(outcome)))();
+  }
+
+  private write(outcome: Outcome): void {
+    const { file } = outcome;
+    this.counts.processed++;
+    if ('error' in outcome) {
+      this.counts.errors++;
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'error', null, outcome.error, this.batchId);
+      return;
+    }
+    const existing = imageIdBySha(this.db, outcome.decoded.sha256);
+    if (existing !== undefined) {
+      this.counts.duplicates++;
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing, null, this.batchId);
+      return;
+    }
+    const at = now();
+    const imageId = insertImage(this.db, { ...outcome.decoded, path: file.path, batchId: this.batchId, testSet: Boolean(this.options.testSet) }, at);
+    this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', imageId, null, this.batchId);
+    if (this.options.labelsFromFolders && file.folderLabel) {
+      setLabels(this.db, [imageId], classIdFor(this.db, file.folderLabel), 'folder', 'import');
+    }
+    this.counts.added++;
+  }
+}

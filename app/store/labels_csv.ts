@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import { UserError } from '../errors.ts';
+import { classIdFor, setLabels } from './labels.ts';
+
+/** Splits CSV text into rows of fields (RFC 4180 quoting: "a ""b""", commas and newlines inside quotes). */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') { row.push(field); field = ''; }
+    else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      if (row.some((f) => f.trim() !== '')) rows.push(row);
+      row = [];
+      field = '';
+    } else field += ch;
+  }
+  row.push(field);
+  if (row.some((f) => f.trim() !== '')) rows.push(row);
+  return rows;
+}
+
+export function csvField(value: string | number): string {
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export interface CsvLabelResult {
+  applied: number;
+  unknownPaths: string[];
+}
+
+/**
+ * Applies a `path,class` CSV. Relative paths are read against the CSV's own folder; rows whose
+ * image is not in the project are reported, not guessed at.
+ */
+export function applyLabelCsv(db: Database.Database, csvFile: string, author: string): CsvLabelResult {
+  let text: string;
+  try {
+    text = fs.readFileSync(csvFile, 'utf8');
+  } catch {
+    throw new UserError(`cannot read ${csvFile}`);
+  }
+  const rows = parseCsv(text.replace(/^\uFEFF/, ''));
+  if (rows.length && rows[0][0].trim().toLowerCase() === 'path') rows.shift();
+  const base = path.dirname(path.resolve(csvFile));
+  const idByPath = db.prepare('SELECT id FROM images WHERE path = ?');
+  const unknownPaths: string[] = [];
+  let applied = 0;
+  rows.forEach((row, index) => {
+    if (row.length < 2 || !row[0].trim() || !row[1].trim()) {
+      throw new UserError(`${csvFile}: line ${index + 1} needs two columns, path and class`);
+    }
+  });
+  db.transaction(() => {
+    for (const [rawPath, className] of rows) {
+      const found = idByPath.get(path.resolve(base, rawPath.trim())) as { id: number } | undefined;
+      if (!found) { unknownPaths.push(rawPath); continue; }
+      setLabels(db, [found.id], classIdFor(db, className), 'human', author);
+      applied++;
+    }
+  })();
+  return { applied, unknownPaths };
+}
+
+interface ExportRow {
+  id: number;
+  path: string;
+  className: string;
+  source: string;
+  split: string | null;
+}
+
+function labelRows(db: Database.Database): ExportRow[] {
+  return db
+    .prepare(
+      `SELECT i.id, i.path, c.name AS className, l.source, s.split
+       FROM labels l JOIN images i ON i.id = l.image_id JOIN classes c ON c.id = l.class_id
+       LEFT JOIN splits s ON s.image_id = i.id ORDER BY i.id`,
+    )
+    .all() as ExportRow[];
+}
+
+/** Writes labels.csv (path,class,source,split) into `outDir`; returns the file written. */
+export function exportLabelsCsv(db: Database.Database, outDir: string): string {
+  fs.mkdirSync(outDir, { recursive: true });
+  const lines = ['path,class,source,split'];
+  for (const row of labelRows(db)) lines.push([row.path, row.className, row.source, row.split ?? ''].map(csvField).join(','));
+  const file = path.join(outDir, 'labels.csv');
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** Copies each labelled image into `outDir/<class>/`; images whose file has gone are listed, not fatal. */
+export function exportLabelFolders(db: Database.Database, outDir: string): { written: number; missing: string[] } {
+  let written = 0;
+  const missing: string[] = [];
+  for (const row of labelRows(db)) {
+    const classDir = path.join(outDir, row.className.replace(/[\\/:*?"<>|]/g, '_'));
+    fs.mkdirSync(classDir, { recursive: true });
+    try {
+      fs.copyFileSync(row.path, path.join(classDir, `${row.id}-${path.basename(row.path)}`));
+      written++;
+    } catch {
+      missing.push(row.path);
+    }
+  }
+  return { written, missing };
+}
