@@ -1,0 +1,121 @@
+/**
+ * A studio window's core: the project session (store, writer lock, jobs) and the operation
+ * handlers, in their own process so a crash here never takes the window down with it.
+ *
+ * Runs as an Electron utility process (messages through process.parentPort, events straight
+ * to the renderer through a transferred MessagePort) or as a plain Node child started with
+ * fork(..., { serialization: 'advanced' }) (messages and events through the IPC channel),
+ * which is how the tests drive it without Electron.
+ */
+import fs from 'node:fs';
+import type { ServerEvent } from '../app/api/contract.ts';
+import { dispatch, failure } from '../app/api/dispatch.ts';
+import { createHandlers } from '../app/api/handlers.ts';
+import { Session } from '../app/api/session.ts';
+import { getImagePath, getThumbnail } from '../app/store/images.ts';
+import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
+import type { IpcResult } from './preload_api.ts';
+import { sniffImageType } from './protocol_paths.ts';
+import { openStartupProject } from './startup_project.ts';
+
+/** The part of Electron's MessagePortMain this file uses. */
+interface EventPort {
+  postMessage(message: unknown): void;
+  on(event: 'close', listener: () => void): void;
+  start(): void;
+}
+
+interface ParentChannel {
+  send(message: CoreToMain): void;
+  onMessage(listener: (message: MainToCore, ports: EventPort[]) => void): void;
+}
+
+function parentChannel(): ParentChannel {
+  const parentPort = (process as { parentPort?: NodeJS.EventEmitter & { postMessage(m: unknown): void } }).parentPort;
+  if (parentPort) {
+    return {
+      send: (message) => parentPort.postMessage(message),
+      onMessage: (listener) => parentPort.on('message', (event: { data: MainToCore; ports: EventPort[] }) => listener(event.data, event.ports)),
+    };
+  }
+  if (process.send) {
+    return {
+      send: (message) => process.send!(message),
+      onMessage: (listener) => process.on('message', (message) => listener(message as MainToCore, [])),
+    };
+  }
+  throw new Error('the core host runs as an Electron utility process or a forked Node child, not on its own');
+}
+
+const parent = parentChannel();
+const session = new Session();
+const handlers = createHandlers(session);
+const eventPorts = new Set<EventPort>();
+
+session.onEvent((event: ServerEvent) => {
+  if (eventPorts.size === 0 || event.type === 'project.changed') parent.send({ type: 'event', event });
+  for (const port of eventPorts) port.postMessage(event);
+});
+
+parent.onMessage((message, ports) => {
+  switch (message.type) {
+    case 'call':
+      void dispatch(handlers, message.name, message.input).then((result) => {
+        const reply: IpcResult<unknown> = 'value' in result ? { ok: true, value: result.value } : { ok: false, error: result.error };
+        parent.send({ type: 'reply', id: message.id, result: reply });
+      });
+      return;
+    case 'media':
+      void readMedia(message.media, message.imageId).then((reply) => parent.send({ type: 'media-reply', id: message.id, reply }));
+      return;
+    case 'startup':
+      parent.send({ type: 'reply', id: message.id, result: startup(message.requested) });
+      return;
+    case 'events-port':
+      for (const port of ports) {
+        eventPorts.add(port);
+        port.on('close', () => eventPorts.delete(port));
+        port.start();
+      }
+      return;
+    case 'shutdown':
+      shutdown();
+  }
+});
+
+/** Releases the project's writer lock and stops a running job before the process goes. */
+function shutdown(): never {
+  session.dispose();
+  process.exit(0);
+}
+// A forked Node child outlives a parent that died without saying goodbye; a utility process does not.
+process.on('disconnect', shutdown);
+
+function startup(requested: string | undefined): IpcResult<unknown> {
+  try {
+    return { ok: true, value: openStartupProject(session, requested) };
+  } catch (error) {
+    return { ok: false, error: failure('startup', error).error };
+  }
+}
+
+/** Images by id only: the id is looked up in the open project, never a path from the page. */
+async function readMedia(kind: 'thumb' | 'image', imageId: number): Promise<MediaReply> {
+  const project = session.project;
+  if (!project) return { ok: false, status: 409, error: { code: 'no_project', message: 'no project is open' } };
+  const missing: MediaReply = { ok: false, status: 404, error: { code: 'not_found', message: `no image ${imageId} in this project` } };
+  if (kind === 'thumb') {
+    const thumbnail = getThumbnail(project.db, imageId);
+    return thumbnail ? { ok: true, contentType: sniffImageType(thumbnail), body: thumbnail } : missing;
+  }
+  const file = getImagePath(project.db, imageId);
+  if (!file) return missing;
+  try {
+    const body = await fs.promises.readFile(file);
+    return { ok: true, contentType: sniffImageType(body), body };
+  } catch {
+    return { ok: false, status: 404, error: { code: 'file_missing', message: `the file of image ${imageId} is gone: ${file}` } };
+  }
+}
+
+parent.send({ type: 'ready' });

@@ -1,0 +1,35 @@
+/**
+ * Which project a new studio window (or `npm start` in browser mode) opens: the one asked for,
+ * else the most recent one that can still be opened, else a default project in the data
+ * folder, created on first run. Plain Node: runs in the core process and in bin/start.js.
+ */
+import path from 'node:path';
+import type { Session } from '../app/api/session.ts';
+
+export const DEFAULT_PROJECT_NAME = 'default';
+
+export function defaultProjectDir(dataDir: string): string {
+  return path.join(dataDir, DEFAULT_PROJECT_NAME);
+}
+
+export interface StartupChoice {
+  dir: string;
+  /** Recent projects that could not be opened, with why (locked elsewhere, deleted, damaged). */
+  skipped: string[];
+}
+
+/** Opens the startup project in `session`. A `requested` project that fails to open is an error, not a fallback. */
+export function openStartupProject(session: Session, requested?: string): StartupChoice {
+  if (requested) return { dir: session.open(requested).dir, skipped: [] };
+  const skipped: string[] = [];
+  for (const recent of session.recentProjects()) {
+    if (!recent.exists) continue;
+    try {
+      return { dir: session.open(recent.dir).dir, skipped };
+    } catch (error) {
+      // Any failure (locked elsewhere, damaged, from a newer version) must not keep the app from starting.
+      skipped.push(`${recent.dir}: ${(error as Error).message}`);
+    }
+  }
+  return { dir: session.open(defaultProjectDir(session.dataDir), true).dir, skipped };
+}
