@@ -208,7 +208,7 @@ export function adjustHsv(images: tf.Tensor4D, saturationFactors: number[], hueS
       const k = tf.mul(fraction(tf.div(tf.add(tf.mul(hue, 6), n), 6)), 6);
       return tf.sub(value, tf.mul(tf.mul(value, newSaturation), tf.clipByValue(tf.minimum(k, tf.sub(4, k)), 0, 1)));
     };
-    return tf.concat([channel(5), channel(3), channel(1)], 3);
+    return tf.concat([channel(5), channel(3), channel(1)], 3) as tf.Tensor4D;
   });
 }
 
@@ -220,7 +220,7 @@ function fraction(x: tf.Tensor): tf.Tensor {
 export function toGrayscale(images: tf.Tensor4D, flags: boolean[]): tf.Tensor4D {
   return tf.tidy(() => {
     const luma = tf.sum(tf.mul(images, tf.tensor1d(LUMA)), 3, true);
-    return tf.where(perImageMask(flags, images.shape), tf.tile(luma, [1, 1, 1, 3]), images);
+    return tf.where(perImageMask(flags, images.shape), tf.tile(luma, [1, 1, 1, 3]), images) as tf.Tensor4D;
   });
 }
 
