@@ -8,7 +8,7 @@ export interface ImageRecord {
   height: number;
   format: string;
   thumbnail: Buffer;
-  batchId: number;
+  batchId: number | null;
   testSet: boolean;
 }
 

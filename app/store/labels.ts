@@ -16,7 +16,7 @@ export function listClasses(db: Database.Database): ClassInfo[] {
   return db
     .prepare(
       `SELECT c.id, c.name, COUNT(l.image_id) AS labels
-       FROM classes c LEFT JOIN labels l ON l.class_id = c.id GROUP BY c.id ORDER BY c.id`,
+       FROM classes c LEFT JOIN labels l ON l.class_id = c.id GROUP BY c.id ORDER BY c.name COLLATE NOCASE`,
     )
     .all() as ClassInfo[];
 }
