@@ -16,7 +16,6 @@ export interface MenuActions {
   newProject: () => void;
   openProject: () => void;
   openSample: () => void;
-  openDocumentation: () => void;
 }
 
 const separator: MenuItemTemplate = { type: 'separator' };
@@ -35,16 +34,13 @@ export function buildMenuTemplate(platform: NodeJS.Platform, actions: MenuAction
       mac ? { role: 'close' } : { role: 'quit' },
     ],
   };
-  const help: MenuItemTemplate = {
-    role: 'help',
-    submenu: [{ label: 'Contrast Studio Documentation', click: actions.openDocumentation }],
-  };
   return [
     ...(mac ? [{ role: 'appMenu' }] : []),
     file,
     { role: 'editMenu' },
     { role: 'viewMenu' },
     { role: 'windowMenu' },
-    help,
+    // macOS has About in the app menu.
+    ...(mac ? [] : [{ role: 'help', submenu: [{ role: 'about' }] }]),
   ];
 }

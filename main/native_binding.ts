@@ -16,12 +16,12 @@ export const SQLITE_BINDING_FILE = 'better_sqlite3.node';
 
 /** Where the Electron-ABI build for one platform and architecture lives in a checkout. */
 export function electronNativeDir(repoRoot: string, platform: string, arch: string): string {
-  return path.join(repoRoot, 'build', 'electron-native', `${platform}-${arch}`);
+  return path.join(repoRoot, 'dist', 'electron-native', `${platform}-${arch}`);
 }
 
 /**
  * The Electron build of better-sqlite3: inside the installed app electron-builder copies it to
- * resources/native (electron-builder.yml extraResources); from a checkout it is under build/.
+ * resources/native (electron-builder.yml extraResources); from a checkout it is under dist/.
  */
 export function electronSqliteBinding(where: {
   packaged: boolean;

@@ -33,3 +33,13 @@ export function openStartupProject(session: Session, requested?: string): Startu
   }
   return { dir: session.open(defaultProjectDir(session.dataDir), true).dir, skipped };
 }
+
+/**
+ * The project folder named on the command line, if any. `leading` is how many argv entries
+ * precede the user's arguments (the executable, plus the script when run from a checkout);
+ * Chromium and Electron switches are skipped.
+ */
+export function projectArgument(argv: string[], leading: number, cwd: string): string | undefined {
+  const argument = argv.slice(leading).find((arg) => !arg.startsWith('-'));
+  return argument ? path.resolve(cwd, argument) : undefined;
+}
