@@ -160,8 +160,8 @@ function registerIpc(): void {
 
 async function answer(event: IpcMainInvokeEvent, name: OperationName, input: unknown): Promise<IpcResult<unknown>> {
   const studio = trustedWindow(event);
-  if (!studio) return { ok: false, error: { code: 'forbidden', message: 'only the studio page may call the core' } };
-  const checked = validateCall(name, input);
+  if (!studio) return { ok: false, status: 403, error: { code: 'forbidden', message: 'only the studio page may call the core' } };
+  const checked = await validateCall(name, input);
   if (!checked.ok) return checked;
   return studio.call(name, checked.input);
 }

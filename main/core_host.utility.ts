@@ -61,7 +61,7 @@ parent.onMessage((message, ports) => {
   switch (message.type) {
     case 'call':
       void dispatch(handlers, message.name, message.input).then((result) => {
-        const reply: IpcResult<unknown> = 'value' in result ? { ok: true, value: result.value } : { ok: false, error: result.error };
+        const reply: IpcResult<unknown> = 'value' in result ? { ok: true, value: result.value } : { ok: false, status: result.status, error: result.error };
         parent.send({ type: 'reply', id: message.id, result: reply });
       });
       return;
@@ -95,7 +95,7 @@ function startup(requested: string | undefined): IpcResult<unknown> {
   try {
     return { ok: true, value: openStartupProject(session, requested) };
   } catch (error) {
-    return { ok: false, error: failure('startup', error).error };
+    return { ok: false, ...failure('startup', error) };
   }
 }
 

@@ -6,7 +6,6 @@
 import * as v from 'valibot';
 import {
   ApiError,
-  operations,
   type Api,
   type ApiErrorBody,
   type Input,
@@ -14,6 +13,8 @@ import {
   type Output,
   type ServerEvent,
 } from '../app/api/contract.ts';
+import { dispatch } from '../app/api/dispatch.ts';
+import type { Handlers } from '../app/api/handlers.ts';
 
 /** The window global the preload defines. */
 export const BRIDGE_KEY = 'contrastApi';
@@ -32,7 +33,9 @@ export const CHOOSE_FOLDER_CHANNEL = 'contrast:choose-folder';
  * Errors cross Electron's contextBridge as a bare message, so results travel as this envelope
  * and the renderer turns failures back into ApiError with their code.
  */
-export type IpcResult<T> = { ok: true; value: T } | { ok: false; error: ApiErrorBody };
+export type IpcResult<T> = { ok: true; value: T } | IpcFailure;
+/** `status` is what the HTTP server would have answered, so both clients raise the same ApiError. */
+export type IpcFailure = { ok: false; status: number; error: ApiErrorBody };
 
 export type ContrastBridge = {
   [N in OperationName]: (input: Input<N>) => Promise<IpcResult<Output<N>>>;
@@ -50,17 +53,16 @@ export const chooseFolderSchema = v.object({
   buttonLabel: v.optional(v.pipe(v.string(), v.maxLength(50))),
 });
 
+/** Every handler answers with its validated input: dispatch() then only checks the call. */
+const echoHandlers = new Proxy({} as Handlers, { get: () => async (input: unknown) => input });
+
 /**
- * Checks an operation's name and input with the contract's schemas (the same ones the HTTP
- * server uses) before anything reaches the core.
+ * Checks an operation's name and input before anything reaches the core, through the HTTP
+ * server's own dispatch(), so both transports refuse bad input with the same code and message.
  */
-export function validateCall(name: string, input: unknown): { ok: true; input: unknown } | { ok: false; error: ApiErrorBody } {
-  if (!Object.hasOwn(operations, name)) return { ok: false, error: { code: 'unknown_operation', message: `unknown operation "${name}"` } };
-  const result = v.safeParse(operations[name as OperationName].input, input);
-  if (result.success) return { ok: true, input: result.output };
-  const issue = result.issues[0];
-  const where = v.getDotPath(issue);
-  return { ok: false, error: { code: 'invalid_input', message: `${name}: ${where ? `${where}: ` : ''}${issue.message}` } };
+export async function validateCall(name: string, input: unknown): Promise<{ ok: true; input: unknown } | IpcFailure> {
+  const result = await dispatch(echoHandlers, name, input);
+  return 'value' in result ? { ok: true, input: result.value } : { ok: false, status: result.status, error: result.error };
 }
 
 /** The renderer's Api over the preload bridge, behaving like the HTTP client. */
@@ -69,7 +71,7 @@ export function createIpcApi(bridge: ContrastBridge): Api {
     async call(name, input) {
       const invoke = bridge[name] as (input: unknown) => Promise<IpcResult<unknown>>;
       const result = await invoke(input);
-      if (!result.ok) throw new ApiError(result.error.code, result.error.message, result.error.code === 'invalid_input' ? 400 : 500);
+      if (!result.ok) throw new ApiError(result.error.code, result.error.message, result.status);
       return result.value as never;
     },
     onEvent: (listener) => bridge.onEvent(listener),

@@ -7,7 +7,7 @@ import { BrowserWindow, MessageChannelMain, dialog, screen, session as electronS
 import path from 'node:path';
 import type { OperationName } from '../app/api/contract.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
-import { EVENTS_PORT_CHANNEL, type IpcResult } from './preload_api.ts';
+import { EVENTS_PORT_CHANNEL, type IpcFailure, type IpcResult } from './preload_api.ts';
 import { serveAppRequest } from './app_protocol.ts';
 import { APP_ENTRY_URL, secureWebPreferences } from './security.ts';
 import type { StartupChoice } from './startup_project.ts';
@@ -229,6 +229,6 @@ export class StudioWindow {
   }
 }
 
-function coreGone(): { ok: false; error: { code: string; message: string } } {
-  return { ok: false, error: { code: 'core_restarted', message: 'the studio core restarted while this was running; try again' } };
+function coreGone(): IpcFailure {
+  return { ok: false, status: 503, error: { code: 'core_restarted', message: 'the studio core restarted while this was running; try again' } };
 }
