@@ -129,6 +129,9 @@ export interface RecentProject {
   name: string;
   openedAt: string;
   exists: boolean;
+  /** Null when the project is gone or could not be read. */
+  images: number | null;
+  labelled: number | null;
 }
 
 export interface ImportProgress {

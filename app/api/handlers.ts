@@ -2,6 +2,7 @@
  * One async function per contract operation: validated input in, output out. Transports
  * (HTTP, Electron IPC) validate with the contract's schemas, then call these.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import {
@@ -15,6 +16,8 @@ import {
   listImageIds,
   listImages,
 } from '../store/gallery.ts';
+import { importPaths } from '../media/import.ts';
+import { exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
 import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setLabels, type ClassInfo } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
 import { getRun, isResumable, listRuns, metricNames, metricSeries, requireRun, runLineage, type Run } from '../store/runs.ts';
@@ -61,8 +64,30 @@ export function createHandlers(session: Session): Handlers {
       return status(session);
     },
 
-    async 'import.start'() {
-      notAvailable('importing from the studio');
+    async 'import.start'({ paths, labelsFromFolders, testSet }) {
+      const project = session.requireProject();
+      const roots = paths.map(requireExistingPath);
+      const controller = new AbortController();
+      const release = session.beginJob({ kind: 'import', id: 0, startedAt: new Date().toISOString() }, () => controller.abort());
+      importPaths(project, roots, {
+        labelsFromFolders,
+        testSet,
+        signal: controller.signal,
+        onProgress: (progress) => session.emit({ type: 'import.progress', ...progress }),
+      })
+        .then((summary) => {
+          const { problems: _problems, ...counts } = summary;
+          session.emit({ type: 'import.finished', summary: counts, error: null });
+        })
+        .catch((error) => {
+          if (!(error instanceof UserError)) console.error('import failed:', error);
+          session.emit({ type: 'import.finished', summary: null, error: String(error?.message ?? error) });
+        })
+        .finally(() => {
+          release();
+          session.emit({ type: 'labels.changed' });
+        });
+      return { started: true as const };
     },
     async 'import.cancel'() {
       return { cancelled: session.cancelJob('import') };
@@ -210,8 +235,15 @@ export function createHandlers(session: Session): Handlers {
       return { runId: mapRunId, points };
     },
 
-    async 'export.labels'() {
-      notAvailable('exporting labels');
+    async 'export.labels'({ format }) {
+      const project = session.requireProject();
+      const labelled = project.db.prepare('SELECT COUNT(*) FROM labels').pluck().get() as number;
+      if (labelled === 0) throw new UserError('there are no labels to export yet', 'nothing_to_export');
+      if (format === 'csv') return { path: exportLabelsCsv(project.db, project.exportsDir), count: labelled };
+      const folder = path.join(project.exportsDir, `labels-by-class-${timestamp()}`);
+      const { written, missing } = exportLabelFolders(project.db, folder);
+      if (missing.length > 0 && written === 0) throw new UserError(`none of the labelled files could be copied (first missing: ${missing[0]})`);
+      return { path: folder, count: written };
     },
     async 'export.predictions'() {
       notAvailable('exporting predictions');
@@ -220,6 +252,17 @@ export function createHandlers(session: Session): Handlers {
       notAvailable('exporting the model');
     },
   };
+}
+
+/** Import roots must be full paths: a relative one would depend on where the server was started. */
+function requireExistingPath(given: string): string {
+  if (!path.isAbsolute(given)) throw new UserError(`give the full path of the folder (got "${given}")`);
+  if (!fs.existsSync(given)) throw new UserError(`no such file or folder: ${given}`, 'not_found');
+  return given;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
 function status(session: Session): ProjectStatus {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { openProject, type Project } from '../store/project.ts';
+import { DB_FILE, openProject, type Project } from '../store/project.ts';
 import type { JobInfo, RecentProject, ServerEvent } from './contract.ts';
 
 export interface SessionOptions {
@@ -99,7 +99,10 @@ export class Session {
   }
 
   recentProjects(): RecentProject[] {
-    return this.readRecent().map((entry) => ({ ...entry, exists: fs.existsSync(path.join(entry.dir, 'project.db')) }));
+    return this.readRecent().map((entry) => {
+      const exists = fs.existsSync(path.join(entry.dir, DB_FILE));
+      return { ...entry, exists, ...(exists ? countsOf(entry.dir) : { images: null, labelled: null }) };
+    });
   }
 
   dispose(): void {
@@ -129,5 +132,18 @@ export class Session {
     ].slice(0, MAX_RECENT);
     fs.mkdirSync(this.dataDir, { recursive: true });
     fs.writeFileSync(this.recentFile, JSON.stringify(entries, null, 2));
+  }
+}
+
+function countsOf(dir: string): { images: number | null; labelled: number | null } {
+  let project: Project | undefined;
+  try {
+    project = openProject(dir, { readonly: true });
+    const count = (table: string) => project!.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
+    return { images: count('images'), labelled: count('labels') };
+  } catch {
+    return { images: null, labelled: null }; // damaged or from a newer version: the list still shows it
+  } finally {
+    project?.close();
   }
 }

@@ -168,10 +168,10 @@ export function fileProblems(db: Database.Database, status?: 'duplicate' | 'erro
     .prepare(
       `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
        FROM files f LEFT JOIN images i ON i.id = f.image_id
-       WHERE f.status != 'imported' AND (?1 IS NULL OR f.status = ?1) AND (?2 IS NULL OR f.batch_id = ?2)
+       WHERE f.status != 'imported' AND (@status IS NULL OR f.status = @status) AND (@batchId IS NULL OR f.batch_id = @batchId)
        ORDER BY f.path LIMIT 10000`,
     )
-    .all(status ?? null, batchId ?? null) as FileProblem[];
+    .all({ status: status ?? null, batchId: batchId ?? null }) as FileProblem[];
 }
 
 export interface LabelledPrediction {

@@ -1,0 +1,194 @@
+/**
+ * The UI's shared state: which Api it talks to, the open project's status, the screen shown,
+ * live job and import progress, and messages for the user. Screens read and update it; nothing
+ * else holds global state.
+ */
+import {
+  ApiError,
+  type Api,
+  type ImportProgress,
+  type ImportSummary,
+  type Input,
+  type OperationName,
+  type Output,
+  type ProjectStatus,
+  type ServerEvent,
+} from '../../../app/api/contract.ts';
+import { projectKey } from './format.ts';
+
+export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'export';
+
+export interface Backend {
+  api: Api;
+  /** Where an image's thumbnail or original can be loaded from. */
+  mediaUrl(kind: 'thumb' | 'image', imageId: number, projectKey: string): string;
+  /** A native folder picker (desktop only). */
+  chooseFolder?: (title: string) => Promise<string | null>;
+  onConnection?: (listener: (state: 'connecting' | 'open' | 'lost') => void) => () => void;
+}
+
+export interface Toast {
+  id: number;
+  kind: 'info' | 'success' | 'error';
+  text: string;
+}
+
+export interface JobProgressEvent extends Extract<ServerEvent, { type: 'job.progress' }> {}
+
+/** A run of images for the labeller to walk through, handed over by the gallery or results. */
+export interface LabelSequence {
+  title: string;
+  ids: number[];
+  start: number;
+}
+
+let nextToast = 1;
+
+class Studio {
+  backend: Backend = $state.raw(null as unknown as Backend);
+  status: ProjectStatus | null = $state.raw(null);
+  screen: ScreenName = $state('projects');
+  toasts: Toast[] = $state([]);
+  connection: 'connecting' | 'open' | 'lost' = $state('open');
+  /** Bumped whenever labels or classes change, so views showing them reload. */
+  labelsVersion = $state(0);
+  /** Bumped when a run finishes, so runs, results and predictions reload. */
+  runsVersion = $state(0);
+  jobProgress: JobProgressEvent | null = $state.raw(null);
+  importProgress: ImportProgress | null = $state.raw(null);
+  importRunning = $state(false);
+  importResult: { summary: ImportSummary | null; error: string | null } | null = $state.raw(null);
+  labelSequence: LabelSequence | null = $state.raw(null);
+
+  get project() {
+    return this.status?.project ?? null;
+  }
+
+  get classes() {
+    return this.status?.project?.classes ?? [];
+  }
+
+  start(backend: Backend): void {
+    this.backend = backend;
+    backend.api.onEvent((event) => this.handleEvent(event));
+    backend.onConnection?.((state) => (this.connection = state));
+  }
+
+  call<N extends OperationName>(name: N, input: Input<N>): Promise<Output<N>> {
+    return this.backend.api.call(name, input);
+  }
+
+  /** Calls an operation and shows its failure as a message; resolves to undefined when it failed. */
+  async attempt<N extends OperationName>(name: N, input: Input<N>): Promise<Output<N> | undefined> {
+    try {
+      return await this.call(name, input);
+    } catch (error) {
+      this.showError(error);
+      return undefined;
+    }
+  }
+
+  thumbUrl(imageId: number): string {
+    return this.backend.mediaUrl('thumb', imageId, this.key);
+  }
+
+  imageUrl(imageId: number): string {
+    return this.backend.mediaUrl('image', imageId, this.key);
+  }
+
+  private get key(): string {
+    return projectKey(this.status?.project?.dir ?? '');
+  }
+
+  async refreshStatus(): Promise<void> {
+    try {
+      this.status = await this.call('project.status', {});
+    } catch (error) {
+      this.showError(error);
+    }
+  }
+
+  setStatus(status: ProjectStatus): void {
+    this.status = status;
+    if (!status.project) this.screen = 'projects';
+  }
+
+  go(screen: ScreenName): void {
+    if (screen !== 'projects' && !this.project) {
+      this.notify('info', 'Open or create a project first.');
+      return;
+    }
+    this.screen = screen;
+    if (typeof location !== 'undefined') history.replaceState(null, '', `#/${screen}`);
+  }
+
+  openLabeller(sequence: LabelSequence | null): void {
+    this.labelSequence = sequence;
+    this.go('label');
+  }
+
+  notify(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 4000): void {
+    const toast = { id: nextToast++, kind, text };
+    this.toasts = [...this.toasts, toast].slice(-4);
+    setTimeout(() => this.dismiss(toast.id), ms);
+  }
+
+  dismiss(id: number): void {
+    this.toasts = this.toasts.filter((t) => t.id !== id);
+  }
+
+  showError(error: unknown): void {
+    this.notify('error', readableError(error));
+  }
+
+  private handleEvent(event: ServerEvent): void {
+    switch (event.type) {
+      case 'job.progress':
+        this.jobProgress = event;
+        if (!this.status?.activeJob) void this.refreshStatus();
+        break;
+      case 'job.finished':
+        this.jobProgress = null;
+        this.runsVersion++;
+        this.labelsVersion++;
+        if (event.status === 'done') this.notify('success', `${capitalise(event.kind)} run #${event.runId} finished.`);
+        else if (event.status === 'failed') this.notify('error', `${capitalise(event.kind)} run #${event.runId} failed: ${event.error ?? 'unknown error'}`);
+        else this.notify('info', `${capitalise(event.kind)} run #${event.runId} ${event.status}.`);
+        void this.refreshStatus();
+        break;
+      case 'import.progress': {
+        const { type: _type, ...progress } = event;
+        this.importProgress = progress;
+        this.importRunning = true;
+        break;
+      }
+      case 'import.finished':
+        this.importRunning = false;
+        this.importResult = { summary: event.summary, error: event.error };
+        this.labelsVersion++;
+        void this.refreshStatus();
+        break;
+      case 'labels.changed':
+        this.labelsVersion++;
+        void this.refreshStatus();
+        break;
+      case 'project.changed':
+        this.labelsVersion++;
+        this.runsVersion++;
+        void this.refreshStatus();
+        break;
+    }
+  }
+}
+
+export function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export function readableError(error: unknown): string {
+  if (error instanceof ApiError) return error.message;
+  if (error instanceof Error) return `Something went wrong: ${error.message}`;
+  return `Something went wrong: ${String(error)}`;
+}
+
+export const studio = new Studio();
