@@ -150,6 +150,7 @@ class ResultWriter {
   readonly counts = { processed: 0, added: 0, duplicates: 0, errors: 0 };
   private pending: Outcome[] = [];
   private readonly upsertFile;
+  private readonly classIds = new Map<string, number>();
 
   constructor(private readonly db: Database.Database, private readonly batchId: number, private readonly options: ImportOptions) {
     this.upsertFile = db.prepare(
@@ -188,8 +189,14 @@ class ResultWriter {
     const imageId = insertImage(this.db, { ...outcome.decoded, path: file.path, batchId: this.batchId, testSet: Boolean(this.options.testSet) }, at);
     this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', imageId, null, this.batchId);
     if (this.options.labelsFromFolders && file.folderLabel) {
-      setLabels(this.db, [imageId], classIdFor(this.db, file.folderLabel), 'folder', 'import');
+      setLabels(this.db, [imageId], this.classId(file.folderLabel), 'folder', 'import');
     }
     this.counts.added++;
+  }
+
+  private classId(name: string): number {
+    let id = this.classIds.get(name);
+    if (id === undefined) this.classIds.set(name, (id = classIdFor(this.db, name)));
+    return id;
   }
 }

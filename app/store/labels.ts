@@ -29,7 +29,12 @@ function validClassName(name: string): string {
 }
 
 export function findClass(db: Database.Database, name: string): ClassInfo | undefined {
-  return listClasses(db).find((c) => c.name.toLowerCase() === name.trim().toLowerCase());
+  return db
+    .prepare(
+      `SELECT c.id, c.name, (SELECT COUNT(*) FROM labels l WHERE l.class_id = c.id) AS labels
+       FROM classes c WHERE c.name = ? COLLATE NOCASE`,
+    )
+    .get(name.trim()) as ClassInfo | undefined;
 }
 
 function requireClass(db: Database.Database, name: string): ClassInfo {

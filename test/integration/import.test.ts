@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { spawn } from 'node:child_process';
 import sharp from 'sharp';
 import { importPaths } from '../../app/media/import.ts';
+import { thumbnailMimeType } from '../../app/media/decode.ts';
 import { openProject } from '../../app/store/project.ts';
 import { listClasses } from '../../app/store/labels.ts';
 import { runCli, tempDir, writeImage, CLI } from '../helpers.ts';
@@ -171,3 +172,18 @@ function bmp24(width: number, height: number, rgb: [number, number, number]): Bu
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out.set([rgb[2], rgb[1], rgb[0]], 54 + y * rowBytes + x * 3);
   return out;
 }
+
+test('thumbnails: a small JPEG is kept as it is, a large image becomes a WebP of at most 128 px', async () => {
+  const dir = tempDir();
+  await writeImage(path.join(dir, 'src', 'small.jpg'), { width: 32, height: 32 });
+  await writeImage(path.join(dir, 'src', 'large.jpg'), { width: 300, height: 200, seed: 5 });
+  const project = openProject(path.join(dir, 'p'), { create: true });
+  await importPaths(project, [path.join(dir, 'src')]);
+  const thumb = (name: string) => (project.db.prepare('SELECT thumbnail FROM images WHERE path LIKE ?').get(`%${name}`) as { thumbnail: Buffer }).thumbnail;
+  assert.deepEqual(thumb('small.jpg'), fs.readFileSync(path.join(dir, 'src', 'small.jpg')));
+  assert.equal(thumbnailMimeType(thumb('small.jpg')), 'image/jpeg');
+  const large = await sharp(thumb('large.jpg')).metadata();
+  assert.deepEqual([large.format, large.width, large.height], ['webp', 128, 85]);
+  assert.equal(thumbnailMimeType(thumb('large.jpg')), 'image/webp');
+  project.close();
+});

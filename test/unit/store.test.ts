@@ -80,7 +80,7 @@ test('classes: add, rename, merge and delete report what they change', () => {
   assert.equal(mergeClasses(db, 'kitten', 'cat'), 3);
   renameClass(db, 'cat', 'feline');
   assert.throws(() => renameClass(db, 'feline', 'Dog'), /already exists/);
-  assert.deepEqual(listClasses(db).map((c) => [c.name, c.labels]), [['feline', 5], ['dog', 1]]);
+  assert.deepEqual(listClasses(db).map((c) => [c.name, c.labels]), [['dog', 1], ['feline', 5]]);
   assert.equal(deleteClass(db, 'dog'), 1);
   assert.equal((db.prepare('SELECT COUNT(*) AS n FROM labels').get() as { n: number }).n, 5);
   project.close();
