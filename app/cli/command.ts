@@ -12,7 +12,7 @@ export interface CliIO {
 
 export interface Invocation {
   positionals: string[];
-  values: Record<string, string | boolean | string[] | undefined>;
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   io: CliIO;
 }
 

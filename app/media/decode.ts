@@ -82,7 +82,7 @@ function hasExif(jpeg: Buffer): boolean {
 }
 
 /** A sharp pipeline over the file's pixels; also used to decode images for training. */
-export function openImage(bytes: Buffer, format = sniffFormat(bytes)): sharp.Sharp {
+export function openImage(bytes: Buffer, format = sniffFormat(bytes)): ReturnType<typeof sharp> {
   if (format !== 'bmp') return sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'truncated', sequentialRead: true });
   const { width, height } = bmpSize(bytes);
   if (width * height > MAX_PIXELS) throw new Error('Input image exceeds pixel limit');
