@@ -25,6 +25,7 @@ import type { Input, OperationName, Output, ProjectStatus, RunInfo } from './con
 import { embeddingMap } from './embedding_map.ts';
 import { score } from './evaluation.ts';
 import { chooseNext } from './label_queue.ts';
+import { openSampleProject } from './sample_project.ts';
 import type { Session } from './session.ts';
 
 export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Output<N>> };
@@ -57,7 +58,8 @@ export function createHandlers(session: Session): Handlers {
       return status(session);
     },
     async 'projects.openSample'() {
-      notAvailable('the sample project');
+      await openSampleProject(session);
+      return status(session);
     },
     async 'projects.close'() {
       session.close();

@@ -41,6 +41,7 @@ export class Session {
 
   /** Opens (or creates) a project, closing the one open before; remembers it among the recent ones. */
   open(dir: string, create = false): Project {
+    if (this.current && this.current.dir === path.resolve(dir)) return this.current;
     if (this.job) throw new UserError(`a ${this.job.kind} job is running: wait for it or cancel it before switching projects`, 'busy');
     const next = openProject(dir, { create });
     this.current?.close();
