@@ -134,7 +134,8 @@ describe('HTTP transport', () => {
     assert.match(String(thumb.headers['content-type']), /^image\/(webp|png|jpeg)$/);
     assert.deepEqual(thumb.body, getThumbnail(session.requireProject().db, 1));
 
-    const original = await request('GET', '/api/image/3');
+    const jpegId = session.requireProject().db.prepare("SELECT id FROM images WHERE path LIKE '%c.jpg'").pluck().get();
+    const original = await request('GET', `/api/image/${jpegId}`);
     assert.equal(original.status, 200);
     assert.equal(original.headers['content-type'], 'image/jpeg');
 
