@@ -81,6 +81,16 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
+/**
+ * A page ready for page.evaluate of functions written in these tests: tsx compiles them with
+ * esbuild's keepNames, which wraps named functions in a __name() helper the page does not have.
+ */
+export async function newPage(browser: Browser): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
+  await page.addInitScript('globalThis.__name = (target) => target;');
+  return page;
+}
+
 /** Collects console errors and CSP violations, which must stay empty. */
 export function watchPage(page: Page): string[] {
   const problems: string[] = [];

@@ -21,7 +21,8 @@ export function takeToken(location: Location, history: History, storage: Storage
   const match = /(?:^#|[#&])token=([A-Za-z0-9_-]+)/.exec(location.hash);
   if (match) {
     storage.setItem(TOKEN_KEY, match[1]);
-    history.replaceState(null, '', location.pathname + location.search);
+    const rest = location.hash.replace(/[#&]?token=[A-Za-z0-9_-]+/, '');
+    history.replaceState(null, '', location.pathname + location.search + (rest ? (rest.startsWith('#') ? rest : `#${rest}`) : ''));
     return match[1];
   }
   return storage.getItem(TOKEN_KEY);
