@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Project } from '../store/project.ts';
+import { stableWeightName } from './model.ts';
 import { addCheckpoint, deleteCheckpointRow, listCheckpoints, type CheckpointRow } from '../store/runs.ts';
 
 const FORMAT = 'contrast-checkpoint-1';
@@ -55,11 +56,6 @@ export function runCheckpointDir(project: Project, runId: number): string {
   return path.join(project.checkpointsDir, `run-${runId}`);
 }
 
-/** A variable's name without the `_1` suffixes TF.js adds when a model is built twice in one process. */
-export function stableWeightName(variable: tf.LayerVariable): string {
-  return (variable as unknown as { originalName: string }).originalName;
-}
-
 /** Every weight of a model, trainable or not (batch-norm moving statistics count), by stable name. */
 export function modelWeights(model: tf.LayersModel): NamedTensor[] {
   return model.weights.map((variable) => ({ name: stableWeightName(variable), tensor: variable.read() }));
@@ -72,7 +68,7 @@ export function restoreModelWeights(model: tf.LayersModel, saved: NamedTensor[])
     const name = stableWeightName(variable);
     const tensor = byName.get(name);
     if (!tensor) throw new Error(`checkpoint has no weight ${name}: it was saved from another architecture`);
-    if (!tf.util.arraysEqual(tensor.shape, variable.shape)) {
+    if (!tf.util.arraysEqual(tensor.shape, variable.shape as number[])) {
       throw new Error(`checkpoint weight ${name} has shape [${tensor.shape}], the model expects [${variable.shape}]`);
     }
     return tensor;

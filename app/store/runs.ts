@@ -26,7 +26,7 @@ const transitions: Record<RunStatus, RunStatus[]> = {
   queued: ['running', 'failed', 'cancelled'],
   running: ['done', 'failed', 'cancelled', 'interrupted'],
   interrupted: ['running', 'failed'],
-  cancelled: ['running'],
+  cancelled: ['running', 'failed'],
   failed: [],
   done: [],
 };
@@ -141,7 +141,8 @@ export function mergeSummary(db: Database.Database, id: number, values: Record<s
   })();
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether a process with this id exists on this machine (a run's pid outliving its process means a crash). */
+export function processIsAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
