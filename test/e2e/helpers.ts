@@ -15,8 +15,13 @@ export function tempDir(prefix: string): string {
 }
 
 /** A colour per class plus per-image noise, so classes are learnable and no two files are identical. */
-export async function writeClassImages(root: string, classes: Record<string, [number, number, number]>, perClass: number, size = 32): Promise<void> {
-  let seed = 7;
+export async function writeClassImages(
+  root: string,
+  classes: Record<string, [number, number, number]>,
+  perClass: number,
+  size = 32,
+  seed = 7,
+): Promise<void> {
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   for (const [name, rgb] of Object.entries(classes)) {
     const dir = path.join(root, name);

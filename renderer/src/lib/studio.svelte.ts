@@ -59,6 +59,11 @@ class Studio {
   importRunning = $state(false);
   importResult: { summary: ImportSummary | null; error: string | null } | null = $state.raw(null);
   labelSequence: LabelSequence | null = $state.raw(null);
+  // Deriveds notify only when their value changes, so effects keyed on them do not rerun on every
+  // status refresh (which replaces the whole status object after each label).
+  readonly projectDir: string | null = $derived(this.status?.project?.dir ?? null);
+  readonly predictionRunId: number | null = $derived(this.status?.project?.predictionRunId ?? null);
+  readonly embeddingRunId: number | null = $derived(this.status?.project?.embeddingRunId ?? null);
 
   get project() {
     return this.status?.project ?? null;

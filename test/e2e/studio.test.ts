@@ -1,0 +1,159 @@
+/**
+ * The studio in Chromium against `contrast serve` on a temporary project, as a user works:
+ * import generated images, label by keyboard, train the three stages on tiny settings, read the
+ * results, accept a prediction, export, reload and find everything still there. Screenshots of
+ * each screen go to test-results/e2e/.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { openProject } from '../../app/store/project.ts';
+import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
+
+const colours: Record<string, [number, number, number]> = { blue: [50, 70, 210], green: [40, 180, 60], red: [200, 40, 40] };
+/** Classes are listed by name, so keys 1–3 are blue, green, red. */
+const keyOf: Record<string, string> = { blue: '1', green: '2', red: '3' };
+
+let root: string;
+let served: Served;
+let browser: Browser;
+let page: Page;
+let problems: string[];
+
+before(async () => {
+  root = tempDir('studio');
+  await writeClassImages(path.join(root, 'images', 'labelled'), colours, 6);
+  await writeClassImages(path.join(root, 'images', 'unlabelled'), colours, 10, 32, 99);
+  openProject(path.join(root, 'project'), { create: true }).close();
+  served = await serve([path.join(root, 'project')], { CONTRAST_HOME: path.join(root, 'home') });
+  browser = await launchBrowser();
+  page = await newPage(browser);
+  problems = watchPage(page);
+  await page.goto(served.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await served?.stop();
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+async function go(screen: string): Promise<void> {
+  await page.click(`nav button[data-screen="${screen}"]`);
+}
+
+async function importFolder(folder: string, labelsFromFolders: boolean): Promise<void> {
+  await go('import');
+  await page.fill('input[name="folder"]', folder);
+  await page.setChecked('input[name="labels-from-folders"]', labelsFromFolders);
+  await page.click('form button[type="submit"]');
+  await page.waitForSelector('[data-testid="import-summary"]', { timeout: 60_000 });
+}
+
+describe('studio workflow in the browser', () => {
+  it('imports a labelled and an unlabelled folder with progress and a summary', async () => {
+    await page.waitForSelector('input[name="folder"]'); // an empty project opens on Import
+    await screenshot(page, '01-import-empty');
+    await importFolder(path.join(root, 'images', 'labelled'), true);
+    assert.match(await page.textContent('[data-testid="import-summary"]') ?? '', /Imported 18 new images/);
+    await importFolder(path.join(root, 'images', 'unlabelled'), false);
+    assert.match(await page.textContent('[data-testid="import-summary"]') ?? '', /Imported 30 new images/);
+    await screenshot(page, '02-import-done');
+  });
+
+  it('shows every image in the gallery and filters the unlabelled ones', async () => {
+    await go('gallery');
+    await page.waitForSelector('[role="gridcell"] img');
+    assert.match((await page.textContent('[data-testid="gallery-count"]'))!, /^48 images/);
+    await page.selectOption('select[name="filter"]', 'unlabelled');
+    await page.waitForFunction(() => /^30 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
+    await page.selectOption('select[name="filter"]', 'all');
+    await page.waitForFunction(() => /^48 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
+    await screenshot(page, '03-gallery');
+  });
+
+  it('labels ten images by keyboard, each next image shown within milliseconds, and undoes with u', async () => {
+    await go('label');
+    await page.waitForSelector('[data-testid="label-image"]');
+    const switchTimes: number[] = [];
+    const labelled: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const stage = page.locator('[data-testid="label-stage"]');
+      const imageId = await stage.getAttribute('data-image-id');
+      const name = await page.textContent(`[data-testid="file-name"][data-image-id="${imageId}"]`, { timeout: 5000 }).catch(async (e) => {
+        await screenshot(page, 'failed-label');
+        throw e;
+      });
+      const colour = /^(\w+)-/.exec(name!)![1];
+      const switches = Number(await stage.getAttribute('data-switches'));
+      await page.keyboard.press(keyOf[colour]);
+      await page.waitForFunction(
+        ([before, count]) => {
+          const element = document.querySelector<HTMLElement>('[data-testid="label-stage"]')!;
+          return element.dataset.imageId !== before && Number(element.dataset.switches) > count;
+        },
+        [imageId, switches] as const,
+      );
+      switchTimes.push(Number(await stage.getAttribute('data-switch-ms')));
+      labelled.push(name!);
+    }
+    const sorted = [...switchTimes].sort((a, b) => a - b);
+    console.log(`# labeller: next image shown ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms (median) / ${sorted.at(-1)!.toFixed(1)} ms (max) after the keypress, over ${sorted.length} labels`);
+    await screenshot(page, '04-label');
+
+    // u goes back to the last image and removes the label it just got.
+    const before = await page.locator('[data-testid="label-stage"]').getAttribute('data-image-id');
+    await page.keyboard.press('u');
+    await page.waitForFunction((id) => document.querySelector<HTMLElement>('[data-testid="label-stage"]')!.dataset.imageId !== id, before);
+    await page.waitForSelector('[data-testid="current-label"] >> text=unlabelled');
+    const undoneId = await page.locator('[data-testid="label-stage"]').getAttribute('data-image-id');
+    assert.equal(await page.textContent(`[data-testid="file-name"][data-image-id="${undoneId}"]`), labelled.at(-1));
+    await page.keyboard.press(keyOf[/^(\w+)-/.exec(labelled.at(-1)!)![1]]);
+    await page.waitForFunction(() => document.querySelector('.sidebar .project')?.textContent?.includes('28 labelled'));
+  });
+
+  it('adds, renames and deletes a class, confirming how many labels it affects', async () => {
+    await go('gallery');
+    await page.click('text=Classes…');
+    await page.fill('input[name="new-class"]', 'purple');
+    await page.click('.dialog button[type="submit"]');
+    await page.waitForSelector('.dialog td >> text=purple');
+    const row = page.locator('.dialog tr', { hasText: 'purple' });
+    await row.locator('text=Rename').click();
+    await page.fill('.dialog input[aria-label="New name"]', 'violet');
+    await page.click('.dialog button[type="submit"]');
+    await page.waitForSelector('.dialog td >> text=violet');
+    await page.locator('.dialog tr', { hasText: 'violet' }).locator('text=Delete…').click();
+    assert.match((await page.textContent('.dialog .notice'))!, /removes the class and\s+0 labels/);
+    await screenshot(page, '05-classes-delete');
+    await page.click('.dialog button.danger.solid');
+    await page.waitForSelector('.dialog td >> text=violet', { state: 'detached' });
+    await page.keyboard.press('Escape');
+  });
+
+  it('exports the labels as CSV and names the file', async () => {
+    await go('export');
+    await page.click('text=Labels as CSV');
+    const notice = await page.waitForSelector('[data-testid="export-labels-csv"]');
+    const file = /to (\/\S+labels\.csv)/.exec((await notice.textContent())!)![1];
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'path,class,source,split');
+    assert.equal(lines.length, 1 + 28);
+    await screenshot(page, '09-export');
+  });
+
+  it('finds everything still there after a reload', async () => {
+    await page.reload();
+    await page.waitForSelector('.sidebar .project');
+    assert.match((await page.textContent('.sidebar .project'))!, /48 images · 28 labelled/);
+    await go('gallery');
+    await page.selectOption('select[name="filter"]', 'unlabelled');
+    await page.waitForFunction(() => /^20 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
+    await go('projects');
+    await page.waitForSelector('text=Recent projects');
+    await screenshot(page, '10-projects');
+    assert.deepEqual(problems, []);
+  });
+});
