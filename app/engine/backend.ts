@@ -6,10 +6,12 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
 import { registerWasmKernels } from './wasm_kernels.ts';
+import { registerThreadedWasmBackend, threadedWasmFailure, threadsAvailable } from './wasm_threads.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -38,7 +40,17 @@ export interface DoctorReport {
   notes: string[];
 }
 
+export interface BackendOptions {
+  /**
+   * XNNPACK threads for the wasm backend (default: every core). Read when the wasm backend
+   * is first initialised in this process; later calls cannot change it.
+   */
+  wasmThreads?: number;
+}
+
 const require = createRequire(import.meta.url);
+let wasmThreads = availableParallelism();
+let threadedRegistered = false;
 
 interface Probe {
   ok: boolean;
@@ -113,12 +125,18 @@ async function probeWasm(): Promise<Probe> {
   if (!existsSync(join(folder, binary))) return { ok: false, reason: `${binary} missing from ${folder}` };
   // Local files only: without this the backend would try to fetch the binary over the network.
   wasmModule.setWasmPaths(folder + '/');
-  return { ok: true, device: wasmDevice(simd) };
+  if (simd && threadsAvailable() && !threadedRegistered && wasmThreads > 1 && !tf.engine().registry.wasm) {
+    registerThreadedWasmBackend(wasmThreads);
+    threadedRegistered = true;
+  }
+  return { ok: true, device: `CPU (wasm${simd ? ' SIMD' : ''})` };
 }
 
-function wasmDevice(simd: boolean): string {
-  // TF.js disables wasm threads under Node (tfjs issue #3830), so XNNPACK runs on one core.
-  return `CPU (wasm${simd ? ' SIMD' : ''}, 1 thread)`;
+/** Call only once the wasm backend is initialised: the thread count is known only then. */
+async function wasmDevice(): Promise<string> {
+  const { getThreadsCount } = await import('@tensorflow/tfjs-backend-wasm');
+  const threads = getThreadsCount();
+  return `CPU (wasm${(await simdSupported()) ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 const probes: Record<BackendName, Array<{ pkg: string; probe: () => Promise<Probe> }>> = {
@@ -145,7 +163,8 @@ async function activate(backend: BackendName): Promise<void> {
  * Picks and activates a backend. 'auto' tries GPU, native CPU, wasm, then plain JS, and
  * records in `notes` why each faster option was skipped.
  */
-export async function initBackend(preferred: 'auto' | BackendName = 'auto'): Promise<BackendInfo> {
+export async function initBackend(preferred: 'auto' | BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
+  if (options.wasmThreads !== undefined) wasmThreads = options.wasmThreads;
   const earlier = chosen.get(preferred);
   if (earlier) {
     await activate(earlier.backend);
@@ -161,7 +180,9 @@ export async function initBackend(preferred: 'auto' | BackendName = 'auto'): Pro
         continue;
       }
       await activate(backend);
-      const info: BackendInfo = { backend, device: result.device!, notes };
+      if (backend === 'wasm' && threadedWasmFailure()) notes.push(`wasm threads unavailable: ${threadedWasmFailure()}`);
+      const device = backend === 'wasm' ? await wasmDevice() : result.device!;
+      const info: BackendInfo = { backend, device, notes };
       chosen.set(preferred, info);
       return info;
     }
@@ -183,7 +204,9 @@ export async function diagnoseBackends(): Promise<DoctorReport> {
   const wasmUsable = candidates.some((c) => c.backend === 'wasm' && c.usable);
   const notes = [
     `wasm SIMD: ${!wasmUsable ? 'unknown (wasm package unusable)' : (await simdSupported()) ? 'supported' : 'not supported (wasm runs several times slower)'}`,
-    'wasm threads: disabled by TF.js under Node, so XNNPACK uses one core',
+    threadsAvailable()
+      ? `wasm threads: ${threadedWasmFailure() ? `failed (${threadedWasmFailure()}), using 1` : `XNNPACK on up to ${wasmThreads} threads`}`
+      : 'wasm threads: no SharedArrayBuffer in this Node, so XNNPACK uses one core',
     `active backend: ${tf.getBackend() ?? 'none'}`,
   ];
   return { candidates, recommended, notes };

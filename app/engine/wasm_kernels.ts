@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { heapKernels } from './wasm_heap_kernels.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -129,8 +130,6 @@ function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, c
   return out;
 }
 
-let builtinBackpropInput: tf.KernelFunc | undefined;
-
 /**
  * Input gradient as forward convolutions of dy with the flipped, transposed filter, one per
  * stride phase, interleaved back with DepthToSpace. Cases this does not cover (NCHW,
@@ -149,7 +148,7 @@ function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: Back
   const info = tf.backend_util.computeConv2DInfo(
     inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const [sh, sw] = [info.strideHeight, info.strideWidth];
-  if (dataFormat === 'NCHW' || sh !== sw) return builtinBackpropInput!(args as unknown as tf.KernelFuncArgs) as tf.TensorInfo;
+  if (dataFormat === 'NCHW' || sh !== sw) return builtin('Conv2DBackpropInput')!(args as unknown as tf.KernelFuncArgs) as tf.TensorInfo;
   const [n, h, w, ci] = inputShape;
   const [, oh, ow] = dy.shape;
   const [qh, qw] = [Math.ceil(h / sh), Math.ceil(w / sw)];
@@ -176,18 +175,29 @@ function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: Back
   return dx;
 }
 
-const kernels: tf.KernelConfig[] = [
-  { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
-  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
+/** The backend's own kernels we replace, kept for the cases ours hand back to them. */
+const builtins = new Map<string, tf.KernelConfig>();
+
+function builtin(name: string): tf.KernelFunc | undefined {
+  return builtins.get(name)?.kernelFunc;
+}
+
+const kernels: Array<[string, tf.KernelFunc]> = [
+  ['Conv2DBackpropFilter', conv2DBackpropFilter as unknown as tf.KernelFunc],
+  ['Conv2DBackpropInput', conv2DBackpropInput as unknown as tf.KernelFunc],
+  ...heapKernels(builtin),
 ];
 
 /** Installs our wasm kernels, replacing the backend's own where it has a slower one. Idempotent. */
 export function registerWasmKernels(): void {
-  for (const config of kernels) {
-    const existing = tf.getKernel(config.kernelName, 'wasm');
-    if (existing?.kernelFunc === config.kernelFunc) continue;
-    if (existing?.kernelName === 'Conv2DBackpropInput') builtinBackpropInput = existing.kernelFunc;
-    if (existing) tf.unregisterKernel(config.kernelName, 'wasm');
-    tf.registerKernel(config);
+  for (const [kernelName, kernelFunc] of kernels) {
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing) {
+      builtins.set(kernelName, existing);
+      tf.unregisterKernel(kernelName, 'wasm');
+    }
+    // Keeping the original setup lets the fallback work after the backend is re-created.
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc, setupFunc: existing?.setupFunc });
   }
 }

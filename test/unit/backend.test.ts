@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { diagnoseBackends, explainNativeFailure, initBackend } from '../../app/engine/backend.ts';
 import { UserError } from '../../app/errors.ts';
@@ -22,6 +23,12 @@ test('forcing wasm activates it, registers the filter-gradient kernel, and is id
   assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'Conv2DBackpropFilter registered for wasm');
   const second = await initBackend('wasm');
   assert.deepEqual(second, first);
+});
+
+test('wasm runs XNNPACK on every core (up to its cap of 8) through the threaded build', async () => {
+  const { device } = await initBackend('wasm');
+  const expected = Math.min(availableParallelism(), 8);
+  assert.equal(device, `CPU (wasm SIMD, ${expected} thread${expected === 1 ? '' : 's'})`);
 });
 
 test('forcing cpu works and a later auto call picks a fast backend again', async () => {

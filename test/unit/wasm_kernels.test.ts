@@ -99,6 +99,36 @@ test('wasm Conv2DBackpropInput matches the cpu backend', async () => {
   }
 });
 
+test('wasm Tile matches the cpu backend, including leading, inner and repeated axes', async () => {
+  await initBackend('wasm');
+  const shapes: Array<[number[], number[]]> = [
+    [[1, 1, 1, 5], [3, 4, 2, 1]], [[2, 3, 1], [1, 2, 3]], [[3], [4]], [[2, 1, 3, 1], [1, 5, 1, 2]], [[2, 2], [1, 1]],
+  ];
+  for (const [index, [shape, reps]] of shapes.entries()) {
+    const inputs = { x: [shape, randomValues(shape.reduce((a, b) => a * b, 1), index + 401)] as [number[], Float32Array] };
+    const expected = await runKernelOn('cpu', 'Tile', inputs, { reps });
+    const actual = await runKernelOn('wasm', 'Tile', inputs, { reps });
+    assert.deepEqual(actual.shape, expected.shape);
+    assert.deepEqual(Array.from(actual.values), Array.from(expected.values), `tile ${shape} by ${reps}`);
+  }
+});
+
+test('wasm Sum and Mean match the cpu backend over leading, inner and mixed axes', async () => {
+  await initBackend('wasm');
+  const shape = [5, 3, 4, 6];
+  const inputs = { x: [shape, randomValues(360, 501)] as [number[], Float32Array] };
+  for (const kernel of ['Sum', 'Mean']) {
+    for (const axis of [[0, 1, 2], [0], [1, 0], [3], [1, 2], -4, [0, 1, 2, 3]]) {
+      for (const keepDims of [false, true]) {
+        const expected = await runKernelOn('cpu', kernel, inputs, { axis, keepDims });
+        const actual = await runKernelOn('wasm', kernel, inputs, { axis, keepDims });
+        assert.deepEqual(actual.shape, expected.shape, `${kernel} ${axis} ${keepDims}`);
+        assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${kernel} over ${axis}`);
+      }
+    }
+  }
+});
+
 test('a conv net trains on wasm: gradients of a loss through conv2d match the cpu backend', async () => {
   const xShape: Shape4 = [5, 9, 9, 3];
   const filterShape: Shape4 = [3, 3, 3, 4];
