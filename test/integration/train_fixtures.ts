@@ -1,4 +1,5 @@
 /** Small synthetic image sets for engine tests: two classes a tiny network separates in a few steps. */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,4 +48,44 @@ export async function writeShapeFolders(dir: string, perClass: number, seed = 7,
     }
   }
   return out;
+}
+
+export const CONTRAST_BIN = path.resolve(import.meta.dirname, '../../bin/contrast.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The JSON lines of stdout (with --json). */
+  events: Record<string, unknown>[];
+}
+
+/** Runs `contrast <args>` in a child process, as a user would. */
+export function runCli(args: string[]): CliResult {
+  const result = spawnSync(process.execPath, [CONTRAST_BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const events = result.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{') || line.startsWith('['))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, events };
+}
+
+/**
+ * A project with `perClass` warm and cool images imported, and `labelledPerClass` of each
+ * labelled through a CSV, all through the CLI.
+ */
+export async function shapesProject(perClass: number, labelledPerClass: number, size = 24): Promise<{ dir: string; project: string }> {
+  const dir = tempDir('contrast-train-');
+  const files = await writeShapeFolders(path.join(dir, 'images'), perClass, 7, size);
+  const project = path.join(dir, 'project');
+  for (const args of [['init', project], ['import', project, path.join(dir, 'images')]]) {
+    const result = runCli(args);
+    if (result.code !== 0) throw new Error(`contrast ${args[0]} failed: ${result.stderr}`);
+  }
+  const csv = path.join(dir, 'labels.csv');
+  const rows = (['warm', 'cool'] as const).flatMap((kind) => files[kind].slice(0, labelledPerClass).map((file) => `${file},${kind}`));
+  fs.writeFileSync(csv, ['path,class', ...rows].join('\n') + '\n');
+  const labelled = runCli(['label', project, '--csv', csv]);
+  if (labelled.code !== 0) throw new Error(`contrast label failed: ${labelled.stderr}`);
+  return { dir, project };
 }

@@ -13,6 +13,12 @@ import {
   runCheckpointDir,
   saveCheckpoint,
 } from '../../app/engine/checkpoint.ts';
+import { LarsOptimizer } from '../../app/engine/lars_optimizer.ts';
+import { buildClassifier } from '../../app/engine/model.ts';
+import { Rng } from '../../app/engine/random.ts';
+import { checkpointSaver, resumeFromCheckpoint } from '../../app/engine/stage_common.ts';
+import type { StageContext } from '../../app/engine/stage_context.ts';
+import { classifierStep } from '../../app/engine/train_step.ts';
 import { tempDir } from '../integration/train_fixtures.ts';
 
 await tf.setBackend('cpu');
@@ -88,5 +94,45 @@ test('loading into another architecture fails naming the mismatched weight', asy
   assert.throws(() => restoreModelWeights(tinyModel(3, 5), loaded.weights), /head\/kernel has shape \[8,3\], the model expects \[8,5\]/);
   fs.rmSync(path.join(project.dir, row.path));
   assert.throws(() => loadCheckpoint(project, row), /checkpoint file .* of run \d+ is missing/);
+  project.close();
+});
+
+test('a trained classifier and its LARS state survive save → load: same predictions, same next step', async () => {
+  const project = newProject();
+  const runId = createRun(project.db, 'finetune', null, {});
+  // Only project and run are read when saving and resuming.
+  const ctx = { project, run: { id: runId } } as unknown as StageContext;
+  const config = { depth: 18, width: 0.125, sk: false, imageSize: 8 } as const;
+  const images = tf.randomUniform([4, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const batch = { images, labels: [0, 1, 0, 1] };
+  const step = (model: tf.LayersModel, optimizer: LarsOptimizer) =>
+    classifierStep(model, optimizer, batch, { imageSize: 8, learningRate: 0.5 }, new Rng(9));
+
+  const model = buildClassifier(config, 2, 1);
+  const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
+  await step(model, optimizer);
+  await step(model, optimizer);
+  await checkpointSaver(ctx, model, optimizer)({ step: 2, epoch: 1, rng: 77 }, false);
+  const predictions = await (model.predict(images) as tf.Tensor[])[0].data();
+
+  const fresh = buildClassifier(config, 2, 2);
+  const freshOptimizer = new LarsOptimizer({ weightDecay: 1e-4 });
+  const state = resumeFromCheckpoint(ctx, fresh, freshOptimizer);
+  assert.deepEqual(state, { step: 2, epoch: 1, rng: 77 });
+  assert.deepEqual(Array.from(await (fresh.predict(images) as tf.Tensor[])[0].data()), Array.from(predictions));
+
+  const original = await step(model, optimizer);
+  const resumed = await step(fresh, freshOptimizer);
+  assert.equal(resumed.loss, original.loss);
+  assert.deepEqual(
+    Array.from(await fresh.getLayer('logits').getWeights()[0].data()),
+    Array.from(await model.getLayer('logits').getWeights()[0].data()),
+    'momentum slots were restored, so the next update is the same',
+  );
+  images.dispose();
+  model.dispose();
+  fresh.dispose();
+  optimizer.dispose();
+  freshOptimizer.dispose();
   project.close();
 });

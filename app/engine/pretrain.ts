@@ -1,0 +1,58 @@
+/**
+ * Stage 1: contrastive pretraining (SimCLR) on every image of the project, labelled or not.
+ * Ends by storing every image's encoder features, the data map before any labels exist.
+ */
+import { defaultPretrainAugment } from './data_util.ts';
+import { writeFeatureEmbeddings } from './inference.ts';
+import { LarsOptimizer } from './lars_optimizer.ts';
+import { checkMemory, estimateTrainingBytes } from './memory.ts';
+import { buildPretrainModel } from './model.ts';
+import { Rng } from './random.ts';
+import { checkpointSaver, chooseEpochs, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
+import type { StageContext } from './stage_context.ts';
+import { pretrainStep } from './train_step.ts';
+import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
+
+export async function pretrain(ctx: StageContext): Promise<Record<string, unknown>> {
+  const config = trainConfig(ctx);
+  const imageSize = config.model.imageSize;
+  const model = buildPretrainModel(config.model, config.seed);
+  const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
+  try {
+    // Two views of every image go through the network in each step.
+    checkMemory(estimateTrainingBytes(model, 2 * config.batchSize), ctx.backend.backend, config.batchSize);
+    const cache = await openStageCache(ctx, imageSize);
+    try {
+      const augment = defaultPretrainAugment(imageSize);
+      const loop: TrainingLoop = {
+        examples: cache.count,
+        batchSize: effectiveBatch(ctx, config.batchSize, cache.count, 'images'),
+        epochs: 0,
+        peakLearningRate: config.learningRate,
+        warmupFraction: config.warmupFraction,
+        seed: config.seed,
+        rng: new Rng(config.seed),
+        async step(positions, learningRate, rng) {
+          const images = cache.batch(positions);
+          try {
+            return await pretrainStep(model, optimizer, images, { imageSize, temperature: config.temperature!, learningRate, augment }, rng);
+          } finally {
+            images.dispose();
+          }
+        },
+        save: checkpointSaver(ctx, model, optimizer),
+        extra: () => ({ epochs: loop.epochs }),
+      };
+      const resumed = resumeFromCheckpoint(ctx, model, optimizer);
+      loop.epochs = await chooseEpochs(ctx, model, loop, resumed, 0, cache.count);
+      const final = await runTrainingLoop(ctx, loop, resumed);
+      await writeFeatureEmbeddings(ctx, model, cache);
+      return { epochs: loop.epochs, steps: final.step, images: cache.count, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
+    } finally {
+      cache.close();
+    }
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
+}

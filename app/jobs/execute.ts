@@ -1,0 +1,85 @@
+/**
+ * Runs one run row to its end in this process: picks the backend, marks the run running under
+ * this pid, dispatches to its stage, and records how it ended (done with a summary, failed with
+ * the reason, or cancelled with its checkpoint kept). Never leaves the row 'running' unless the
+ * process itself dies, which markInterruptedRuns then detects.
+ */
+import { UserError } from '../errors.ts';
+import { initBackend } from '../engine/backend.ts';
+import { distill } from '../engine/distill.ts';
+import { evaluate } from '../engine/evaluate.ts';
+import { finetune } from '../engine/finetune.ts';
+import { pretrain } from '../engine/pretrain.ts';
+import type { BackendChoice } from '../engine/stage_config.ts';
+import type { StageContext } from '../engine/stage_context.ts';
+import { Cancelled } from '../engine/training_loop.ts';
+import type { Project } from '../store/project.ts';
+import { finishRun, getRun, latestCheckpoint, markRunning, requireRun, type RunKind } from '../store/runs.ts';
+import type { FinishedEvent, JobEvent } from './events.ts';
+
+type Stage = (ctx: StageContext) => Promise<Record<string, unknown>>;
+
+const stages: Record<RunKind, Stage> = { pretrain, finetune, distill, evaluate };
+
+export interface ExecuteOptions {
+  signal: AbortSignal;
+  emit: (event: JobEvent) => void;
+}
+
+export async function executeRun(project: Project, runId: number, options: ExecuteOptions): Promise<FinishedEvent> {
+  const run = requireRun(project.db, runId);
+  if (!['queued', 'interrupted', 'cancelled'].includes(run.status)) {
+    throw new UserError(`run ${runId} is ${run.status}; only queued, interrupted or cancelled runs can be started`, 'not_resumable');
+  }
+  const { emit, signal } = options;
+  const startedAt = Date.now();
+  const finish = (status: FinishedEvent['status'], error: string | null): FinishedEvent => {
+    const event: FinishedEvent = { type: 'finished', runId, kind: run.kind, status, error, summary: getRun(project.db, runId)!.summary };
+    emit(event);
+    return event;
+  };
+
+  let backend;
+  try {
+    backend = await initBackend((run.config.backend as BackendChoice | undefined) ?? 'auto');
+  } catch (error) {
+    const reason = (error as Error).message;
+    finishRun(project.db, runId, 'failed', { error: reason });
+    return finish('failed', reason);
+  }
+  markRunning(project.db, runId, { pid: process.pid, backend: backend.backend, device: backend.device });
+  emit({
+    type: 'started',
+    runId,
+    kind: run.kind,
+    backend: backend.backend,
+    device: backend.device,
+    notes: backend.notes,
+    resumedFromStep: latestCheckpoint(project.db, runId)?.step ?? null,
+  });
+
+  const ctx: StageContext = {
+    project,
+    run: requireRun(project.db, runId),
+    signal,
+    backend,
+    startedAt,
+    progress: (progress) => emit({ type: 'progress', runId, kind: run.kind, ...progress }),
+    epochEnd: (epoch) => emit({ type: 'epoch', runId, kind: run.kind, ...epoch }),
+    warn: (message) => emit({ type: 'warning', runId, message }),
+  };
+  try {
+    const summary = await stages[run.kind](ctx);
+    finishRun(project.db, runId, 'done', { summary: { ...(getRun(project.db, runId)!.summary ?? {}), ...summary } });
+    return finish('done', null);
+  } catch (error) {
+    if (error instanceof Cancelled || signal.aborted) {
+      finishRun(project.db, runId, 'cancelled');
+      return finish('cancelled', null);
+    }
+    const reason = error instanceof UserError ? error.message : `${(error as Error).message ?? error}`;
+    if (!(error instanceof UserError)) console.error(error); // a bug: keep the stack for the report
+    finishRun(project.db, runId, 'failed', { error: reason });
+    return finish('failed', reason);
+  }
+}
