@@ -10,10 +10,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { importPaths } from '../../app/media/import.ts';
+import { getThumbnail } from '../../app/store/images.ts';
 import { openProject } from '../../app/store/project.ts';
 import type { CoreToMain, MainToCore } from '../../main/core_messages.ts';
 
 const hostEntry = path.resolve(import.meta.dirname, '../../main/core_host.utility.ts');
+/** Every core started, so a failed test never leaves one holding a project lock. */
+const started: ChildProcess[] = [];
 
 class CoreClient {
   readonly child: ChildProcess;
@@ -29,6 +32,7 @@ class CoreClient {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    started.push(this.child);
     let markReady: () => void;
     this.ready = new Promise((resolve) => (markReady = resolve));
     this.child.on('message', (message: CoreToMain) => {
@@ -76,6 +80,7 @@ describe('core host process', () => {
   let projectDir: string;
   let imageFile: string;
   let imageId: number;
+  let storedThumbnail: Buffer;
 
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-core-host-'));
@@ -87,10 +92,14 @@ describe('core host process', () => {
     const project = openProject(projectDir, { create: true });
     await importPaths(project, [images]);
     imageId = project.db.prepare('SELECT id FROM images').pluck().get() as number;
+    storedThumbnail = getThumbnail(project.db, imageId)!;
     project.close();
   });
 
-  after(() => fs.rmSync(root, { recursive: true, force: true }));
+  after(() => {
+    for (const child of started) if (child.exitCode === null) child.kill();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
 
   test('opens a requested project, answers operations, serves images only by known id', async () => {
     const core = new CoreClient(path.join(root, 'data-a'));
@@ -108,7 +117,9 @@ describe('core host process', () => {
     assert.equal((bad as { error: { code: string } }).error.code, 'bad_input');
 
     const thumb = await core.media('thumb', imageId);
-    assert.equal(thumb.ok && thumb.contentType, 'image/webp');
+    assert.ok(thumb.ok);
+    assert.deepEqual(Buffer.from(thumb.body), storedThumbnail);
+    assert.match(thumb.contentType, /^image\/(webp|png|jpeg)$/);
     const original = await core.media('image', imageId);
     assert.ok(original.ok);
     assert.equal(original.contentType, 'image/png');

@@ -3,7 +3,7 @@
  * on its own (no tsx), the preload is self-contained, and electron-builder.yml passes
  * electron-builder's own schema and points at the files the build makes.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -21,8 +21,11 @@ describe('desktop bundles', () => {
   // Inside the checkout, so bare imports resolve from its node_modules as they will in the app.
   const outDir = path.join(repoRoot, 'dist', `bundle-test-${process.pid}`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-bundle-'));
+  let child: ChildProcess | undefined;
   before(() => bundleDesktop(outDir));
   after(() => {
+    if (child?.exitCode === null) child.kill(); // a failed assertion must not leave the core running
+
     fs.rmSync(outDir, { recursive: true, force: true });
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -40,30 +43,31 @@ describe('desktop bundles', () => {
   });
 
   test('the bundled core runs in plain Node and opens the default project', async () => {
-    const child = fork(path.join(outDir, 'core_host.utility.mjs'), [], {
+    const core = fork(path.join(outDir, 'core_host.utility.mjs'), [], {
       env: { ...process.env, CONTRAST_HOME: dataDir },
       execArgv: [],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    child = core;
     const next = (type: string) =>
       new Promise<CoreToMain>((resolve) => {
         const listener = (message: CoreToMain) => {
           if (message.type !== type) return;
-          child.off('message', listener);
+          core.off('message', listener);
           resolve(message);
         };
-        child.on('message', listener);
+        core.on('message', listener);
       });
     await next('ready');
-    child.send({ type: 'startup', id: 1 });
+    core.send({ type: 'startup', id: 1 });
     const started = await next('reply');
     assert.deepEqual(started, { type: 'reply', id: 1, result: { ok: true, value: { dir: path.join(dataDir, 'default'), skipped: [] } } });
-    child.send({ type: 'call', id: 2, name: 'project.status', input: {} });
+    core.send({ type: 'call', id: 2, name: 'project.status', input: {} });
     const status = (await next('reply')) as Extract<CoreToMain, { type: 'reply' }>;
     assert.equal(status.result.ok && (status.result.value as { project: { images: number } }).project.images, 0);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.send({ type: 'shutdown' });
+    const exited = new Promise((resolve) => core.once('exit', resolve));
+    core.send({ type: 'shutdown' });
     assert.equal(await exited, 0);
   });
 });
