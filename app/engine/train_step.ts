@@ -1,0 +1,140 @@
+/**
+ * One optimisation step of each SimCLRv2 stage: augment, forward in training mode (BN uses
+ * batch statistics and updates its moving averages), loss, gradients, LARS update. Each step
+ * disposes everything it creates and returns plain numbers (synchronously: it reads the loss).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { augmentFinetune, augmentPretrain, type PretrainAugmentOptions } from './data_util.ts';
+import type { LarsOptimizer } from './lars_optimizer.ts';
+import { namedTrainableVariables, runClassifier, runPretrainModel } from './model.ts';
+import { crossEntropy, distillationLoss, ntXentLoss } from './objective.ts';
+import type { Rng } from './random.ts';
+
+export interface PretrainStepConfig {
+  /** Side of the augmented views fed to the model (the model's imageSize). */
+  imageSize: number;
+  temperature: number;
+  learningRate: number;
+  augment: PretrainAugmentOptions;
+}
+
+export interface ClassifierStepConfig {
+  imageSize: number;
+  learningRate: number;
+}
+
+export interface DistillStepConfig {
+  imageSize: number;
+  learningRate: number;
+  /** τ of the teacher and student softmax. */
+  temperature: number;
+  /** Weight of the cross-entropy on the labelled batch, when one is given. */
+  labelWeight: number;
+}
+
+export interface LabelledBatch {
+  images: tf.Tensor4D;
+  /** Class index per image, 0 … numClasses − 1. */
+  labels: ArrayLike<number>;
+}
+
+/**
+ * Computes gradients of `loss` for every trainable variable of `model` and applies them.
+ * `loss` may tf.keep() extra tensors (metrics) it wants to outlive the step.
+ */
+function minimise(model: tf.LayersModel, optimizer: LarsOptimizer, learningRate: number, loss: () => tf.Scalar): number {
+  const variables = namedTrainableVariables(model);
+  const stableName = new Map(Object.entries(variables).map(([name, v]) => [v.name, name]));
+  const { value, grads } = tf.variableGrads(loss, Object.values(variables));
+  const named: Record<string, tf.Tensor> = {};
+  for (const [variableName, grad] of Object.entries(grads)) named[stableName.get(variableName)!] = grad;
+  optimizer.applyGradients(named, variables, learningRate);
+  const lossValue = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return lossValue;
+}
+
+function readAndDispose(t: tf.Tensor): number {
+  const v = t.dataSync()[0];
+  t.dispose();
+  return v;
+}
+
+/** Contrastive pretraining: two views per image, both in one forward pass so BN sees all 2N. */
+export function pretrainStep(model: tf.LayersModel, optimizer: LarsOptimizer, images: tf.Tensor4D, cfg: PretrainStepConfig, rng: Rng): { loss: number; top1: number } {
+  const views = tf.tidy(() => tf.concat([
+    augmentPretrain(images, cfg.imageSize, cfg.augment, rng),
+    augmentPretrain(images, cfg.imageSize, cfg.augment, rng),
+  ]) as tf.Tensor4D);
+  let top1: tf.Scalar | undefined;
+  const loss = minimise(model, optimizer, cfg.learningRate, () => {
+    const { projection } = runPretrainModel(model, views, true);
+    const [z1, z2] = tf.split(projection, 2) as tf.Tensor2D[];
+    const result = ntXentLoss(z1, z2, cfg.temperature);
+    top1 = tf.keep(result.top1);
+    return result.loss;
+  });
+  views.dispose();
+  return { loss, top1: readAndDispose(top1!) };
+}
+
+function oneHotLabels(labels: ArrayLike<number>, numClasses: number): tf.Tensor2D {
+  for (const label of Array.from(labels)) {
+    if (!(Number.isInteger(label) && label >= 0 && label < numClasses)) throw new Error(`label ${label} is outside 0…${numClasses - 1}`);
+  }
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(labels), 'int32'), numClasses) as tf.Tensor2D);
+}
+
+function accuracy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(targets, 1)), 'float32')) as tf.Scalar);
+}
+
+function numClassesOf(classifier: tf.LayersModel): number {
+  return classifier.outputs[0].shape[1] as number;
+}
+
+/** Supervised step (fine-tuning, or the supervised-only baseline): crop + flip, cross-entropy. */
+export function classifierStep(model: tf.LayersModel, optimizer: LarsOptimizer, batch: LabelledBatch, cfg: ClassifierStepConfig, rng: Rng): { loss: number; accuracy: number } {
+  const targets = oneHotLabels(batch.labels, numClassesOf(model));
+  const views = augmentFinetune(batch.images, cfg.imageSize, rng);
+  let correct: tf.Scalar | undefined;
+  const loss = minimise(model, optimizer, cfg.learningRate, () => {
+    const { logits } = runClassifier(model, views, true);
+    correct = tf.keep(accuracy(logits, targets));
+    return crossEntropy(logits, targets);
+  });
+  tf.dispose([views, targets]);
+  return { loss, accuracy: readAndDispose(correct!) };
+}
+
+/**
+ * Distillation through unlabelled images: the student matches the fixed teacher's tempered
+ * predictions on the same augmented view (teacher BN in inference mode). With a labelled
+ * batch, labelWeight × its cross-entropy is added; both batches share one student forward pass.
+ */
+export function distillStep(
+  student: tf.LayersModel, teacher: tf.LayersModel, optimizer: LarsOptimizer, unlabelled: tf.Tensor4D,
+  cfg: DistillStepConfig, rng: Rng, labelled?: LabelledBatch,
+): { loss: number; distillLoss: number; labelledLoss: number | null } {
+  const n = unlabelled.shape[0];
+  const targets = labelled ? oneHotLabels(labelled.labels, numClassesOf(student)) : null;
+  const views = tf.tidy(() => {
+    const u = augmentFinetune(unlabelled, cfg.imageSize, rng);
+    return labelled ? tf.concat([u, augmentFinetune(labelled.images, cfg.imageSize, rng)]) as tf.Tensor4D : u;
+  });
+  const teacherLogits = tf.tidy(() => runClassifier(teacher, tf.slice(views, 0, n) as tf.Tensor4D, false).logits);
+  let distillPart: tf.Scalar | undefined;
+  let labelledPart: tf.Scalar | undefined;
+  const loss = minimise(student, optimizer, cfg.learningRate, () => {
+    const { logits } = runClassifier(student, views, true);
+    const distill = distillationLoss(tf.slice(logits, 0, n), teacherLogits, cfg.temperature);
+    // A copy: without labels `distill` is also the loss value, which minimise disposes.
+    distillPart = tf.keep(tf.clone(distill));
+    if (!targets) return distill;
+    const supervised = crossEntropy(tf.slice(logits, n), targets);
+    labelledPart = tf.keep(supervised);
+    return tf.add(distill, tf.mul(supervised, cfg.labelWeight)) as tf.Scalar;
+  });
+  tf.dispose([views, teacherLogits, ...(targets ? [targets] : [])]);
+  return { loss, distillLoss: readAndDispose(distillPart!), labelledLoss: labelledPart ? readAndDispose(labelledPart) : null };
+}

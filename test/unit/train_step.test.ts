@@ -1,0 +1,124 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../app/engine/backend.ts';
+import { LarsOptimizer } from '../../app/engine/lars_optimizer.ts';
+import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from '../../app/engine/model.ts';
+import { Rng } from '../../app/engine/random.ts';
+import { classifierStep, distillStep, pretrainStep, type PretrainStepConfig } from '../../app/engine/train_step.ts';
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+const tiny: ModelConfig = { depth: 18, width: 0.125, sk: false, imageSize: 16, projectionDim: 16 };
+const tinySk: ModelConfig = { ...tiny, sk: true };
+const pretrainCfg: PretrainStepConfig = { imageSize: 16, temperature: 0.2, learningRate: 0.3, augment: { strength: 0.5, blur: false } };
+
+/** Eight distinct images: coloured stripes whose frequency and colour depend on the class. */
+function images(n: number, seed: number): { images: tf.Tensor4D; labels: number[] } {
+  const rng = new Rng(seed);
+  const labels = Array.from({ length: n }, (_, i) => i % 2);
+  const values: number[] = [];
+  for (const label of labels) {
+    const phase = rng.uniform(0, 6);
+    for (let i = 0; i < 16; i++) {
+      for (let j = 0; j < 16; j++) {
+        const stripe = 0.5 + 0.5 * Math.sin((label === 0 ? i : j) * 1.3 + phase);
+        values.push(stripe, label === 0 ? 0.2 : 0.8 * stripe, rng.uniform(0, 0.3));
+      }
+    }
+  }
+  return { images: tf.tensor4d(values, [n, 16, 16, 3]), labels };
+}
+
+test('pretraining steps leak no tensors, update BN statistics and keep the projection beta frozen', () => {
+  const model = buildPretrainModel(tinySk, 1);
+  const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
+  const batch = images(4, 1);
+  const rng = new Rng(2);
+  const first = pretrainStep(model, optimizer, batch.images, pretrainCfg, rng); // creates the momentum slots
+  assert.ok(Number.isFinite(first.loss) && first.top1 >= 0 && first.top1 <= 1);
+  const movingMean = () => Array.from(model.getLayer('stem_bn').getWeights()[2].dataSync());
+  const meanBefore = movingMean();
+  const stemBefore = Array.from(model.getLayer('stem_conv').getWeights()[0].dataSync());
+
+  const tensorsBefore = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) pretrainStep(model, optimizer, batch.images, pretrainCfg, rng);
+  assert.equal(tf.memory().numTensors, tensorsBefore);
+
+  assert.notDeepEqual(movingMean(), meanBefore);
+  assert.notDeepEqual(Array.from(model.getLayer('stem_conv').getWeights()[0].dataSync()), stemBefore);
+  const projectionBeta = model.getLayer('head_bn3').getWeights()[1];
+  assert.ok(Array.from(projectionBeta.dataSync()).every((b) => b === 0));
+  batch.images.dispose();
+  optimizer.dispose();
+  model.dispose();
+});
+
+test('pretraining is repeatable with the same seeds', () => {
+  const run = () => {
+    const model = buildPretrainModel(tiny, 7);
+    const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
+    const batch = images(4, 3);
+    const rng = new Rng(11);
+    const losses = [0, 1].map(() => pretrainStep(model, optimizer, batch.images, pretrainCfg, rng).loss);
+    batch.images.dispose();
+    optimizer.dispose();
+    model.dispose();
+    return losses;
+  };
+  assert.deepEqual(run(), run());
+});
+
+test('fine-tuning fits a small labelled set, then distillation moves a student towards it, without leaks', () => {
+  const pretrain = buildPretrainModel(tiny, 4);
+  const teacher = buildClassifier(tiny, 2, 5);
+  copyWeightsByName(pretrain, teacher);
+  pretrain.dispose();
+  const labelled = images(8, 6);
+  const rng = new Rng(8);
+  const finetuneCfg = { imageSize: 16, learningRate: 3 };
+  const finetuner = new LarsOptimizer({ weightDecay: 0 });
+  const first = classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
+  let tensorsBefore = tf.memory().numTensors;
+  let last = first;
+  // Long enough for a confident teacher (its BN moving averages must catch up too).
+  for (let i = 0; i < 29; i++) last = classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
+  assert.equal(tf.memory().numTensors, tensorsBefore);
+  assert.ok(last.loss < first.loss * 0.7, `fine-tuning loss went from ${first.loss} to ${last.loss}`);
+  assert.ok(last.accuracy >= 0.75, `accuracy ${last.accuracy}`);
+  finetuner.dispose();
+
+  const student = buildClassifier(tiny, 2, 21);
+  const distiller = new LarsOptimizer({ weightDecay: 1e-4 });
+  const unlabelled = images(8, 9);
+  const few = { images: tf.slice(labelled.images, 0, 4) as tf.Tensor4D, labels: labelled.labels.slice(0, 4) };
+  const cfg = { imageSize: 16, learningRate: 3, temperature: 1, labelWeight: 0.5 };
+  const plain = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng);
+  assert.equal(plain.labelledLoss, null);
+  assert.equal(plain.loss, plain.distillLoss);
+  const withLabels = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
+  assert.ok(withLabels.labelledLoss !== null);
+  assert.ok(Math.abs(withLabels.loss - (withLabels.distillLoss + 0.5 * withLabels.labelledLoss!)) < 1e-5);
+  tensorsBefore = tf.memory().numTensors;
+  let distilled = withLabels;
+  for (let i = 0; i < 12; i++) distilled = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
+  assert.equal(tf.memory().numTensors, tensorsBefore);
+  assert.ok(distilled.distillLoss < plain.distillLoss * 0.85, `distillation loss went from ${plain.distillLoss} to ${distilled.distillLoss}`);
+
+  tf.dispose([labelled.images, unlabelled.images, few.images]);
+  distiller.dispose();
+  teacher.dispose();
+  student.dispose();
+});
+
+test('labels outside the classifier\'s classes are refused', () => {
+  const classifier = buildClassifier(tiny, 2);
+  const optimizer = new LarsOptimizer({ weightDecay: 0 });
+  const batch = images(2, 1);
+  assert.throws(() => classifierStep(classifier, optimizer, { images: batch.images, labels: [0, 2] }, { imageSize: 16, learningRate: 1 }, new Rng(1)), /label 2 is outside 0…1/);
+  batch.images.dispose();
+  optimizer.dispose();
+  classifier.dispose();
+});
