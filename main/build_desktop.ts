@@ -1,6 +1,6 @@
 /**
  * Builds what the desktop app runs, in plain Node (no Electron needed to build):
- *   bundle  main and core entries → dist/main/*.mjs, preload → dist/main/api.preload.cjs
+ *   bundle  main, core and job entries → dist/main/*.mjs, preload → dist/main/api.preload.cjs
  *   native  better-sqlite3 for Electron → dist/electron-native/<platform>-<arch>/better_sqlite3.node
  *
  *   node --import tsx main/build_desktop.ts bundle
@@ -27,7 +27,11 @@ export async function bundleDesktop(outDir = bundleDir): Promise<void> {
   await Promise.all([
     esbuild.build({
       ...common,
-      entryPoints: { 'app.main': 'main/app.main.ts', 'core_host.utility': 'main/core_host.utility.ts' },
+      entryPoints: {
+        'app.main': 'main/app.main.ts',
+        'core_host.utility': 'main/core_host.utility.ts',
+        job_process: 'app/jobs/job_process.ts',
+      },
       outdir: outDir,
       outExtension: { '.js': '.mjs' },
       platform: 'node',

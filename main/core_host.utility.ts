@@ -14,6 +14,7 @@ import { createHandlers } from '../app/api/handlers.ts';
 import { Session } from '../app/api/session.ts';
 import { getImagePath, getThumbnail } from '../app/store/images.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
+import { bundledJobLauncher } from './job_launcher.ts';
 import type { IpcResult } from './preload_api.ts';
 import { sniffImageType } from './protocol_paths.ts';
 import { openStartupProject } from './startup_project.ts';
@@ -48,7 +49,10 @@ function parentChannel(): ParentChannel {
 }
 
 const parent = parentChannel();
-const session = new Session();
+// The Electron main process names the bundled job entry; without it (tests) jobs start the
+// runner's default way, from the TypeScript entry through tsx.
+const jobEntry = process.argv[2];
+const session = new Session({ launcher: jobEntry ? bundledJobLauncher(jobEntry) : undefined });
 const handlers = createHandlers(session);
 const eventPorts = new Set<EventPort>();
 

@@ -135,7 +135,8 @@ export class StudioWindow {
   }
 
   private startCore(): void {
-    this.core = utilityProcess.fork(path.join(this.paths.bundleDir, 'core_host.utility.mjs'), [], {
+    const jobEntry = path.join(this.paths.bundleDir, 'job_process.mjs');
+    this.core = utilityProcess.fork(path.join(this.paths.bundleDir, 'core_host.utility.mjs'), [jobEntry], {
       serviceName: 'Contrast Studio core',
       env: { ...process.env, CONTRAST_SQLITE_BINDING: this.paths.sqliteBinding },
       stdio: 'inherit',

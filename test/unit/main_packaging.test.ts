@@ -86,6 +86,7 @@ describe('electron-builder.yml', () => {
     const config = await getConfig(repoRoot, null, null);
     assert.equal(config.extraMetadata.main, 'dist/main/app.main.mjs');
     assert.equal(config.npmRebuild, false);
+    assert.equal(config.electronFuses.runAsNode, true, 'jobs start as ELECTRON_RUN_AS_NODE children');
     const native = config.extraResources.find((entry: { to: string }) => entry.to === 'native');
     const expanded = native.from.replace('${platform}', 'linux').replace('${arch}', 'x64');
     assert.equal(path.join(repoRoot, expanded), electronNativeDir(repoRoot, 'linux', 'x64'));
