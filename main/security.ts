@@ -10,14 +10,14 @@ export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
 export const APP_ENTRY_URL = `${APP_ORIGIN}/index.html`;
 
 /**
- * Scripts only from the app's own files; inline styles are allowed because Svelte transitions
- * and style: directives write style attributes. Images come from the app origin (thumbnails by
- * id) or are drawn locally (data:/blob: canvases exported as images).
+ * Scripts and styles only from the app's own files, the same policy `contrast serve` sends, so
+ * the UI behaves alike in both. Images come from the app origin (thumbnails by id) or are drawn
+ * locally (data:/blob: canvases exported as images).
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
+  "style-src 'self'",
   "img-src 'self' data: blob:",
   "font-src 'self'",
   "connect-src 'self'",

@@ -22,8 +22,10 @@ describe('secureWebPreferences', () => {
 describe('CONTENT_SECURITY_POLICY', () => {
   const directives = new Map(CONTENT_SECURITY_POLICY.split('; ').map((d) => [d.split(' ')[0], d.split(' ').slice(1)]));
 
-  test('scripts only from the app itself: no inline, no eval, no remote', () => {
+  test('scripts and styles only from the app itself: no inline, no eval, no remote', () => {
     assert.deepEqual(directives.get('script-src'), ["'self'"]);
+    assert.deepEqual(directives.get('style-src'), ["'self'"]);
+    assert.ok(!CONTENT_SECURITY_POLICY.includes('unsafe-inline'));
     assert.deepEqual(directives.get('default-src'), ["'none'"]);
     assert.deepEqual(directives.get('object-src'), ["'none'"]);
     assert.deepEqual(directives.get('base-uri'), ["'none'"]);
