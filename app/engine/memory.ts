@@ -10,10 +10,11 @@ import type { BackendName } from './backend.ts';
 
 /**
  * Bytes held per float of layer output while a step runs: the output itself, the intermediate
- * values TF.js keeps for its gradient, and the gradient flowing back. Measured with tf.profile
- * on ResNet-18 steps (see test/unit/runs_memory.test.ts); rounded up.
+ * values TF.js keeps for its gradient, and the gradients flowing back. tf.profile's peak on
+ * ResNet-18 pretraining steps (16 to 96 px, width 0.25 to 0.5) is 25 bytes; rounded up, and
+ * checked in test/unit/runs_memory.test.ts.
  */
-const BYTES_PER_ACTIVATION = 4 * 3;
+const BYTES_PER_ACTIVATION = 28;
 /** wasm32 addresses at most 4 GiB, whatever the machine has. */
 const WASM_LIMIT = 4 * 1024 ** 3;
 /** Leave room for the OS, the app and the pixel cache's page cache. */
@@ -59,10 +60,10 @@ export function checkMemory(needed: number, backend: BackendName, batchSize: num
   const limit = memoryLimitBytes(backend);
   if (needed <= limit) return;
   const fitting = Math.floor((batchSize * limit) / needed);
+  const remedies = [...(fitting >= 2 ? [`--batch ${fitting} or less`] : []), 'a smaller --size, --width or --arch'];
   throw new UserError(
     `this model needs about ${gib(needed)} to train at batch ${batchSize}, more than the ${gib(limit)} available to the ${backend} backend; ` +
-      (fitting >= 2 ? `use --batch ${fitting} or less, ` : '') +
-      'or a smaller --size, --width or --arch',
+      `use ${remedies.join(', or ')}`,
     'out_of_memory',
   );
 }
