@@ -4,8 +4,9 @@ import { projectCommands } from './cli/project_commands.ts';
 import { doctorCommands } from './cli/doctor_command.ts';
 import { benchCommands } from './cli/bench_commands.ts';
 import { serveCommands } from './cli/serve_command.ts';
+import { trainCommands } from './cli/train_commands.ts';
 
-const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands, ...serveCommands];
+const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands, ...serveCommands, ...trainCommands];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;
