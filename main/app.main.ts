@@ -19,21 +19,25 @@ protocol.registerSchemesAsPrivileged([
   { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, codeCache: true } },
 ]);
 
-const bundleDir = path.dirname(fileURLToPath(import.meta.url));
+const entryFile = fileURLToPath(import.meta.url);
+const bundleDir = path.dirname(entryFile);
 const appRoot = path.resolve(bundleDir, '..', '..');
-// A checkout runs `electron dist/main/app.main.mjs [project]`; an installed app runs `Contrast Studio [project]`.
-const leadingArgs = app.isPackaged ? 1 : 2;
+// An installed app runs `Contrast Studio [project]`; a checkout runs `electron dist/main/app.main.mjs [project]`.
+const requestedIn = (argv: string[], cwd: string) => projectArgument(argv.slice(1), cwd, [entryFile]);
+
+// Test drivers give each launch its own profile, which must also hold the single-instance lock.
+if (app.commandLine.hasSwitch('user-data-dir')) app.setPath('userData', app.commandLine.getSwitchValue('user-data-dir'));
 
 let quitting = false;
 const pendingOpens: string[] = [];
 
-if (!app.requestSingleInstanceLock({ project: projectArgument(process.argv, leadingArgs, process.cwd()) })) {
+if (!app.requestSingleInstanceLock({ project: requestedIn(process.argv, process.cwd()) })) {
   // The running instance receives our project through 'second-instance' and opens it.
   app.quit();
 } else {
   app.on('second-instance', (_event, argv, workingDirectory, additionalData) => {
     const fromData = (additionalData as { project?: unknown } | null)?.project;
-    const requested = typeof fromData === 'string' ? fromData : projectArgument(argv, leadingArgs, workingDirectory);
+    const requested = typeof fromData === 'string' ? fromData : requestedIn(argv, workingDirectory);
     if (requested) void openProject(requested);
     else StudioWindow.focused()?.focus();
   });
@@ -62,7 +66,7 @@ if (!app.requestSingleInstanceLock({ project: projectArgument(process.argv, lead
   void app.whenReady().then(async () => {
     registerIpc();
     Menu.setApplicationMenu(Menu.buildFromTemplate(buildMenuTemplate(process.platform, menuActions) as Electron.MenuItemConstructorOptions[]));
-    const requested = pendingOpens.shift() ?? projectArgument(process.argv, leadingArgs, process.cwd());
+    const requested = pendingOpens.shift() ?? requestedIn(process.argv, process.cwd());
     await openStartupWindow(requested);
   });
 }

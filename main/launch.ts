@@ -18,7 +18,7 @@ export const BROWSER_NOTICE =
   'Electron is not installed (it is an optional dependency), so Contrast Studio opens in your browser instead.';
 
 export async function start(argv: string[]): Promise<number> {
-  const requested = projectArgument(argv, 0, process.cwd());
+  const requested = projectArgument(argv, process.cwd());
   const electron = findElectron(repoRoot);
   if (!electron) {
     console.log(BROWSER_NOTICE);

@@ -35,11 +35,14 @@ export function openStartupProject(session: Session, requested?: string): Startu
 }
 
 /**
- * The project folder named on the command line, if any. `leading` is how many argv entries
- * precede the user's arguments (the executable, plus the script when run from a checkout);
- * Chromium and Electron switches are skipped.
+ * The project folder named on the command line, if any: the first argument that is neither a
+ * switch (Chromium's, Electron's, a test driver's) nor one of `notProjects` (the main script,
+ * when a checkout runs `electron dist/main/app.main.mjs`). `args` excludes the executable.
  */
-export function projectArgument(argv: string[], leading: number, cwd: string): string | undefined {
-  const argument = argv.slice(leading).find((arg) => !arg.startsWith('-'));
-  return argument ? path.resolve(cwd, argument) : undefined;
+export function projectArgument(args: string[], cwd: string, notProjects: string[] = []): string | undefined {
+  const skipped = new Set(notProjects.map((file) => path.resolve(file)));
+  return args
+    .filter((arg) => !arg.startsWith('-'))
+    .map((arg) => path.resolve(cwd, arg))
+    .find((file) => !skipped.has(file));
 }

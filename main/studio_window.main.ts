@@ -39,6 +39,7 @@ export class StudioWindow {
   private nextId = 1;
   private readonly pending = new Map<number, (reply: Reply) => void>();
   private closing = false;
+  private coreStarted = false;
 
   static focused(): StudioWindow | undefined {
     const window = BrowserWindow.getFocusedWindow();
@@ -142,9 +143,13 @@ export class StudioWindow {
       stdio: 'inherit',
     });
     let markReady: () => void;
+    this.coreStarted = false;
     this.coreReady = new Promise((resolve) => (markReady = resolve));
     this.core.on('message', (message: CoreToMain) => {
-      if (message.type === 'ready') markReady();
+      if (message.type === 'ready') {
+        this.coreStarted = true;
+        markReady();
+      }
       else if (message.type === 'event') this.onCoreEvent(message);
       else {
         this.pending.get(message.id)?.(message);
@@ -156,13 +161,14 @@ export class StudioWindow {
 
   private request(message: Request): Promise<Reply | { type: 'gone' }> {
     const id = this.nextId++;
-    return this.coreReady.then(
-      () =>
-        new Promise((resolve) => {
-          this.pending.set(id, resolve);
-          this.core.postMessage({ ...message, id });
-        }),
-    );
+    const core = this.core;
+    return new Promise((resolve) => {
+      // Pending from now on, so a core that dies even before it is ready answers 'gone'.
+      this.pending.set(id, resolve);
+      void this.coreReady.then(() => {
+        if (this.pending.has(id) && core === this.core) core.postMessage({ ...message, id });
+      });
+    });
   }
 
   private connectEvents(): void {
@@ -185,6 +191,15 @@ export class StudioWindow {
     for (const resolve of this.pending.values()) resolve({ type: 'gone' } as never);
     this.pending.clear();
     if (this.closing || this.window.isDestroyed()) return;
+    if (!this.coreStarted) {
+      // Restarting a core that cannot even start (e.g. a missing native build) would only loop.
+      void dialog.showMessageBox(this.window, {
+        type: 'error',
+        message: 'The studio core could not start.',
+        detail: `Exit code ${code}; its error is in the terminal or system log. Reinstalling the app usually fixes a damaged install.`,
+      });
+      return;
+    }
     const project = this.projectDir;
     this.startCore();
     void this.startup(project ?? undefined).then(() => this.window.webContents.reload());

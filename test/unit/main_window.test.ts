@@ -88,10 +88,13 @@ describe('application menu', () => {
 });
 
 describe('projectArgument', () => {
-  test('finds the project after the executable (and script), skipping switches, resolved against the cwd', () => {
-    assert.equal(projectArgument(['/opt/Contrast Studio/contrast-studio', 'birds'], 1, '/home/ana'), '/home/ana/birds');
-    assert.equal(projectArgument(['electron', 'dist/main/app.main.mjs', '--no-sandbox', '/data/cats'], 2, '/repo'), '/data/cats');
-    assert.equal(projectArgument(['electron', 'dist/main/app.main.mjs'], 2, '/repo'), undefined);
-    assert.equal(projectArgument(['/usr/bin/contrast-studio', '--original-process-start-time=1'], 1, '/'), undefined);
+  test('the first argument that is not a switch or the main script, resolved against the cwd', () => {
+    assert.equal(projectArgument(['birds'], '/home/ana'), '/home/ana/birds');
+    const script = '/repo/dist/main/app.main.mjs';
+    // Playwright and Chromium put switches before and after the script.
+    assert.equal(projectArgument(['--inspect=0', '--remote-debugging-port=0', script, '--user-data-dir=/tmp/p', '/data/cats'], '/repo', [script]), '/data/cats');
+    assert.equal(projectArgument(['dist/main/app.main.mjs', 'cats'], '/repo', [script]), '/repo/cats');
+    assert.equal(projectArgument([script], '/repo', [script]), undefined);
+    assert.equal(projectArgument(['--original-process-start-time=1'], '/'), undefined);
   });
 });
