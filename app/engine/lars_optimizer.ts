@@ -60,8 +60,9 @@ export class LarsOptimizer {
   }
 
   private trustRatio(weight: tf.Tensor, direction: tf.Tensor): tf.Scalar {
-    const weightNorm = tf.norm(weight);
-    const directionNorm = tf.norm(direction);
+    // Not tf.norm: its generic p-norm path costs an Abs and a Pow per variable.
+    const weightNorm = tf.sqrt(tf.sum(tf.square(weight)));
+    const directionNorm = tf.sqrt(tf.sum(tf.square(direction)));
     const bothPositive = tf.logicalAnd(tf.greater(weightNorm, 0), tf.greater(directionNorm, 0));
     // Guard the division itself: tf.where still evaluates the untaken branch.
     const ratio = tf.div(tf.mul(weightNorm, this.trustCoefficient), tf.maximum(directionNorm, 1e-30));
