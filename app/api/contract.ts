@@ -193,9 +193,12 @@ export interface RunDetail {
 
 export interface TrainPlan {
   stage: Stage;
-  /** What the engine will run: the preset with overrides applied and epochs fitted to the budget. */
+  /** The run's full config as the engine will store it (the preset with the overrides applied). */
   config: Record<string, unknown>;
-  estimateSeconds: number;
+  /** The settings the advanced panel may override for this stage, with the values they would take (epochs 0: fitted to the budget). */
+  settings: Record<string, number | string | boolean>;
+  /** The time budget, or for a fixed epoch count an estimate from an earlier similar run; null when unknown. */
+  estimateSeconds: number | null;
   parentRunId: number | null;
   /** Reasons the results may disappoint (too few labels, no pretrain yet, ...). */
   warnings: string[];
@@ -343,17 +346,24 @@ export type Output<N extends OperationName> = (typeof operations)[N]['output'];
 export const operationNames = Object.keys(operations) as OperationName[];
 
 export type ServerEvent =
+  | { type: 'job.started'; runId: number; kind: RunKind; backend: string; device: string; resumedFromStep: number | null }
   | {
       type: 'job.progress';
       runId: number;
       kind: RunKind;
+      /** preparing, caching (decoding images once), measuring (timing steps for a budget), training, evaluating */
+      phase: string;
       step: number;
       totalSteps: number;
       epoch: number;
-      /** Latest values: loss, accuracy, lr, imagesPerSecond, ... */
+      epochs: number;
+      /** Latest values: loss, accuracy or top1, lr, imagesPerSecond, ... */
       metrics: Record<string, number>;
       etaSeconds: number | null;
     }
+  /** End of an epoch: mean training values and, for classifiers, validation accuracy. */
+  | { type: 'job.epoch'; runId: number; kind: RunKind; epoch: number; epochs: number; metrics: Record<string, number>; best: boolean }
+  | { type: 'job.warning'; runId: number; message: string }
   | { type: 'job.finished'; runId: number; kind: RunKind; status: RunStatus; error: string | null }
   | ({ type: 'import.progress' } & ImportProgress)
   /** summary is null when the import failed or was cancelled; error says why. */

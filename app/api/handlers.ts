@@ -15,16 +15,19 @@ import {
   latestPredictionRunId,
   listImageIds,
   listImages,
+  writePredictionsCsv,
 } from '../store/gallery.ts';
+import { exportModel } from '../engine/export.ts';
 import { importPaths } from '../media/import.ts';
 import { exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
 import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setLabels, type ClassInfo } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
-import { getRun, isResumable, listRuns, metricNames, metricSeries, requireRun, runLineage, type Run } from '../store/runs.ts';
+import { getRun, isResumable, latestDoneRun, listRuns, metricNames, metricSeries, requireRun, runLineage, type Run } from '../store/runs.ts';
 import type { Input, OperationName, Output, ProjectStatus, RunInfo } from './contract.ts';
 import { embeddingMap } from './embedding_map.ts';
 import { score } from './evaluation.ts';
 import { chooseNext } from './label_queue.ts';
+import { backendSummary, planRequest, resumeTraining, startTraining } from './training.ts';
 import { openSampleProject } from './sample_project.ts';
 import type { Session } from './session.ts';
 
@@ -32,10 +35,6 @@ export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Outp
 
 /** The author recorded on labels set through the studio. */
 const AUTHOR = 'studio';
-
-export function notAvailable(what: string): never {
-  throw new UserError(`${what} is not available in this build yet`, 'not_available');
-}
 
 export function createHandlers(session: Session): Handlers {
   const db = () => session.requireProject().db;
@@ -169,19 +168,20 @@ export function createHandlers(session: Session): Handlers {
       return { strategy: choice.strategy, runId: predictionRunId, items: imagesByIds(db(), choice.imageIds, predictionRunId) };
     },
 
-    async 'train.plan'() {
-      notAvailable('training from the studio');
+    async 'train.plan'(request) {
+      return planRequest(session.requireProject(), request);
     },
-    async 'train.start'() {
-      notAvailable('training from the studio');
+    async 'train.start'(request) {
+      return { runId: startTraining(session, request, session.launcher) };
     },
     async 'train.cancel'({ runId }) {
-      requireRun(db(), runId);
-      notAvailable('cancelling training');
+      const run = requireRun(db(), runId);
+      if (session.activeJob?.id === runId && session.activeJob.kind === run.kind) return { cancelled: session.cancelJob() };
+      if (run.status === 'running') throw new UserError(`run ${runId} is running in another process; cancel it there`, 'busy');
+      return { cancelled: false };
     },
     async 'train.resume'({ runId }) {
-      requireRun(db(), runId);
-      notAvailable('resuming training');
+      return { runId: resumeTraining(session, runId, session.launcher) };
     },
     async 'runs.list'() {
       return { runs: listRuns(db()).map(runInfo) };
@@ -195,7 +195,7 @@ export function createHandlers(session: Session): Handlers {
       return { run: runInfo(run), lineage: runLineage(db(), runId).map(runInfo), metrics };
     },
     async 'system.backend'() {
-      notAvailable('backend information');
+      return backendSummary();
     },
 
     async 'results.evaluation'({ runId }) {
@@ -247,11 +247,19 @@ export function createHandlers(session: Session): Handlers {
       if (missing.length > 0 && written === 0) throw new UserError(`none of the labelled files could be copied (first missing: ${missing[0]})`);
       return { path: folder, count: written };
     },
-    async 'export.predictions'() {
-      notAvailable('exporting predictions');
+    async 'export.predictions'({ runId }) {
+      const project = session.requireProject();
+      const run = runWithPredictions(project.db, runId);
+      const file = path.join(project.exportsDir, `predictions-run${run.id}.csv`);
+      return { path: file, count: writePredictionsCsv(project.db, run.id, file) };
     },
-    async 'export.model'() {
-      notAvailable('exporting the model');
+    async 'export.model'({ runId }) {
+      const project = session.requireProject();
+      const run = runId ? requireRun(project.db, runId) : latestDoneRun(project.db, ['distill', 'finetune']);
+      if (!run) throw new UserError('there is no trained classifier to export yet: fine-tune a model first', 'no_model');
+      const folder = path.join(project.exportsDir, `model-run${run.id}`);
+      await exportModel(project, run.id, folder);
+      return { path: folder, count: 1 };
     },
   };
 }

@@ -7,11 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { DB_FILE, openProject, type Project } from '../store/project.ts';
+import type { Launcher } from '../jobs/job.ts';
 import type { JobInfo, RecentProject, ServerEvent } from './contract.ts';
 
 export interface SessionOptions {
   /** Where the recent-projects list and the built sample project live. */
   dataDir?: string;
+  /** How training jobs start their child process (Electron passes its utilityProcess). */
+  launcher?: Launcher;
 }
 
 const MAX_RECENT = 12;
@@ -22,12 +25,14 @@ export function defaultDataDir(): string {
 
 export class Session {
   readonly dataDir: string;
+  readonly launcher: Launcher | undefined;
   private current: Project | null = null;
   private readonly listeners = new Set<(event: ServerEvent) => void>();
   private job: (JobInfo & { cancel: () => void }) | null = null;
 
   constructor(options: SessionOptions = {}) {
     this.dataDir = path.resolve(options.dataDir ?? defaultDataDir());
+    this.launcher = options.launcher;
   }
 
   get project(): Project | null {
@@ -74,8 +79,9 @@ export class Session {
     };
   }
 
-  updateJobId(id: number): void {
-    if (this.job) this.job.id = id;
+  /** Frees the job slot if the job with this id still holds it. */
+  finishJob(id: number): void {
+    if (this.job?.id === id) this.job = null;
   }
 
   cancelJob(kind?: JobInfo['kind']): boolean {

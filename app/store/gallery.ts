@@ -3,7 +3,9 @@
  * their label and the latest prediction, filtered and sorted in SQL so 50,000 images page quickly.
  */
 import type Database from 'better-sqlite3';
+import fs from 'node:fs';
 import path from 'node:path';
+import { csvField } from './labels_csv.ts';
 import type { EmbeddingPoint, FileProblem, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../api/contract.ts';
 
 const withEntropy = new WeakSet<Database.Database>();
@@ -206,4 +208,21 @@ export function embeddingLabels(
     )
     .all(predictionRunId, embeddingRunId) as { imageId: number; labelClassId: number | null; predictedClassId: number | null }[];
   return new Map(rows.map((row) => [row.imageId, { labelClassId: row.labelClassId, predictedClassId: row.predictedClassId }]));
+}
+
+/** Writes path,predicted,confidence,label for every image a run predicted; returns how many rows. */
+export function writePredictionsCsv(db: Database.Database, runId: number, file: string): number {
+  const rows = db
+    .prepare(
+      `SELECT i.path, pc.name AS predicted, p.confidence, lc.name AS label
+       FROM predictions p JOIN images i ON i.id = p.image_id JOIN classes pc ON pc.id = p.class_id
+       LEFT JOIN labels l ON l.image_id = p.image_id LEFT JOIN classes lc ON lc.id = l.class_id
+       WHERE p.run_id = ? ORDER BY i.id`,
+    )
+    .all(runId) as { path: string; predicted: string; confidence: number; label: string | null }[];
+  const lines = ['path,predicted,confidence,label'];
+  for (const row of rows) lines.push([row.path, row.predicted, row.confidence.toFixed(4), row.label ?? ''].map(csvField).join(','));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return rows.length;
 }

@@ -133,6 +133,66 @@ describe('studio workflow in the browser', () => {
     await page.keyboard.press('Escape');
   });
 
+  async function trainStage(stage: string, settings: Record<string, string>): Promise<void> {
+    await page.click(`button[data-stage="${stage}"]`);
+    await page.waitForSelector(`details.advanced[data-stage="${stage}"]`);
+    await page.$eval('details.advanced', (details) => ((details as HTMLDetailsElement).open = true));
+    for (const [name, value] of Object.entries(settings)) {
+      const input = page.locator(`[name="adv-${name}"]`);
+      await input.waitFor({ timeout: 5000 }).catch(async (error) => {
+        await screenshot(page, `failed-${stage}-${name}`);
+        throw error;
+      });
+      await input.fill(value);
+      await input.press('Tab');
+    }
+    await page.waitForFunction(() => /minutes|about|measured/i.test(document.querySelector('[data-testid="estimate"]')?.textContent ?? ''));
+    await page.click('[data-testid="start-training"]');
+    await page.waitForSelector(`button[data-stage="${stage}"] .badge.good`, { timeout: 180_000 });
+  }
+
+  it('trains pretrain, fine-tune and distil on tiny settings with live charts', async () => {
+    await go('train');
+    await page.waitForSelector('[data-testid="device"] b');
+    assert.match((await page.textContent('[data-testid="device"]'))!, /Runs on CPU/);
+    await screenshot(page, '06-train');
+    const started = performance.now();
+    await trainStage('pretrain', { epochs: '2', batchSize: '16', width: '0.125', imageSize: '16' });
+    await trainStage('finetune', { epochs: '4', batchSize: '16' });
+    await page.waitForSelector('[data-chart="Validation accuracy (per epoch)"]');
+    await trainStage('distill', { epochs: '2', batchSize: '16', width: '0.125' });
+    console.log(`# three tiny stages trained through the UI in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    await page.waitForSelector('[data-chart="Loss"] path');
+    await screenshot(page, '07-train-done');
+  });
+
+  it('shows accuracy, the confusion matrix with its images, teacher vs student and the embedding map', async () => {
+    await go('results');
+    await page.waitForSelector('[data-testid="accuracy"]');
+    assert.match((await page.textContent('[data-testid="accuracy"]'))!, /^\d+\.\d%$/);
+    await page.waitForSelector('[data-testid="teacher-student"]');
+    const cell = page.locator('table.matrix button:not([disabled])').first();
+    const count = Number(await cell.textContent());
+    await cell.click();
+    await page.waitForSelector('[data-testid="cell-images"] .thumb img');
+    assert.equal(await page.locator('[data-testid="cell-images"] .thumb').count(), count);
+    await page.waitForSelector('canvas[aria-label="Embedding map"]');
+    assert.ok(Number(await page.getAttribute('canvas[aria-label="Embedding map"]', 'data-points')) >= 48);
+    await screenshot(page, '08-results');
+    await page.locator('canvas[aria-label="Embedding map"]').scrollIntoViewIfNeeded();
+    await screenshot(page, '08-results-map');
+  });
+
+  it('accepts a prediction as a label with one key in the prediction browser', async () => {
+    await page.selectOption('.browser-card select[name="filter"]', 'unlabelled');
+    await page.waitForSelector('.browser-card [role="gridcell"] .chip.prediction');
+    const labelledBefore = Number(/(\d+) labelled/.exec((await page.textContent('.sidebar .project'))!)![1]);
+    await page.click('.browser-card [role="gridcell"]');
+    await page.keyboard.press('a');
+    await page.waitForSelector('[data-kind="success"] >> text=Accepted 1 prediction');
+    await page.waitForFunction((before) => document.querySelector('.sidebar .project')?.textContent?.includes(`${before + 1} labelled`), labelledBefore);
+  });
+
   it('exports the labels as CSV and names the file', async () => {
     await go('export');
     await page.click('text=Labels as CSV');
@@ -140,17 +200,26 @@ describe('studio workflow in the browser', () => {
     const file = /to (\/\S+labels\.csv)/.exec((await notice.textContent())!)![1];
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
     assert.equal(lines[0], 'path,class,source,split');
-    assert.equal(lines.length, 1 + 28);
+    assert.equal(lines.length, 1 + 29);
+    await page.click('text=Predictions as CSV');
+    assert.match((await (await page.waitForSelector('[data-testid="export-predictions"]')).textContent())!, /Saved 48 predictions to \/\S+\.csv/);
+    await page.click('text=Export model (TF.js)');
+    const model = /to (\/\S+)/.exec((await (await page.waitForSelector('[data-testid="export-model"]', { timeout: 60_000 })).textContent())!)![1];
+    assert.ok(fs.existsSync(path.join(model, 'model.json')));
     await screenshot(page, '09-export');
   });
 
   it('finds everything still there after a reload', async () => {
     await page.reload();
     await page.waitForSelector('.sidebar .project');
-    assert.match((await page.textContent('.sidebar .project'))!, /48 images · 28 labelled/);
+    assert.match((await page.textContent('.sidebar .project'))!, /48 images · 29 labelled/);
     await go('gallery');
     await page.selectOption('select[name="filter"]', 'unlabelled');
-    await page.waitForFunction(() => /^20 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
+    await page.waitForFunction(() => /^19 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
+    await go('train');
+    await page.waitForSelector('button[data-stage="distill"] .badge.good');
+    await go('results');
+    await page.waitForSelector('[data-testid="accuracy"]');
     await go('projects');
     await page.waitForSelector('text=Recent projects');
     await screenshot(page, '10-projects');

@@ -152,6 +152,14 @@ class Studio {
         this.jobProgress = event;
         if (!this.status?.activeJob) void this.refreshStatus();
         break;
+      case 'job.started':
+        void this.refreshStatus();
+        break;
+      case 'job.warning':
+        this.notify('info', `Run #${event.runId}: ${event.message}`);
+        break;
+      case 'job.epoch':
+        break;
       case 'job.finished':
         this.jobProgress = null;
         this.runsVersion++;
