@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
+import { registerBatchNormGradients } from './batch_norm.ts';
 import { registerWasmKernels } from './wasm_kernels.ts';
 import { registerThreadedWasmBackend, threadedWasmFailure, threadsAvailable } from './wasm_threads.ts';
 
@@ -157,6 +158,7 @@ async function activate(backend: BackendName): Promise<void> {
   }
   await tf.ready();
   if (backend === 'wasm') registerWasmKernels();
+  registerBatchNormGradients();
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { heapKernels } from './wasm_heap_kernels.ts';
+import { heapKernels, interleavePhases } from './wasm_heap_kernels.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -107,11 +107,10 @@ function cropForPads(dy: tf.TensorInfo, rows: Phase, cols: Phase, backend: Backe
   return { dy: runWasm('Slice', { x: dy }, { begin: [0, top, left, 0], size: [n, height, width, c] }, backend), cropped: true };
 }
 
+/** Null when no filter tap lands on this phase: its input gradient is zero. */
 function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, cols: Phase, strides: [number, number],
-  phaseShape: number[], backend: BackendWasm): tf.TensorInfo {
-  if (rows.taps === 0 || cols.taps === 0) {
-    return runWasm('Fill', {}, { shape: phaseShape, value: 0, dtype: 'float32' }, backend);
-  }
+  backend: BackendWasm): tf.TensorInfo | null {
+  if (rows.taps === 0 || cols.taps === 0) return null;
   const [kh, kw, co, ci] = flipped.shape;
   // flipped[u] = W[K-1-u], so taps firstTap, firstTap+s, ... of W read backwards from the end.
   const beginH = kh - 1 - rows.firstTap - (rows.taps - 1) * strides[0];
@@ -132,7 +131,7 @@ function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, c
 
 /**
  * Input gradient as forward convolutions of dy with the flipped, transposed filter, one per
- * stride phase, interleaved back with DepthToSpace. Cases this does not cover (NCHW,
+ * stride phase, interleaved back on the heap. Cases this does not cover (NCHW,
  * unequal strides) go to the backend's own kernel.
  */
 function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: BackendWasm }): tf.TensorInfo {
@@ -148,30 +147,25 @@ function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: Back
   const info = tf.backend_util.computeConv2DInfo(
     inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
   const [sh, sw] = [info.strideHeight, info.strideWidth];
-  if (dataFormat === 'NCHW' || sh !== sw) return builtin('Conv2DBackpropInput')!(args as unknown as tf.KernelFuncArgs) as tf.TensorInfo;
+  if (dataFormat === 'NCHW' || sh !== sw) return builtin('Conv2DBackpropInput')!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   const [n, h, w, ci] = inputShape;
   const [, oh, ow] = dy.shape;
   const [qh, qw] = [Math.ceil(h / sh), Math.ceil(w / sw)];
   const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, backend);
   const flipped = runWasm('Reverse', { x: transposed }, { dims: [0, 1] }, backend);
   release(backend, transposed);
-  const phases: tf.TensorInfo[] = [];
+  const phases: Array<tf.TensorInfo | null> = [];
   for (let a = 0; a < sh; a++) {
     for (let b = 0; b < sw; b++) {
       const rows = phaseOf(a, sh, info.filterHeight, info.padInfo.top, oh, qh);
       const cols = phaseOf(b, sw, info.filterWidth, info.padInfo.left, ow, qw);
-      phases.push(phaseGradient(dy, flipped, rows, cols, [sh, sw], [n, qh, qw, ci], backend));
+      phases.push(phaseGradient(dy, flipped, rows, cols, [sh, sw], backend));
     }
   }
   release(backend, flipped);
-  if (sh === 1) return phases[0];
-  const stacked = runWasm('Concat', phases as unknown as Inputs, { axis: 3 }, backend);
-  release(backend, ...phases);
-  const interleaved = runWasm('DepthToSpace', { x: stacked }, { blockSize: sh, dataFormat: 'NHWC' }, backend);
-  release(backend, stacked);
-  if (qh * sh === h && qw * sw === w) return interleaved;
-  const dx = runWasm('Slice', { x: interleaved }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] }, backend);
-  release(backend, interleaved);
+  if (sh === 1 && qh === h && qw === w) return phases[0]!;
+  const dx = interleavePhases(backend, phases, sh, [n, h, w, ci]);
+  release(backend, ...phases.filter((p): p is tf.TensorInfo => p !== null));
   return dx;
 }
 

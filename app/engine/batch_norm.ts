@@ -1,0 +1,84 @@
+/**
+ * Cheaper gradients for batch normalisation in training mode, which TF.js computes as
+ * moments(x) (Mean, Sub, Square, Mean) followed by FusedBatchNorm. The stock gradients make
+ * about 28 full passes over each activation (Tile, ones-filled multiplies, separate sums);
+ * these make about 12, with identical results up to float rounding. They replace the stock
+ * ones through the public registerGradient API, for every backend, so stock tf.layers
+ * models (resnet.ts) train faster without changing how they are built or saved.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Our kernel for the two per-channel sums of the FusedBatchNorm gradient (wasm_heap_kernels.ts). */
+export const BATCH_NORM_GRAD_SUMS = 'ContrastBatchNormGradSums';
+
+/** Axes of x that batch-norm statistics reduce over: all but the last (channels). */
+function leadingAxes(x: tf.Tensor): number[] {
+  return Array.from({ length: x.rank - 1 }, (_, i) => i);
+}
+
+/** [Σ dy, Σ dy·(x − mean)] per channel, in one pass where the backend has our fused kernel. */
+function gradientSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
+  if (mean.rank === 1 && tf.getKernel(BATCH_NORM_GRAD_SUMS, tf.getBackend())) {
+    const sums = tf.engine().runKernel(BATCH_NORM_GRAD_SUMS, { dy, x, mean }, {}) as tf.Tensor2D;
+    const [sumDy, sumDyCentred] = tf.unstack(sums) as tf.Tensor1D[];
+    return [sumDy, sumDyCentred];
+  }
+  const axes = leadingAxes(x);
+  return [
+    tf.reshape(tf.sum(dy, axes), [-1]) as tf.Tensor1D,
+    tf.reshape(tf.sum(tf.mul(dy, tf.sub(x, mean)), axes), [-1]) as tf.Tensor1D,
+  ];
+}
+
+/**
+ * y = (x − mean)·r·scale + offset with r = 1/√(variance + ε). mean, variance, scale and
+ * offset are per channel (rank 1) in training; other shapes keep the stock gradient.
+ */
+const fusedBatchNormGrad: tf.GradConfig = {
+  kernelName: 'FusedBatchNorm',
+  inputsToSave: ['x', 'mean', 'variance', 'scale'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, mean, variance, scale] = saved;
+    const dyT = dy as tf.Tensor;
+    const epsilon = (attrs as unknown as { varianceEpsilon: number }).varianceEpsilon;
+    const perChannel = (t: tf.Tensor | undefined) => !t || t.rank === 1;
+    if (!(mean.rank === 1 && perChannel(variance) && perChannel(scale))) return stockFusedBatchNormGrad!.gradFunc(dy, saved, attrs);
+    const r = tf.rsqrt(tf.add(variance, epsilon));
+    const scaleR = scale ? tf.mul(scale, r) : r;
+    // Computed here, not in the lazy functions: the engine runs each of those in its own
+    // tidy, which would dispose sums shared between them. The backward pass's scope frees these.
+    const [sumDy, sumDyCentred] = gradientSums(dyT, x, mean);
+    const shaped = (t: tf.Tensor, like: tf.Tensor) => tf.reshape(t, like.shape);
+    return {
+      x: () => tf.mul(dyT, scaleR),
+      mean: () => shaped(tf.neg(tf.mul(scaleR, sumDy)), mean),
+      // d/dvariance of r = −r³/2.
+      variance: () => shaped(tf.mul(tf.mul(scaleR, tf.mul(tf.square(r), -0.5)), sumDyCentred), variance),
+      scale: () => shaped(tf.mul(r, sumDyCentred), scale ?? r),
+      offset: () => shaped(sumDy, mean),
+    };
+  },
+};
+
+/** Mean's gradient spreads dy/size over the reduced axes: one broadcast instead of ones × dy ÷ size. */
+const meanGrad: tf.GradConfig = {
+  kernelName: 'Mean',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const axes = tf.util.parseAxisParam((attrs as unknown as { axis: number | number[] }).axis, x.shape);
+    const keptShape = x.shape.map((size, axis) => (axes.includes(axis) ? 1 : size));
+    const reduced = axes.reduce((product, axis) => product * x.shape[axis], 1);
+    return { x: () => tf.broadcastTo(tf.reshape(tf.div(dy as tf.Tensor, reduced), keptShape), x.shape) };
+  },
+};
+
+let stockFusedBatchNormGrad: tf.GradConfig | undefined;
+
+/** Installs the gradients above (idempotent). */
+export function registerBatchNormGradients(): void {
+  if (tf.getGradient('FusedBatchNorm') === fusedBatchNormGrad) return;
+  stockFusedBatchNormGrad = tf.getGradient('FusedBatchNorm');
+  tf.registerGradient(fusedBatchNormGrad);
+  tf.registerGradient(meanGrad);
+}
