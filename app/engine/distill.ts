@@ -48,6 +48,9 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
   try {
     loadRunModel(ctx.project, teacherRunId, teacher);
     if (sameArchitecture(config.model, teacherConfig.model)) copyWeightsByName(teacher, student);
+    // Unlabelled and (at most as many) labelled images go through the student in each step.
+    const labelled = config.labelWeight! > 0 ? config.batchSize : 0;
+    checkMemory(estimateTrainingBytes(student, config.batchSize + labelled, teacher), ctx.backend.backend, config.batchSize);
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);
@@ -55,11 +58,6 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
       const batchSize = effectiveBatch(ctx, config.batchSize, cache.count, 'images');
       const useLabels = config.labelWeight! > 0 && train.rows.length > 0;
       const labelledSize = Math.min(batchSize, train.rows.length);
-      checkMemory(
-        estimateTrainingBytes(student, batchSize + (useLabels ? labelledSize : 0), teacher),
-        ctx.backend.backend,
-        config.batchSize,
-      );
       const judge = validationJudge(student, cache, val);
       const loop: TrainingLoop = {
         examples: cache.count,

@@ -13,7 +13,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import { LOCK_TOKEN_ENV, type Project } from '../store/project.ts';
-import { getRun, markInterruptedRuns, requireRun, type RunKind } from '../store/runs.ts';
+import { finishRun, markInterruptedRuns, requireRun, type RunKind } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent, ParentMessage } from './events.ts';
 import { executeRun } from './execute.ts';
 
@@ -137,19 +137,22 @@ function runInProcess(project: Project, job: Job, launch: Launcher): void {
   job.setCancelHandler(() => channel.send({ type: 'cancel' }));
   channel.onMessage((event) => job.report(event));
   channel.onExit((code) => {
-    if (job.isFinished) return;
-    // The child died without a word (killed, out of memory): its run is left 'running'.
-    markInterruptedRuns(project.db);
-    const run = getRun(project.db, job.runId);
-    job.report({
-      type: 'finished',
-      runId: job.runId,
-      kind: job.kind,
-      status: run?.status === 'running' ? 'interrupted' : ((run?.status ?? 'interrupted') as FinishedEvent['status']),
-      error: `the training process exited unexpectedly (code ${code}); resume the run to continue from its last checkpoint`,
-      summary: run?.summary ?? null,
-    });
+    if (!job.isFinished) job.report(afterSilentExit(project, job, code));
   });
+}
+
+/** How a run ended when its process exited without reporting it (killed, out of memory, failed to start). */
+function afterSilentExit(project: Project, job: Job, code: number | null): FinishedEvent {
+  const how = `the training process exited unexpectedly (code ${code})`;
+  markInterruptedRuns(project.db);
+  let run = requireRun(project.db, job.runId);
+  if (run.status === 'queued') {
+    finishRun(project.db, job.runId, 'failed', { error: `${how} before the run started` });
+    run = requireRun(project.db, job.runId);
+  }
+  const error =
+    run.status === 'interrupted' ? `${how}; resume the run to continue from its last checkpoint` : run.status === 'failed' ? run.error : null;
+  return { type: 'finished', runId: job.runId, kind: job.kind, status: run.status as FinishedEvent['status'], error, summary: run.summary };
 }
 
 function failure(job: Job, error: unknown): FinishedEvent {

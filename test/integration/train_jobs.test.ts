@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createTrainingRun } from '../../app/engine/stage_config.ts';
 import type { JobEvent } from '../../app/jobs/events.ts';
-import { startJob } from '../../app/jobs/job.ts';
+import { forkLauncher, startJob, type Launcher } from '../../app/jobs/job.ts';
 import { openProject } from '../../app/store/project.ts';
 import { getRun, latestCheckpoint, readEmbeddings } from '../../app/store/runs.ts';
 import { CONTRAST_BIN, runCli, shapesProject } from './train_fixtures.ts';
@@ -70,6 +70,31 @@ test('cancel stops a child-process run with its checkpoint kept; starting it aga
     const events = await collect(again);
     assert.equal((events[0] as { resumedFromStep: number }).resumedFromStep, checkpoint.step);
     assert.equal((await again.done).status, 'done');
+  } finally {
+    opened.close();
+  }
+});
+
+test('a child process killed mid-run ends its job as interrupted; one that dies before starting fails its run', async () => {
+  const opened = openProject(project);
+  try {
+    const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 6, seed: 4 });
+    const job = startJob(opened, runId, { isolation: 'process' });
+    job.on('event', (event: JobEvent) => {
+      if (event.type === 'epoch') process.kill(getRun(opened.db, runId)!.pid!, 'SIGKILL');
+    });
+    const killed = await job.done;
+    assert.equal(killed.status, 'interrupted');
+    assert.match(killed.error!, /exited unexpectedly.*resume the run/);
+    assert.equal(getRun(opened.db, runId)!.status, 'interrupted');
+
+    const crashing = path.join(path.dirname(project), 'crash.mjs');
+    fs.writeFileSync(crashing, 'process.exit(3);\n');
+    const queued = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 1, seed: 4 }).runId;
+    const launcher: Launcher = (_entry, args, env) => forkLauncher(crashing, args, env);
+    const failed = await startJob(opened, queued, { isolation: 'process', launcher }).done;
+    assert.equal(failed.status, 'failed');
+    assert.equal(getRun(opened.db, queued)!.error, 'the training process exited unexpectedly (code 3) before the run started');
   } finally {
     opened.close();
   }
