@@ -102,7 +102,7 @@ async function withProject<T>(dir: string, work: (project: Project) => Promise<T
 }
 
 /** The number that says how good a run is, for listings and final lines. */
-export function keyMetric(run: Pick<Run, 'kind' | 'summary'>): string {
+function keyMetric(run: Pick<Run, 'kind' | 'summary'>): string {
   const summary = run.summary ?? {};
   const percent = (value: unknown) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : undefined);
   if (run.kind === 'pretrain') return percent(summary.top1) ? `contrastive top-1 ${percent(summary.top1)}` : '';

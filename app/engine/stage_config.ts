@@ -110,7 +110,7 @@ function validate(options: TrainOptions): void {
 function requireDoneParent(project: Project, id: number, kinds: RunKind[], role: string): Run {
   const run = requireRun(project.db, id);
   if (!kinds.includes(run.kind)) throw new UserError(`run ${id} is a ${run.kind} run; ${role} must be a ${kinds.join(' or ')} run`);
-  if (run.status !== 'done') throw new UserError(`run ${id} is ${run.status}, not done: it cannot be ${role}`);
+  if (run.status !== 'done') throw new UserError(`run ${id} is ${run.status}; ${role} must be a finished run`);
   return run;
 }
 
@@ -214,7 +214,7 @@ export function createTrainingRun(project: Project, kind: TrainKind, options: Tr
 
 /** Records a queued evaluation of a fine-tuned or distilled model on a held-out split. */
 export function createEvaluateRun(project: Project, modelRunId: number, split: EvaluateConfig['split'], backend: BackendChoice = 'auto'): number {
-  const model = requireDoneParent(project, modelRunId, ['finetune', 'distill'], 'evaluated');
+  const model = requireDoneParent(project, modelRunId, ['finetune', 'distill'], 'the run to evaluate');
   ensureSplits(project.db);
   const labelled = project.db.prepare('SELECT COUNT(*) FROM splits WHERE split = ?').pluck().get(split) as number;
   if (labelled === 0) throw new UserError(`no labelled ${split} images to evaluate on`, 'no_labels');

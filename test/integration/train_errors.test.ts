@@ -86,3 +86,13 @@ test('a model too large for memory is refused before training: the run fails wit
   assert.ok(!fs.existsSync(path.join(project, 'checkpoints', `run-${run.id}`)));
   assert.ok(!fs.existsSync(path.join(project, 'cache', 'pixels-1024.bin')), 'no image was decoded for a run that cannot start');
 });
+
+test('a run of the wrong kind or state is refused by name', () => {
+  const pretrain = runCli(['pretrain', project, '--size', '8', '--width', '0.125', '--batch', '8', '--epochs', '1', '--json']);
+  assert.equal(pretrain.code, 0, pretrain.stderr);
+  const id = pretrain.events.find((e) => e.event === 'created')!.runId as number;
+  failsWith(['distill', project, '--from', String(id)], 1, new RegExp(`run ${id} is a pretrain run; the teacher must be a finetune or distill run`));
+  failsWith(['evaluate', project, '--run', String(id)], 1, new RegExp(`run ${id} is a pretrain run; the run to evaluate must be a finetune or distill run`));
+  failsWith(['export', project, '--run', String(id), '--out', path.join(project, 'x')], 1, new RegExp(`run ${id} is a pretrain run; use a finetune or distill run`));
+  failsWith(['resume', project, String(id)], 1, new RegExp(`run ${id} is done; only interrupted or cancelled runs can be resumed`));
+});
