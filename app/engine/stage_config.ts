@@ -67,6 +67,46 @@ export interface TrainOptions {
   labelWeight?: number;
 }
 
+const OPTION_TYPES: Record<Exclude<keyof TrainOptions, 'backend'>, 'number' | 'boolean'> = {
+  parentRunId: 'number',
+  depth: 'number',
+  width: 'number',
+  sk: 'boolean',
+  imageSize: 'number',
+  batchSize: 'number',
+  epochs: 'number',
+  minutes: 'number',
+  learningRate: 'number',
+  weightDecay: 'number',
+  seed: 'number',
+  temperature: 'number',
+  balanced: 'boolean',
+  supervised: 'boolean',
+  tau: 'number',
+  labelWeight: 'number',
+};
+
+/**
+ * Reads expert settings that arrive as a loose record (the studio's "advanced" overrides),
+ * refusing unknown names and wrong types; ranges are checked when the run is planned.
+ */
+export function parseTrainOptions(record: Record<string, unknown>): TrainOptions {
+  const options: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(record)) {
+    if (name === 'backend') {
+      if (!['auto', 'wasm', 'cpu', 'tensorflow'].includes(value as string)) {
+        throw new UserError(`backend must be auto, wasm, cpu or tensorflow, got ${JSON.stringify(value)}`, 'usage');
+      }
+    } else {
+      const type = OPTION_TYPES[name as keyof typeof OPTION_TYPES];
+      if (!type) throw new UserError(`unknown training setting "${name}" (known: ${[...Object.keys(OPTION_TYPES), 'backend'].join(', ')})`, 'usage');
+      if (typeof value !== type) throw new UserError(`${name} must be a ${type}, got ${JSON.stringify(value)}`, 'usage');
+    }
+    options[name] = value;
+  }
+  return options as TrainOptions;
+}
+
 export const DEFAULT_MODEL: ModelConfig = { depth: 18, width: 0.5, sk: false, imageSize: 32 };
 export const DEFAULT_BATCH = 128;
 export const DEFAULT_EPOCHS: Record<TrainKind, number> = { pretrain: 100, finetune: 30, distill: 30 };

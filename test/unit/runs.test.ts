@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { openProject, type Project } from '../../app/store/project.ts';
+import { parseTrainOptions, planTrainingRun } from '../../app/engine/stage_config.ts';
 import {
   addCheckpoint,
   appendMetrics,
@@ -183,5 +184,50 @@ test('predictions and embeddings round-trip their float32 vectors exactly', () =
   clearRunOutputs(project.db, id);
   assert.equal(readPredictions(project.db, id).length, 0);
   assert.equal(readEmbeddings(project.db, id).length, 0);
+  project.close();
+});
+
+test('expert settings from a loose record are checked by name and type', () => {
+  assert.deepEqual(parseTrainOptions({ epochs: 3, balanced: true, backend: 'wasm' }), { epochs: 3, balanced: true, backend: 'wasm' });
+  assert.throws(() => parseTrainOptions({ epoch: 3 }), { name: 'UserError', message: /unknown training setting "epoch" \(known: parentRunId, depth/ });
+  assert.throws(() => parseTrainOptions({ batchSize: '64' }), { name: 'UserError', message: 'batchSize must be a number, got "64"' });
+  assert.throws(() => parseTrainOptions({ backend: 'gpu' }), { name: 'UserError', message: /backend must be auto, wasm, cpu or tensorflow, got "gpu"/ });
+});
+
+test('planning fills every default, inherits the parent architecture and refuses changes to it', () => {
+  const project = tempProject();
+  const insertImage = project.db.prepare(
+    `INSERT INTO images (path, sha256, size, width, height, format, thumbnail, created_at) VALUES (?, ?, 1, 1, 1, 'png', x'00', 'now')`,
+  );
+  for (let i = 0; i < 4; i++) insertImage.run(`/${i}.png`, `sha-${i}`);
+  const pretrain = planTrainingRun(project, 'pretrain', { seed: 9, imageSize: 48 });
+  assert.deepEqual(pretrain.config, {
+    model: { depth: 18, width: 0.5, sk: false, imageSize: 48 },
+    batchSize: 128,
+    epochs: 100,
+    minutes: null,
+    learningRate: 0.075 * Math.sqrt(128),
+    warmupFraction: 0.1,
+    weightDecay: 1e-6,
+    seed: 9,
+    backend: 'auto',
+    temperature: 0.5,
+  });
+  assert.equal(planTrainingRun(project, 'pretrain', { imageSize: 96 }).config.temperature, 0.1);
+  const parent = createRun(project.db, 'pretrain', null, pretrain.config);
+  markRunning(project.db, parent, where);
+  finishRun(project.db, parent, 'done');
+  const labelled = project.db.prepare(`INSERT INTO classes (name, created_at) VALUES (?, 'now')`);
+  const [a, b] = [labelled.run('a').lastInsertRowid, labelled.run('b').lastInsertRowid];
+  const label = project.db.prepare(`INSERT INTO labels (image_id, class_id, source, author, created_at) VALUES (?, ?, 'human', 't', 'now')`);
+  [1, 2].forEach((id) => label.run(id, a));
+  [3, 4].forEach((id) => label.run(id, b));
+  const finetune = planTrainingRun(project, 'finetune', { minutes: 5 });
+  assert.equal(finetune.parent!.id, parent);
+  assert.deepEqual(finetune.config.model, pretrain.config.model);
+  assert.equal(finetune.config.epochs, null);
+  assert.equal(finetune.config.minutes, 5);
+  assert.throws(() => planTrainingRun(project, 'finetune', { width: 1 }), /width is fixed by run \d+ \(0.5\); a finetune run cannot change it/);
+  assert.throws(() => planTrainingRun(project, 'finetune', { tau: 2 }), /tau does not apply to finetune/);
   project.close();
 });
