@@ -164,6 +164,10 @@ async function rebuild(
   options: CacheOptions,
 ): Promise<number> {
   const rowBytes = imageSize * imageSize * 3;
+  // Left by a process killed mid-rebuild; only the project's writer rebuilds, so none is in use.
+  for (const name of fs.readdirSync(path.dirname(file))) {
+    if (name.startsWith(`${path.basename(file)}.tmp-`)) fs.rmSync(path.join(path.dirname(file), name), { force: true });
+  }
   const temp = `${file}.tmp-${process.pid}`;
   const out = fs.openSync(temp, 'w');
   const rows: CacheIndex['rows'] = [];

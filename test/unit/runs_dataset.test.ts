@@ -61,7 +61,10 @@ test('the cache holds each image once at the training size, as RGB rows scaled t
 
 test('a second open decodes nothing; new images are added and removed ones dropped', async () => {
   const { project, ids, files } = await projectWithImages([[10, 20, 30], [40, 50, 60]]);
+  const killedRebuild = `${cachePath(project, 4)}.tmp-99999`;
+  fs.writeFileSync(killedRebuild, 'half a cache');
   (await openPixelCache(project, 4)).close();
+  assert.ok(!fs.existsSync(killedRebuild), 'a rebuild removes what a killed one left behind');
   let decoded = 0;
   const again = await openPixelCache(project, 4, { onProgress: () => decoded++ });
   assert.equal(decoded, 0);
