@@ -95,10 +95,88 @@ function reduction(kind: 'Sum' | 'Mean', builtin: () => tf.KernelFunc | undefine
   };
 }
 
+/**
+ * Identity shares the input's buffer, as the cpu backend does, instead of copying it. TF.js
+ * calls it (through clone) for every tensor saved for the backward pass, so the wasm copy cost
+ * a full pass per saved activation. Sharing is safe: no kernel writes into its inputs, and
+ * variables take new buffers on assign.
+ */
+function identity(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
+  const { x } = args.inputs;
+  if (x.dtype === 'string') return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  args.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** A cast to the same dtype shares the buffer (see identity); real conversions go to the backend. */
+function cast(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
+  return args.inputs.x.dtype === args.attrs.dtype ? identity(args, builtin) : builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+}
+
+/**
+ * Copies `length` elements; TypedArray.set costs ~100 ns per call, so short runs (splitting
+ * or joining RGB channels, one float each) are copied element by element.
+ */
+function copyRun(dst: TypedArray, to: number, src: TypedArray, from: number, length: number): void {
+  if (length >= 64) {
+    dst.set(src.subarray(from, from + length), to);
+    return;
+  }
+  for (let i = 0; i < length; i++) dst[to + i] = src[from + i];
+}
+
+/** Concat/SplitV along `axis` see tensors as [outer, inner] blocks: prod(shape[:axis]) rows. */
+function outerSize(shape: number[], axis: number): number {
+  return shape.slice(0, axis).reduce((a, b) => a * b, 1);
+}
+
+function concat(args: Args & { inputs: tf.TensorInfo[] }, builtin: tf.KernelFunc): tf.TensorInfo {
+  const parts = (args.inputs as tf.TensorInfo[]).filter((t) => t.shape.every((size) => size > 0));
+  if (parts.length < 2 || parts[0].dtype === 'string') return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const axis = tf.util.parseAxisParam(args.attrs.axis as number, parts[0].shape)[0];
+  const outShape = tf.backend_util.computeOutShape(parts.map((t) => t.shape), axis);
+  const out = args.backend.makeOutput(outShape, parts[0].dtype);
+  const dst = heapView(args.backend, out);
+  const rows = outerSize(outShape, axis);
+  const widths = parts.map((t) => t.shape.slice(axis).reduce((a, b) => a * b, 1));
+  const rowWidth = widths.reduce((a, b) => a + b, 0);
+  parts.forEach((part, i) => {
+    const src = heapView(args.backend, part);
+    const offset = widths.slice(0, i).reduce((a, b) => a + b, 0);
+    for (let row = 0; row < rows; row++) copyRun(dst, row * rowWidth + offset, src, row * widths[i], widths[i]);
+  });
+  return out;
+}
+
+function splitV(args: Args, builtin: tf.KernelFunc): tf.TensorInfo[] {
+  const { x } = args.inputs;
+  if (x.dtype === 'string') return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo[];
+  const axis = tf.util.parseAxisParam(args.attrs.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs.numOrSizeSplits as number | number[], axis);
+  const rows = outerSize(x.shape, axis);
+  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const rowWidth = x.shape[axis] * inner;
+  const outs = sizes.map((size) => args.backend.makeOutput(x.shape.map((d, i) => (i === axis ? size : d)), x.dtype));
+  // Views only now: the allocations above may have grown the heap.
+  const src = heapView(args.backend, x);
+  let offset = 0;
+  outs.forEach((out, i) => {
+    const dst = heapView(args.backend, out);
+    const width = sizes[i] * inner;
+    for (let row = 0; row < rows; row++) copyRun(dst, row * width, src, row * rowWidth + offset, width);
+    offset += width;
+  });
+  return outs;
+}
+
 /** Kernels replacing the backend's own; each falls back to the original for cases it does not cover. */
 export function heapKernels(builtin: (name: string) => tf.KernelFunc | undefined): Array<[string, tf.KernelFunc]> {
   return [
     ['Tile', tile as unknown as tf.KernelFunc],
+    ['Identity', ((args: Args) => identity(args, builtin('Identity')!)) as unknown as tf.KernelFunc],
+    ['Cast', ((args: Args) => cast(args, builtin('Cast')!)) as unknown as tf.KernelFunc],
+    ['Concat', ((args: Args & { inputs: tf.TensorInfo[] }) => concat(args, builtin('Concat')!)) as unknown as tf.KernelFunc],
+    ['SplitV', ((args: Args) => splitV(args, builtin('SplitV')!)) as unknown as tf.KernelFunc],
     ['Sum', reduction('Sum', () => builtin('Sum')) as unknown as tf.KernelFunc],
     ['Mean', reduction('Mean', () => builtin('Mean')) as unknown as tf.KernelFunc],
     [BATCH_NORM_GRAD_SUMS, batchNormGradSums as unknown as tf.KernelFunc],

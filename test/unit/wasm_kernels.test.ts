@@ -129,6 +129,44 @@ test('wasm Sum and Mean match the cpu backend over leading, inner and mixed axes
   }
 });
 
+test('wasm Concat and SplitV match the cpu backend along every axis, for short and long runs', async () => {
+  const shapes = [[2, 3, 4, 1], [2, 3, 4, 2], [2, 3, 4, 70]];
+  for (const axis of [0, 1, 2, 3]) {
+    const parts = shapes.map((shape, i) => {
+      const partShape = shape.map((d, a) => (a === axis ? d + i : a === 3 ? 3 : d));
+      return tf.tensor(randomValues(partShape.reduce((p, q) => p * q, 1), 600 + i), partShape);
+    });
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const copies = await Promise.all(parts.map(async (p) => tf.tensor(await p.data(), p.shape)));
+      const joined = tf.concat(copies, axis);
+      const pieces = tf.split(joined, [1, joined.shape[axis] - 3, 2], axis);
+      const values = [await joined.data(), ...(await Promise.all(pieces.map((p) => p.data())))].map((v) => Array.from(v));
+      const shapesOut = [joined.shape, ...pieces.map((p) => p.shape)];
+      tf.dispose([...copies, joined, ...pieces]);
+      return { values, shapesOut };
+    };
+    await initBackend('wasm');
+    const expected = await run('cpu');
+    const actual = await run('wasm');
+    assert.deepEqual(actual, expected, `axis ${axis}`);
+  }
+});
+
+test('wasm Identity and same-dtype Cast share the buffer safely; real casts still convert', async () => {
+  await initBackend('wasm');
+  const x = tf.tensor([1.5, -2.25, 3], [3]);
+  const copy = tf.clone(x);
+  const same = tf.cast(x, 'float32');
+  x.dispose();
+  assert.deepEqual(Array.from(await copy.data()), [1.5, -2.25, 3]);
+  assert.deepEqual(Array.from(await same.data()), [1.5, -2.25, 3]);
+  const ints = tf.cast(copy, 'int32');
+  assert.equal(ints.dtype, 'int32');
+  assert.deepEqual(Array.from(await ints.data()), [1, -2, 3]);
+  tf.dispose([copy, same, ints]);
+});
+
 test('a conv net trains on wasm: gradients of a loss through conv2d match the cpu backend', async () => {
   const xShape: Shape4 = [5, 9, 9, 3];
   const filterShape: Shape4 = [3, 3, 3, 4];
