@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapKernels, interleavePhases } from './wasm_heap_kernels.ts';
+import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, simdKernels } from './wasm_simd.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -34,23 +35,32 @@ function forwardConv(
   return runWasm('Conv2D', { x, filter }, { strides: [1, 1], pad, dilations, dataFormat: 'NHWC', dimRoundingMode: undefined }, backend);
 }
 
+type KernelArgs = { inputs: Inputs; attrs: Attrs; backend: BackendWasm };
+
+interface FilterGradientAttrs {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  filterShape: [number, number, number, number];
+  dataFormat: 'NHWC' | 'NCHW';
+}
+
+function filterGradientInfo(x: tf.TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dimRoundingMode, filterShape, dataFormat } = attrs as unknown as FilterGradientAttrs;
+  if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
+  return tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+}
+
 /**
  * Filter gradient dW[kh,kw,ci,co] = sum over n,oh,ow of x[n, oh*s+kh-padTop, ow*s+kw-padLeft, ci] * dy[n,oh,ow,co].
  * Read with ci as the batch, n as the channel to reduce, and dy as a filter dilated by the
  * stride, that sum is a plain forward convolution whose output is the KHxKW filter grid.
+ * The fallback when our SIMD kernel cannot run (no wasm SIMD).
  */
-function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attrs: Attrs; backend: BackendWasm }): tf.TensorInfo {
+function filterGradientByConvolution({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { x, dy } = inputs;
-  const { strides, pad, dimRoundingMode, filterShape, dataFormat } = attrs as {
-    strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-    dataFormat: 'NHWC' | 'NCHW';
-  };
-  if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const info = filterGradientInfo(x, attrs);
   const [kh, kw] = [info.filterHeight, info.filterWidth];
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [n, h, w, ci] = x.shape;
@@ -69,8 +79,65 @@ function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attr
   const dw = runWasm('Transpose', { x: grid }, { perm: [1, 2, 0, 3] }, backend);
   release(backend, xT, dyT, grid);
   if (used !== x) release(backend, used);
-  if (dw.shape.join() !== [kh, kw, ci, dy.shape[3]].join()) throw new Error(`Conv2DBackpropFilter: got shape ${dw.shape}`);
   return dw;
+}
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
+/** Zero channels appended so the SIMD kernel's channel blocks divide the channel count. */
+function padChannels(t: tf.TensorInfo, channels: number, backend: BackendWasm): tf.TensorInfo {
+  const extra = channels - t.shape[3];
+  if (extra === 0) return t;
+  return runWasm('PadV2', { x: t }, { paddings: [[0, 0], [0, 0], [0, 0], [0, extra]], constantValue: 0 }, backend);
+}
+
+function wasmMemory(backend: BackendWasm): WebAssembly.Memory {
+  // The threaded build exposes its shared memory as wasmMemory, the plain build as the module's export.
+  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!memory) throw new Error('cannot find the wasm backend\'s memory');
+  return memory;
+}
+
+/** The filter gradient by our SIMD kernel on x and dy as they are (wasm_simd.ts). */
+function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const { x, dy } = inputs;
+  const info = filterGradientInfo(x, attrs);
+  const [n, h, w, ci] = x.shape;
+  const [, oh, ow, co] = dy.shape;
+  const [kh, kw] = [info.filterHeight, info.filterWidth];
+  const paddedX = padChannels(x, roundUp(ci, FILTER_GRAD_CI_BLOCK), backend);
+  const paddedDy = padChannels(dy, roundUp(co, FILTER_GRAD_CO_BLOCK), backend);
+  const [ciBlocks, coBlocks] = [paddedX.shape[3], paddedDy.shape[3]];
+  const grid = backend.makeOutput([kh, kw, ciBlocks, coBlocks], 'float32');
+  const address = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  simdKernels(wasmMemory(backend)).filterGrad(address(paddedX), address(paddedDy), address(grid),
+    [n, h, w, ciBlocks, oh, ow, coBlocks, kh, kw, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
+  if (paddedX !== x) release(backend, paddedX);
+  if (paddedDy !== dy) release(backend, paddedDy);
+  if (ciBlocks === ci && coBlocks === co) return grid;
+  const dw = runWasm('Slice', { x: grid }, { begin: [0, 0, 0, 0], size: [kh, kw, ci, co] }, backend);
+  release(backend, grid);
+  return dw;
+}
+
+/** Both implementations, so tests can check the fallback too. */
+export const filterGradientImplementations = { simd: filterGradientBySimd, convolution: filterGradientByConvolution };
+
+let simdUsable: boolean | null = null;
+
+function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  if (simdUsable === null) {
+    try {
+      simdKernels(wasmMemory(args.backend));
+      simdUsable = true;
+    } catch {
+      simdUsable = false;
+    }
+  }
+  return simdUsable ? filterGradientBySimd(args) : filterGradientByConvolution(args);
 }
 
 /** Where one output phase of a strided transposed convolution reads, along one axis. */

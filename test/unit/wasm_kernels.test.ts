@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/backend.ts';
+import { filterGradientImplementations } from '../../app/engine/wasm_kernels.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -64,7 +66,7 @@ function outputSize(c: Case): Shape4 {
   return [c.batch, out(c.size[0]), out(c.size[1]), c.outC];
 }
 
-test('wasm Conv2DBackpropFilter matches the cpu backend', async () => {
+test('wasm Conv2DBackpropFilter (SIMD kernel) matches the cpu backend', async () => {
   await initBackend('wasm');
   for (const [index, c] of cases.entries()) {
     const xShape: Shape4 = [c.batch, ...c.size, c.inC];
@@ -78,6 +80,25 @@ test('wasm Conv2DBackpropFilter matches the cpu backend', async () => {
     const actual = await runKernelOn('wasm', 'Conv2DBackpropFilter', inputs, attrs);
     assert.deepEqual(actual.shape, expected.shape, label(c));
     assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}: error ${relativeError(actual.values, expected.values)}`);
+  }
+});
+
+test('the filter gradient by forward convolution (the fallback without wasm SIMD) matches the cpu backend', async () => {
+  await initBackend('wasm');
+  for (const [index, c] of cases.entries()) {
+    const xShape: Shape4 = [c.batch, ...c.size, c.inC];
+    const dyShape = outputSize(c);
+    const xValues = randomValues(xShape.reduce((a, b) => a * b), index + 1);
+    const dyValues = randomValues(dyShape.reduce((a, b) => a * b), index + 101);
+    const attrs = { strides: [c.stride, c.stride], pad: c.pad, filterShape: [c.kernel, c.kernel, c.inC, c.outC], dataFormat: 'NHWC' };
+    const expected = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x: [xShape, xValues], dy: [dyShape, dyValues] }, attrs);
+    await tf.setBackend('wasm');
+    const [x, dy] = [tf.tensor(xValues, xShape), tf.tensor(dyValues, dyShape)];
+    const out = filterGradientImplementations.convolution({ inputs: { x, dy }, attrs, backend: tf.backend() as BackendWasm });
+    const actual = tf.engine().makeTensorFromTensorInfo(out);
+    assert.deepEqual(actual.shape, expected.shape, label(c));
+    assert.ok(relativeError(await actual.data(), expected.values) < 1e-4, label(c));
+    tf.dispose([x, dy, actual]);
   }
 });
 

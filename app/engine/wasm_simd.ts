@@ -1,0 +1,243 @@
+/**
+ * Our own WebAssembly SIMD kernels, assembled at startup and run directly on the TF.js wasm
+ * backend's memory (imported, so no copies in or out).
+ *
+ * Why: the one convolution shape XNNPACK handles badly is the filter gradient. Whatever
+ * operand plays XNNPACK's "filter" gets repacked on every call, and in the filter gradient
+ * both operands are whole activations, so repacking cost more than the arithmetic. Our kernel
+ * reads x and dy in their NHWC layout and keeps a 4x8 block of the result in registers.
+ *
+ * The module is written as bytes with the small assembler below (no toolchain needed).
+ */
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+
+function uleb(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value >>> 0;
+  do {
+    const low = rest & 0x7f;
+    rest >>>= 7;
+    bytes.push(rest ? low | 0x80 : low);
+  } while (rest);
+  return bytes;
+}
+
+function sleb(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value | 0;
+  for (;;) {
+    const low = rest & 0x7f;
+    rest >>= 7;
+    if ((rest === 0 && !(low & 0x40)) || (rest === -1 && low & 0x40)) {
+      bytes.push(low);
+      return bytes;
+    }
+    bytes.push(low | 0x80);
+  }
+}
+
+function vec(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+function name(text: string): number[] {
+  const bytes = [...new TextEncoder().encode(text)];
+  return [...uleb(bytes.length), ...bytes];
+}
+
+/** Builds one function body; every emitter returns `this` so code reads top to bottom. */
+class Code {
+  readonly bytes: number[] = [];
+
+  private op(...bytes: number[]): this {
+    this.bytes.push(...bytes);
+    return this;
+  }
+
+  private simd(opcode: number, ...rest: number[]): this {
+    return this.op(0xfd, ...uleb(opcode), ...rest);
+  }
+
+  get(local: number) { return this.op(0x20, ...uleb(local)); }
+  set(local: number) { return this.op(0x21, ...uleb(local)); }
+  tee(local: number) { return this.op(0x22, ...uleb(local)); }
+  i32(value: number) { return this.op(0x41, ...sleb(value)); }
+  add() { return this.op(0x6a); }
+  sub() { return this.op(0x6b); }
+  mul() { return this.op(0x6c); }
+  divS() { return this.op(0x6d); }
+  ltS() { return this.op(0x48); }
+  geS() { return this.op(0x4e); }
+  /** Unsigned compares, for byte addresses (a heap can pass 2 GiB). */
+  ltU() { return this.op(0x49); }
+  geU() { return this.op(0x4f); }
+  or() { return this.op(0x72); }
+  select() { return this.op(0x1b); }
+  /** A block whose end `br` jumps to (break). */
+  block() { return this.op(0x02, 0x40); }
+  /** A loop whose start `br` jumps to (continue). */
+  loop() { return this.op(0x03, 0x40); }
+  end() { return this.op(0x0b); }
+  br(depth: number) { return this.op(0x0c, ...uleb(depth)); }
+  brIf(depth: number) { return this.op(0x0d, ...uleb(depth)); }
+  /** Memory operands use 4-byte alignment hints: tensors are float arrays. */
+  v128Load(offset = 0) { return this.simd(0x00, 2, ...uleb(offset)); }
+  v128Store(offset = 0) { return this.simd(0x0b, 2, ...uleb(offset)); }
+  load32Splat(offset = 0) { return this.simd(0x09, 2, ...uleb(offset)); }
+  f32x4Splat() { return this.simd(0x13); }
+  f32x4Add() { return this.simd(0xe4); }
+  f32x4Mul() { return this.simd(0xe6); }
+  f32Const(value: number) {
+    const bytes = new Uint8Array(new Float32Array([value]).buffer);
+    return this.op(0x43, ...bytes);
+  }
+
+  /** local = local + step. */
+  increment(local: number, step: number | (() => void)) {
+    this.get(local);
+    if (typeof step === 'number') this.i32(step);
+    else step();
+    return this.add().set(local);
+  }
+
+  /** for (local = start; local < limit; local += step) { body } with limit read each round. */
+  forRange(local: number, start: () => void, limit: () => void, body: () => void, step: number | (() => void) = 1) {
+    start();
+    this.set(local).block();
+    this.get(local);
+    limit();
+    this.geS().brIf(0).loop();
+    body();
+    this.increment(local, step);
+    this.get(local);
+    limit();
+    this.ltS().brIf(0).end().end();
+    return this;
+  }
+}
+
+interface FunctionSpec {
+  exportName: string;
+  params: number;
+  i32Locals: number;
+  v128Locals: number;
+  code: Code;
+}
+
+function assemble(functions: FunctionSpec[], sharedMemory: boolean): Uint8Array<ArrayBuffer> {
+  const types = functions.map((f) => [0x60, ...vec(Array.from({ length: f.params }, () => [I32])), ...vec([])]);
+  // Imported memory: shared memories must state a maximum, which TF.js's threaded build sets to 4 GiB.
+  const limits = sharedMemory ? [0x03, ...uleb(1), ...uleb(65536)] : [0x00, ...uleb(1)];
+  const imports = vec([[...name('env'), ...name('memory'), 0x02, ...limits]]);
+  const bodies = functions.map((f) => {
+    const locals = vec([[...uleb(f.i32Locals), I32], [...uleb(f.v128Locals), V128]]);
+    const body = [...locals, ...f.code.bytes, 0x0b];
+    return [...uleb(body.length), ...body];
+  });
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    ...section(2, imports),
+    ...section(3, vec(functions.map((_, i) => uleb(i)))),
+    ...section(7, vec(functions.map((f, i) => [...name(f.exportName), 0x00, ...uleb(i)]))),
+    ...section(10, vec(bodies)),
+  ]);
+}
+
+/** Channel blocking of the filter-gradient kernel: 4 input channels x 8 output channels. */
+export const FILTER_GRAD_CI_BLOCK = 4;
+export const FILTER_GRAD_CO_BLOCK = 8;
+
+/**
+ * dw[a, c, i, j] = Σ over b, r, q of x[b, r·sh + a − pt, q·sw + c − pl, i] · dy[b, r, q, j],
+ * skipping taps outside x. Params are byte addresses of x, dy, dw, then
+ * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl. Requires ci % 4 == 0 and co % 8 == 0.
+ * For each tap and 4x8 channel block, the 8 accumulators stay in registers over the whole
+ * batch, so dw is written once and needs no zeroing.
+ */
+function filterGradCode(): Code {
+  const [X, DY, DW, N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, PT, PL] = Array.from({ length: 16 }, (_, i) => i);
+  const [A, C, I0, J0, B, R, Q, IH, LO, HI, PX, PD, XSTEP, DYROW, END] = Array.from({ length: 15 }, (_, i) => 16 + i);
+  const ACC = 31; // 8 accumulators, then 2 dy vectors and 1 splat
+  const [B0, B1, AV] = [ACC + 8, ACC + 9, ACC + 10];
+  const code = new Code();
+  const get = (local: number) => () => code.get(local);
+  const zero = () => code.i32(0);
+  code.get(SW).get(CI).mul().i32(4).mul().set(XSTEP);
+  code.get(CO).i32(4).mul().set(DYROW);
+  code.forRange(A, zero, get(KH), () => {
+    code.forRange(C, zero, get(KW), () => {
+      // Output columns q whose tap q·sw + c − pl lies inside [0, w): lo = ceil((pl − c)/sw) ≥ 0, hi exclusive.
+      // (select pushes a, b, condition and yields a when the condition holds.)
+      code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
+      code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
+      // hi = floor((w − 1 + pl − c)/sw) + 1, or 0 when that numerator is negative; then at most ow.
+      code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
+      code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
+      code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+      code.forRange(I0, zero, get(CI), () => {
+        code.forRange(J0, zero, get(CO), () => {
+          for (let k = 0; k < 8; k++) code.f32Const(0).f32x4Splat().set(ACC + k);
+          code.forRange(B, zero, get(N), () => {
+            code.forRange(R, zero, get(OH), () => {
+              code.get(R).get(SH).mul().get(A).add().get(PT).sub().set(IH);
+              code.block();
+              code.get(IH).i32(0).ltS().get(IH).get(H).geS().or().brIf(0);
+              // px = x + (((b·h + ih)·w + lo·sw + c − pl)·ci + i0)·4
+              code.get(B).get(H).mul().get(IH).add().get(W).mul().get(LO).get(SW).mul().add().get(C).add().get(PL).sub()
+                .get(CI).mul().get(I0).add().i32(4).mul().get(X).add().set(PX);
+              // pd = dy + (((b·oh + r)·ow + lo)·co + j0)·4, end = row end at hi
+              code.get(B).get(OH).mul().get(R).add().get(OW).mul().tee(END).get(LO).add().get(CO).mul().get(J0).add().i32(4).mul().get(DY).add().set(PD);
+              code.get(END).get(HI).add().get(CO).mul().get(J0).add().i32(4).mul().get(DY).add().set(END);
+              code.block().get(PD).get(END).geU().brIf(0).loop();
+              code.get(PD).v128Load(0).set(B0).get(PD).v128Load(16).set(B1);
+              for (let i = 0; i < 4; i++) {
+                code.get(PX).load32Splat(4 * i).set(AV);
+                for (let j = 0; j < 2; j++) {
+                  code.get(ACC + 2 * i + j).get(AV).get(j ? B1 : B0).f32x4Mul().f32x4Add().set(ACC + 2 * i + j);
+                }
+              }
+              code.increment(PX, get(XSTEP)).increment(PD, get(DYROW));
+              code.get(PD).get(END).ltU().brIf(0).end().end();
+              code.end();
+            });
+          });
+          // dw + (((a·kw + c)·ci + i0 + i)·co + j0)·4 + 16·j
+          for (let i = 0; i < 4; i++) {
+            for (let j = 0; j < 2; j++) {
+              code.get(A).get(KW).mul().get(C).add().get(CI).mul().get(I0).add().i32(i).add().get(CO).mul().get(J0).add().i32(4).mul().get(DW).add()
+                .get(ACC + 2 * i + j).v128Store(16 * j);
+            }
+          }
+        }, FILTER_GRAD_CO_BLOCK);
+      }, FILTER_GRAD_CI_BLOCK);
+    });
+  });
+  return code;
+}
+
+export interface SimdKernels {
+  filterGrad(x: number, dy: number, dw: number, dims: number[]): void;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+
+/** Kernels bound to one wasm memory (compiled once per memory). */
+export function simdKernels(memory: WebAssembly.Memory): SimdKernels {
+  let kernels = instances.get(memory);
+  if (!kernels) {
+    const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+    const binary = assemble([{ exportName: 'filterGrad', params: 16, i32Locals: 15, v128Locals: 11, code: filterGradCode() }], shared);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } });
+    const filterGrad = instance.exports.filterGrad as (...args: number[]) => void;
+    kernels = { filterGrad: (x, dy, dw, dims) => filterGrad(x, dy, dw, ...dims) };
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}
