@@ -8,11 +8,12 @@ import { bestCheckpoint, requireRun } from '../store/runs.ts';
 import { labelledRows, type LabelledRows, type PixelCache } from './dataset.ts';
 import { writeClassifierOutputs } from './inference.ts';
 import { LarsOptimizer } from './lars_optimizer.ts';
-import { checkMemory, estimateTrainingBytes } from './memory.ts';
+import { estimateTrainingBytes } from './memory.ts';
 import { buildClassifier, copyWeightsByName, type ModelConfig } from './model.ts';
 import { Rng } from './random.ts';
 import {
   checkpointSaver,
+  chooseBatch,
   chooseEpochs,
   effectiveBatch,
   lastMetric,
@@ -22,7 +23,7 @@ import {
   trainConfig,
   validationJudge,
 } from './stage_common.ts';
-import { runClasses, type TrainConfig } from './stage_config.ts';
+import { peakLearningRate, runClasses, type TrainConfig } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { distillStep, type LabelledBatch } from './train_step.ts';
 import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
@@ -49,13 +50,13 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
     loadRunModel(ctx.project, teacherRunId, teacher);
     if (sameArchitecture(config.model, teacherConfig.model)) copyWeightsByName(teacher, student);
     // Unlabelled and (at most as many) labelled images go through the student in each step.
-    const labelled = config.labelWeight! > 0 ? config.batchSize : 0;
-    checkMemory(estimateTrainingBytes(student, config.batchSize + labelled, teacher), ctx.backend.backend, config.batchSize);
+    const views = config.labelWeight! > 0 ? 2 : 1;
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(student, views * batch, teacher));
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);
       const val = labelledRows(ctx.project, cache, 'val', classes);
-      const batchSize = effectiveBatch(ctx, config.batchSize, cache.count, 'images');
+      const batchSize = effectiveBatch(ctx, requestedBatch, cache.count, 'images');
       const useLabels = config.labelWeight! > 0 && train.rows.length > 0;
       const labelledSize = Math.min(batchSize, train.rows.length);
       const judge = validationJudge(student, cache, val);
@@ -63,7 +64,7 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
         examples: cache.count,
         batchSize,
         epochs: 0,
-        peakLearningRate: config.learningRate,
+        peakLearningRate: peakLearningRate('distill', config, batchSize),
         warmupFraction: config.warmupFraction,
         seed: config.seed,
         rng: new Rng(config.seed),

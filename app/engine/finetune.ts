@@ -9,11 +9,12 @@ import { bestCheckpoint, mergeSummary } from '../store/runs.ts';
 import { labelledRows, trainingClasses } from './dataset.ts';
 import { writeClassifierOutputs } from './inference.ts';
 import { LarsOptimizer } from './lars_optimizer.ts';
-import { checkMemory, estimateTrainingBytes } from './memory.ts';
+import { estimateTrainingBytes } from './memory.ts';
 import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from './model.ts';
 import { Rng } from './random.ts';
 import {
   checkpointSaver,
+  chooseBatch,
   chooseEpochs,
   effectiveBatch,
   lastMetric,
@@ -23,6 +24,7 @@ import {
   trainConfig,
   validationJudge,
 } from './stage_common.ts';
+import { peakLearningRate } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { classifierStep } from './train_step.ts';
 import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
@@ -58,18 +60,19 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
   const model = initialClassifier(ctx, config.model, classes.length, config.seed);
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
-    checkMemory(estimateTrainingBytes(model, config.batchSize), ctx.backend.backend, config.batchSize);
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, batch));
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);
       const val = labelledRows(ctx.project, cache, 'val', classes);
       const judge = validationJudge(model, cache, val);
+      const batchSize = effectiveBatch(ctx, requestedBatch, train.rows.length, 'labelled training images');
       const loop: TrainingLoop = {
         examples: train.rows.length,
-        batchSize: effectiveBatch(ctx, config.batchSize, train.rows.length, 'labelled training images'),
+        batchSize,
         epochs: 0,
         balancedLabels: config.balanced ? train.labels : undefined,
-        peakLearningRate: config.learningRate,
+        peakLearningRate: peakLearningRate('finetune', config, batchSize),
         warmupFraction: config.warmupFraction,
         seed: config.seed,
         rng: new Rng(config.seed),

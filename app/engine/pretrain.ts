@@ -5,10 +5,11 @@
 import { defaultPretrainAugment } from './data_util.ts';
 import { writeFeatureEmbeddings } from './inference.ts';
 import { LarsOptimizer } from './lars_optimizer.ts';
-import { checkMemory, estimateTrainingBytes } from './memory.ts';
+import { estimateTrainingBytes } from './memory.ts';
 import { buildPretrainModel } from './model.ts';
 import { Rng } from './random.ts';
-import { checkpointSaver, chooseEpochs, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
+import { checkpointSaver, chooseBatch, chooseEpochs, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
+import { peakLearningRate } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { pretrainStep } from './train_step.ts';
 import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
@@ -20,15 +21,16 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
     // Two views of every image go through the network in each step.
-    checkMemory(estimateTrainingBytes(model, 2 * config.batchSize), ctx.backend.backend, config.batchSize);
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, 2 * batch));
     const cache = await openStageCache(ctx, imageSize);
     try {
       const augment = defaultPretrainAugment(imageSize);
+      const batchSize = effectiveBatch(ctx, requestedBatch, cache.count, 'images');
       const loop: TrainingLoop = {
         examples: cache.count,
-        batchSize: effectiveBatch(ctx, config.batchSize, cache.count, 'images'),
+        batchSize,
         epochs: 0,
-        peakLearningRate: config.learningRate,
+        peakLearningRate: peakLearningRate('pretrain', config, batchSize),
         warmupFraction: config.warmupFraction,
         seed: config.seed,
         rng: new Rng(config.seed),

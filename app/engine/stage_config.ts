@@ -18,12 +18,13 @@ export type BackendChoice = 'auto' | BackendName;
 export interface TrainConfig {
   /** The network this run trains (the student, for distillation). */
   model: ModelConfig;
-  batchSize: number;
+  /** null: the largest batch up to DEFAULT_BATCH whose step fits in memory, chosen when the run starts. */
+  batchSize: number | null;
   /** Exactly one of epochs and minutes is set; a time budget is turned into epochs when the run starts. */
   epochs: number | null;
   minutes: number | null;
-  /** Peak learning rate, reached after warm-up. */
-  learningRate: number;
+  /** Peak learning rate, reached after warm-up; null: the stage's rate per √batch times √batch. */
+  learningRate: number | null;
   /** Share of all steps spent warming the learning rate up from 0. */
   warmupFraction: number;
   weightDecay: number;
@@ -118,6 +119,11 @@ export const DEFAULT_EPOCHS: Record<TrainKind, number> = { pretrain: 100, finetu
 const LR_PER_SQRT_BATCH: Record<TrainKind, number> = { pretrain: 0.075, finetune: 0.05, distill: 0.05 };
 const WARMUP_FRACTION: Record<TrainKind, number> = { pretrain: 0.1, finetune: 0, distill: 0.1 };
 const WEIGHT_DECAY: Record<TrainKind, number> = { pretrain: 1e-6, finetune: 0, distill: 1e-6 };
+
+/** The peak learning rate of a run that trains with `batchSize` images per step. */
+export function peakLearningRate(kind: TrainKind, config: TrainConfig, batchSize: number): number {
+  return config.learningRate ?? LR_PER_SQRT_BATCH[kind] * Math.sqrt(batchSize);
+}
 
 export interface TrainPlan {
   kind: TrainKind;
@@ -224,13 +230,12 @@ export function planTrainingRun(project: Project, kind: TrainKind, options: Trai
   const parent = findParent(project, kind, options);
   const model = modelFor(kind, parent, options);
   checkData(project, kind, warnings);
-  const batchSize = options.batchSize ?? DEFAULT_BATCH;
   const config: TrainConfig = {
     model,
-    batchSize,
+    batchSize: options.batchSize ?? null,
     epochs: options.minutes === undefined ? (options.epochs ?? DEFAULT_EPOCHS[kind]) : null,
     minutes: options.minutes ?? null,
-    learningRate: options.learningRate ?? LR_PER_SQRT_BATCH[kind] * Math.sqrt(batchSize),
+    learningRate: options.learningRate ?? null,
     warmupFraction: WARMUP_FRACTION[kind],
     weightDecay: options.weightDecay ?? WEIGHT_DECAY[kind],
     seed: options.seed ?? Math.floor(Math.random() * 2 ** 32),

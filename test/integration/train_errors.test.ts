@@ -85,6 +85,10 @@ test('a model too large for memory is refused before training: the run fails wit
   }
   assert.ok(!fs.existsSync(path.join(project, 'checkpoints', `run-${run.id}`)));
   assert.ok(!fs.existsSync(path.join(project, 'cache', 'pixels-1024.bin')), 'no image was decoded for a run that cannot start');
+
+  const automatic = runCli(['pretrain', project, '--width', '1', '--size', '1024', '--epochs', '1']);
+  assert.equal(automatic.code, 1);
+  assert.match(errorLine(automatic.stderr), /needs about [\d.]+ GB to train at batch 8, .*use a smaller --size, --width or --arch$/);
 });
 
 test('a run of the wrong kind or state is refused by name', () => {

@@ -42,6 +42,15 @@ test('every stage holds the same number of tensors after its first and its third
   }
 });
 
+test('without --batch a run takes 128, or fewer when there are fewer images, and records it', async () => {
+  const warnings: string[] = [];
+  const { runId } = await train('pretrain', { batchSize: undefined, epochs: 1, seed: 2 }, (event) => {
+    if (event.type === 'warning') warnings.push(event.message);
+  });
+  assert.equal(getRun(project.db, runId)!.summary!.batchSize, 128);
+  assert.deepEqual(warnings, ['batch size lowered from 128 to 80: there are only 80 images']);
+});
+
 test('two runs with the same seed on one backend are identical, down to every probability', async () => {
   const first = await train('finetune', { supervised: true, epochs: 2, seed: 21 });
   const second = await train('finetune', { supervised: true, epochs: 2, seed: 21 });

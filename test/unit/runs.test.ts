@@ -203,10 +203,10 @@ test('planning fills every default, inherits the parent architecture and refuses
   const pretrain = planTrainingRun(project, 'pretrain', { seed: 9, imageSize: 48 });
   assert.deepEqual(pretrain.config, {
     model: { depth: 18, width: 0.5, sk: false, imageSize: 48 },
-    batchSize: 128,
+    batchSize: null,
     epochs: 100,
     minutes: null,
-    learningRate: 0.075 * Math.sqrt(128),
+    learningRate: null,
     warmupFraction: 0.1,
     weightDecay: 1e-6,
     seed: 9,
