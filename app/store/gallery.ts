@@ -25,11 +25,15 @@ function registerEntropy(db: Database.Database): void {
   withEntropy.add(db);
 }
 
-/** The newest finished run that wrote predictions (a fine-tune, distillation or evaluation). */
+/**
+ * The newest finished classifier run (fine-tune or distillation) that wrote predictions. Evaluation
+ * runs are left out: they predict only their held-out split, not every image.
+ */
 export function latestPredictionRunId(db: Database.Database): number | null {
   const row = db
     .prepare(
-      `SELECT r.id FROM runs r WHERE r.status = 'done' AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
+      `SELECT r.id FROM runs r WHERE r.status = 'done' AND r.kind IN ('finetune', 'distill')
+         AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
        ORDER BY r.finished_at DESC, r.id DESC LIMIT 1`,
     )
     .get() as { id: number } | undefined;

@@ -92,6 +92,16 @@ describe('VirtualGrid', () => {
     expect(keys).toEqual(['3']);
   });
 
+  it('keeps its place when the same list reloads and goes to the top for another filter', async () => {
+    const { viewport, rerender } = await renderGrid({ resetKey: 'unlabelled' });
+    viewport.scrollTop = 5000;
+    await fireEvent.scroll(viewport);
+    await rerender({ ids: ids.slice(10), resetKey: 'unlabelled' });
+    expect(viewport.scrollTop).toBe(5000);
+    await rerender({ ids: ids.slice(20), resetKey: 'labelled' });
+    expect(viewport.scrollTop).toBe(0);
+  });
+
   it('shows the label and prediction of loaded items', async () => {
     const classes = [{ id: 1, name: 'cat', labels: 1 }, { id: 2, name: 'dog', labels: 0 }];
     const itemFor = (id: number) =>
