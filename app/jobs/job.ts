@@ -102,6 +102,7 @@ export function activeJob(project: Project): Job | undefined {
  * Throws a UserError when the project already has a running job.
  */
 export function startJob(project: Project, runId: number, options: JobOptions = {}): Job {
+  if (!project.lockToken) throw new Error('jobs need the project open for writing, not read-only');
   const running = active.get(project.dir);
   if (running) throw new UserError(`run ${running.runId} (${running.kind}) is still running: wait for it or cancel it`, 'busy');
   markInterruptedRuns(project.db);
@@ -129,10 +130,9 @@ function runInline(project: Project, job: Job): void {
 }
 
 function runInProcess(project: Project, job: Job, launch: Launcher): void {
-  if (!project.lockToken) throw new Error('a read-only project cannot run jobs');
   const channel = launch(JOB_PROCESS_ENTRY, [project.dir, String(job.runId)], {
     ...process.env,
-    [LOCK_TOKEN_ENV]: project.lockToken,
+    [LOCK_TOKEN_ENV]: project.lockToken!,
   });
   job.setCancelHandler(() => channel.send({ type: 'cancel' }));
   channel.onMessage((event) => job.report(event));
