@@ -60,7 +60,7 @@ function orderFor(loop: TrainingLoop, epoch: number): number[] {
 }
 
 function schedule(loop: TrainingLoop, totalSteps: number) {
-  // The config holds the peak rate already scaled for its batch, so the schedule takes it as is.
+  // The loop is given the peak rate already scaled for its batch, so the schedule takes it as is.
   const warmupSteps = Math.round(loop.warmupFraction * totalSteps);
   return (step: number) =>
     learningRateAt(step, { baseLearningRate: loop.peakLearningRate, batchSize: 1, scaling: 'sqrt', warmupSteps, totalSteps });
