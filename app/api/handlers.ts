@@ -49,11 +49,11 @@ export function createHandlers(session: Session): Handlers {
       return { projects: session.recentProjects() };
     },
     async 'projects.create'({ dir }) {
-      session.open(dir, true);
+      session.open(requireAbsolute(dir), true);
       return status(session);
     },
     async 'projects.open'({ dir }) {
-      session.open(dir);
+      session.open(requireAbsolute(dir));
       return status(session);
     },
     async 'projects.openSample'() {
@@ -264,10 +264,14 @@ export function createHandlers(session: Session): Handlers {
   };
 }
 
-/** Import roots must be full paths: a relative one would depend on where the server was started. */
-function requireExistingPath(given: string): string {
+/** Paths from the UI must be full: a relative one would depend on where the server was started. */
+function requireAbsolute(given: string): string {
   if (!path.isAbsolute(given)) throw new UserError(`give the full path of the folder (got "${given}")`);
-  if (!fs.existsSync(given)) throw new UserError(`no such file or folder: ${given}`, 'not_found');
+  return given;
+}
+
+function requireExistingPath(given: string): string {
+  if (!fs.existsSync(requireAbsolute(given))) throw new UserError(`no such file or folder: ${given}`, 'not_found');
   return given;
 }
 

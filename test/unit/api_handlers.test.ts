@@ -274,6 +274,14 @@ describe('API handlers on a real project', () => {
     assert.equal((await ok('projects.recent', {})).projects.length, 2);
   });
 
+  it('refuses a relative project folder instead of creating it wherever the server runs', async () => {
+    const result = await dispatch(handlers, 'projects.create', { dir: 'my-project' });
+    assert.ok('error' in result);
+    assert.equal(result.status, 400);
+    assert.match(result.error.message, /full path/);
+    assert.equal(fs.existsSync('my-project'), false);
+  });
+
   it('answers "no project" clearly once the project is closed', async () => {
     await ok('projects.close', {});
     const result = await dispatch(handlers, 'images.ids', { filter: { kind: 'all' }, sort: 'import' });
