@@ -9,6 +9,7 @@ import path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { UserError } from '../errors.ts';
 import { getImagePath, getThumbnail } from '../store/images.ts';
 import { dispatch } from './dispatch.ts';
 import type { Handlers } from './handlers.ts';
@@ -130,7 +131,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (failure: NodeJS.ErrnoException) => {
+      if (failure.code === 'EADDRINUSE') reject(new UserError(`port ${options.port} is in use: choose another with --port, or leave it out for any free port`));
+      else if (failure.code === 'EACCES') reject(new UserError(`no permission to listen on port ${options.port}: choose one above 1023`));
+      else reject(failure);
+    });
     server.listen(options.port ?? 0, HOST, () => resolve());
   });
   port = (server.address() as AddressInfo).port;

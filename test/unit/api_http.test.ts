@@ -75,6 +75,13 @@ describe('HTTP transport', () => {
     assert.ok(server.token.length >= 32);
   });
 
+  it('says plainly when the port is taken', async () => {
+    await assert.rejects(
+      startServer({ session, handlers: createHandlers(session), staticDir: root, port: server.port }),
+      (error: Error) => error.name === 'UserError' && new RegExp(`port ${server.port} is in use`).test(error.message),
+    );
+  });
+
   it('refuses every /api/ route without the session token (401)', async () => {
     const operation = await call('project.status', {}, null);
     assert.equal(operation.status, 401);
