@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_GRAD_SUMS } from './batch_norm.ts';
+import { address, backendSimd } from './wasm_simd.ts';
 
 type Args = { inputs: Record<string, tf.TensorInfo>; attrs: Record<string, unknown>; backend: BackendWasm };
 type TypedArray = Float32Array | Int32Array | Uint8Array;
@@ -65,20 +66,45 @@ function leadingAxes(axis: number | number[], rank: number): number | null {
   return axes.length;
 }
 
+/** Rows per float32 partial sum in the SIMD kernels; the partials are then added in float64. */
+const SUM_BLOCK_ROWS = 256;
+
+function addBlocks(partials: TypedArray, blocks: number, columns: number, offset = 0): Float64Array {
+  const sums = new Float64Array(columns);
+  for (let b = 0; b < blocks; b++) {
+    for (let c = 0; c < columns; c++) sums[c] += partials[offset + b * columns + c];
+  }
+  return sums;
+}
+
+/** Column sums of x seen as a [rows, columns] matrix, in float64 (~1e6 float32 terms lose digits). */
+function sumRows(backend: BackendWasm, x: tf.TensorInfo, rows: number, columns: number): Float64Array {
+  const simd = columns % 4 === 0 ? backendSimd(backend) : null;
+  if (simd) {
+    const blocks = Math.ceil(rows / SUM_BLOCK_ROWS);
+    const partials = backend.makeOutput([blocks, columns], 'float32');
+    simd.blockColumnSums(address(backend, x), rows, columns, SUM_BLOCK_ROWS, address(backend, partials));
+    const sums = addBlocks(heapView(backend, partials), blocks, columns);
+    backend.disposeData(partials.dataId);
+    return sums;
+  }
+  const src = heapView(backend, x);
+  const sums = new Float64Array(columns);
+  for (let row = 0, offset = 0; row < rows; row++, offset += columns) {
+    for (let c = 0; c < columns; c++) sums[c] += src[offset + c];
+  }
+  return sums;
+}
+
 function columnSums(backend: BackendWasm, x: tf.TensorInfo, reducedAxes: number, keepDims: boolean, scale: number): tf.TensorInfo {
   const keptShape = x.shape.slice(reducedAxes);
   const columns = keptShape.reduce((a, b) => a * b, 1);
   const rows = x.shape.slice(0, reducedAxes).reduce((a, b) => a * b, 1);
+  const sums = sumRows(backend, x, rows, columns);
   const outShape = keepDims ? [...new Array<number>(reducedAxes).fill(1), ...keptShape] : keptShape;
   const out = backend.makeOutput(outShape, 'float32');
-  const src = heapView(backend, x);
   const dst = heapView(backend, out);
-  // Float64 accumulators: summing ~1e6 float32 values in float32 would lose digits.
-  const acc = new Float64Array(columns);
-  for (let row = 0, offset = 0; row < rows; row++, offset += columns) {
-    for (let c = 0; c < columns; c++) acc[c] += src[offset + c];
-  }
-  for (let c = 0; c < columns; c++) dst[c] = acc[c] * scale;
+  for (let c = 0; c < columns; c++) dst[c] = sums[c] * scale;
   return out;
 }
 
@@ -175,6 +201,7 @@ export function heapKernels(builtin: (name: string) => tf.KernelFunc | undefined
     ['Tile', tile as unknown as tf.KernelFunc],
     ['Identity', ((args: Args) => identity(args, builtin('Identity')!)) as unknown as tf.KernelFunc],
     ['Cast', ((args: Args) => cast(args, builtin('Cast')!)) as unknown as tf.KernelFunc],
+    ['FusedBatchNorm', ((args: Args) => fusedBatchNorm(args, builtin('FusedBatchNorm')!)) as unknown as tf.KernelFunc],
     ['Concat', ((args: Args & { inputs: tf.TensorInfo[] }) => concat(args, builtin('Concat')!)) as unknown as tf.KernelFunc],
     ['SplitV', ((args: Args) => splitV(args, builtin('SplitV')!)) as unknown as tf.KernelFunc],
     ['Sum', reduction('Sum', () => builtin('Sum')) as unknown as tf.KernelFunc],
@@ -227,19 +254,63 @@ export function batchNormGradSums({ inputs, backend }: Args): tf.TensorInfo {
   const { dy, x, mean } = inputs;
   const channels = mean.shape[0];
   const rows = x.shape.reduce((a, b) => a * b, 1) / channels;
-  const out = backend.makeOutput([2, channels], 'float32');
-  const [dyValues, xValues, meanValues, sums] = [dy, x, mean, out].map((t) => heapView(backend, t));
-  const sumDy = new Float64Array(channels);
-  const sumDyCentred = new Float64Array(channels);
-  const centre = Float64Array.from(meanValues);
-  for (let row = 0, offset = 0; row < rows; row++, offset += channels) {
-    for (let c = 0; c < channels; c++) {
-      const g = dyValues[offset + c];
-      sumDy[c] += g;
-      sumDyCentred[c] += g * (xValues[offset + c] - centre[c]);
+  const simd = channels % 4 === 0 ? backendSimd(backend) : null;
+  let sumDy: Float64Array;
+  let sumDyCentred: Float64Array;
+  if (simd) {
+    const blocks = Math.ceil(rows / SUM_BLOCK_ROWS);
+    const partials = backend.makeOutput([2, blocks, channels], 'float32');
+    const base = address(backend, partials);
+    simd.blockGradSums(address(backend, dy), address(backend, x), address(backend, mean), rows, channels, SUM_BLOCK_ROWS,
+      base, base + 4 * blocks * channels);
+    const values = heapView(backend, partials);
+    sumDy = addBlocks(values, blocks, channels);
+    sumDyCentred = addBlocks(values, blocks, channels, blocks * channels);
+    backend.disposeData(partials.dataId);
+  } else {
+    const [dyValues, xValues, meanValues] = [dy, x, mean].map((t) => heapView(backend, t));
+    sumDy = new Float64Array(channels);
+    sumDyCentred = new Float64Array(channels);
+    for (let row = 0, offset = 0; row < rows; row++, offset += channels) {
+      for (let c = 0; c < channels; c++) {
+        const g = dyValues[offset + c];
+        sumDy[c] += g;
+        sumDyCentred[c] += g * (xValues[offset + c] - meanValues[c]);
+      }
     }
   }
+  const out = backend.makeOutput([2, channels], 'float32');
+  const sums = heapView(backend, out);
   sums.set(sumDy, 0);
   sums.set(sumDyCentred, channels);
+  return out;
+}
+
+/**
+ * Batch-norm forward, y = x·a + b per channel with a = scale/√(variance + ε) and
+ * b = offset − mean·a folded in JavaScript: one SIMD pass instead of the backend's
+ * broadcasting loop. Other shapes go to the backend's kernel.
+ */
+function fusedBatchNorm(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
+  const { backend } = args;
+  const { x, mean, variance, offset, scale } = args.inputs;
+  const channels = x.shape[x.shape.length - 1];
+  const perChannel = (t: tf.TensorInfo | undefined) => !t || (t.shape.reduce((a, b) => a * b, 1) === channels && t.shape.at(-1) === channels);
+  const simd = channels % 4 === 0 && x.dtype === 'float32' && [mean, variance, offset, scale].every(perChannel) ? backendSimd(backend) : null;
+  if (!simd) return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const epsilon = args.attrs.varianceEpsilon as number;
+  const [m, v] = [heapView(backend, mean), heapView(backend, variance)];
+  const [o, s] = [offset ? heapView(backend, offset) : null, scale ? heapView(backend, scale) : null];
+  const coefficients = new Float32Array(2 * channels);
+  for (let c = 0; c < channels; c++) {
+    const a = (s ? s[c] : 1) / Math.sqrt(v[c] + epsilon);
+    coefficients[c] = a;
+    coefficients[channels + c] = (o ? o[c] : 0) - m[c] * a;
+  }
+  const folded = backend.makeOutput([2, channels], 'float32', undefined, coefficients);
+  const out = backend.makeOutput(x.shape, 'float32');
+  const base = address(backend, folded);
+  simd.channelAffine(address(backend, x), x.shape.reduce((a, b) => a * b, 1) / channels, channels, base, base + 4 * channels, address(backend, out));
+  backend.disposeData(folded.dataId);
   return out;
 }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapKernels, interleavePhases } from './wasm_heap_kernels.ts';
-import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, simdKernels } from './wasm_simd.ts';
+import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, address, backendSimd, type SimdKernels } from './wasm_simd.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -93,16 +93,8 @@ function padChannels(t: tf.TensorInfo, channels: number, backend: BackendWasm): 
   return runWasm('PadV2', { x: t }, { paddings: [[0, 0], [0, 0], [0, 0], [0, extra]], constantValue: 0 }, backend);
 }
 
-function wasmMemory(backend: BackendWasm): WebAssembly.Memory {
-  // The threaded build exposes its shared memory as wasmMemory, the plain build as the module's export.
-  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
-  const memory = module.wasmMemory ?? module.asm?.memory;
-  if (!memory) throw new Error('cannot find the wasm backend\'s memory');
-  return memory;
-}
-
 /** The filter gradient by our SIMD kernel on x and dy as they are (wasm_simd.ts). */
-function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: SimdKernels): tf.TensorInfo {
   const { x, dy } = inputs;
   const info = filterGradientInfo(x, attrs);
   const [n, h, w, ci] = x.shape;
@@ -112,8 +104,7 @@ function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs): tf.Tensor
   const paddedDy = padChannels(dy, roundUp(co, FILTER_GRAD_CO_BLOCK), backend);
   const [ciBlocks, coBlocks] = [paddedX.shape[3], paddedDy.shape[3]];
   const grid = backend.makeOutput([kh, kw, ciBlocks, coBlocks], 'float32');
-  const address = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-  simdKernels(wasmMemory(backend)).filterGrad(address(paddedX), address(paddedDy), address(grid),
+  simd.filterGrad(address(backend, paddedX), address(backend, paddedDy), address(backend, grid),
     [n, h, w, ciBlocks, oh, ow, coBlocks, kh, kw, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
   if (paddedX !== x) release(backend, paddedX);
   if (paddedDy !== dy) release(backend, paddedDy);
@@ -123,21 +114,12 @@ function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs): tf.Tensor
   return dw;
 }
 
-/** Both implementations, so tests can check the fallback too. */
-export const filterGradientImplementations = { simd: filterGradientBySimd, convolution: filterGradientByConvolution };
-
-let simdUsable: boolean | null = null;
+/** The fallback implementation, exported so tests can check it where SIMD is available. */
+export const filterGradientByConvolutionForTests = filterGradientByConvolution;
 
 function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
-  if (simdUsable === null) {
-    try {
-      simdKernels(wasmMemory(args.backend));
-      simdUsable = true;
-    } catch {
-      simdUsable = false;
-    }
-  }
-  return simdUsable ? filterGradientBySimd(args) : filterGradientByConvolution(args);
+  const simd = backendSimd(args.backend);
+  return simd ? filterGradientBySimd(args, simd) : filterGradientByConvolution(args);
 }
 
 /** Where one output phase of a strided transposed convolution reads, along one axis. */

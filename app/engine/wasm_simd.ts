@@ -9,6 +9,7 @@
  *
  * The module is written as bytes with the small assembler below (no toolchain needed).
  */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 const I32 = 0x7f;
 const V128 = 0x7b;
@@ -92,6 +93,7 @@ class Code {
   load32Splat(offset = 0) { return this.simd(0x09, 2, ...uleb(offset)); }
   f32x4Splat() { return this.simd(0x13); }
   f32x4Add() { return this.simd(0xe4); }
+  f32x4Sub() { return this.simd(0xe5); }
   f32x4Mul() { return this.simd(0xe6); }
   f32Const(value: number) {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
@@ -222,21 +224,139 @@ function filterGradCode(): Code {
   return code;
 }
 
+/**
+ * Per-channel partial sums over blocks of rows of a [rows, channels] matrix (channels % 4 == 0):
+ * dst[b, c] = Σ src[r, c] for r in block b. Float32 sums over a few hundred rows are exact
+ * enough; the caller adds the blocks in float64. Params: src, rows, channels, blockRows, dst.
+ */
+function blockColumnSumsCode(): Code {
+  const [SRC, ROWS, CH, BLOCK, DST] = [0, 1, 2, 3, 4];
+  const [R0, R1, C0, P, END, ROWBYTES, OUT] = [5, 6, 7, 8, 9, 10, 11];
+  const ACC = 12;
+  const code = new Code();
+  const get = (local: number) => () => code.get(local);
+  code.get(CH).i32(4).mul().set(ROWBYTES).get(DST).set(OUT);
+  code.forRange(R0, () => code.i32(0), get(ROWS), () => {
+    code.get(R0).get(BLOCK).add().tee(R1).get(ROWS).get(R1).get(ROWS).ltS().select().set(R1);
+    code.forRange(C0, () => code.i32(0), get(CH), () => {
+      code.f32Const(0).f32x4Splat().set(ACC);
+      code.get(R0).get(CH).mul().get(C0).add().i32(4).mul().get(SRC).add().set(P);
+      code.get(R1).get(CH).mul().get(C0).add().i32(4).mul().get(SRC).add().set(END);
+      code.loop();
+      code.get(ACC).get(P).v128Load().f32x4Add().set(ACC);
+      code.increment(P, get(ROWBYTES));
+      code.get(P).get(END).ltU().brIf(0).end();
+      code.get(OUT).get(ACC).v128Store().increment(OUT, 16);
+    }, 4);
+  }, get(BLOCK));
+  return code;
+}
+
+/**
+ * The two batch-norm gradient sums per block of rows: Σ dy and Σ dy·(x − mean).
+ * Params: dy, x, mean, rows, channels, blockRows, dstSumDy, dstSumDyCentred.
+ */
+function blockGradSumsCode(): Code {
+  const [DY, X, MEAN, ROWS, CH, BLOCK, DST1, DST2] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [R0, R1, C0, PD, PX, END, ROWBYTES, OUT] = [8, 9, 10, 11, 12, 13, 14, 15];
+  const [SUM1, SUM2, M, G] = [16, 17, 18, 19];
+  const code = new Code();
+  const get = (local: number) => () => code.get(local);
+  code.get(CH).i32(4).mul().set(ROWBYTES).i32(0).set(OUT);
+  code.forRange(R0, () => code.i32(0), get(ROWS), () => {
+    code.get(R0).get(BLOCK).add().tee(R1).get(ROWS).get(R1).get(ROWS).ltS().select().set(R1);
+    code.forRange(C0, () => code.i32(0), get(CH), () => {
+      code.f32Const(0).f32x4Splat().tee(SUM1).set(SUM2);
+      code.get(C0).i32(4).mul().get(MEAN).add().v128Load().set(M);
+      code.get(R0).get(CH).mul().get(C0).add().i32(4).mul().tee(PD).get(X).add().set(PX);
+      code.get(PD).get(DY).add().set(PD);
+      code.get(R1).get(CH).mul().get(C0).add().i32(4).mul().get(DY).add().set(END);
+      code.loop();
+      code.get(PD).v128Load().tee(G).get(SUM1).f32x4Add().set(SUM1);
+      code.get(G).get(PX).v128Load().get(M).f32x4Sub().f32x4Mul().get(SUM2).f32x4Add().set(SUM2);
+      code.increment(PD, get(ROWBYTES)).increment(PX, get(ROWBYTES));
+      code.get(PD).get(END).ltU().brIf(0).end();
+      code.get(OUT).get(DST1).add().get(SUM1).v128Store();
+      code.get(OUT).get(DST2).add().get(SUM2).v128Store();
+      code.increment(OUT, 16);
+    }, 4);
+  }, get(BLOCK));
+  return code;
+}
+
+/** y[r, c] = x[r, c]·a[c] + b[c] (channels % 4 == 0). Params: x, rows, channels, a, b, y. */
+function channelAffineCode(): Code {
+  const [X, ROWS, CH, A, B, Y] = [0, 1, 2, 3, 4, 5];
+  const [P, Q, END, C0, ROWEND] = [6, 7, 8, 9, 10];
+  const code = new Code();
+  code.get(X).set(P).get(Y).set(Q);
+  code.get(ROWS).get(CH).mul().i32(4).mul().get(X).add().set(END);
+  code.block().get(P).get(END).geU().brIf(0).loop();
+  code.get(P).get(CH).i32(4).mul().add().set(ROWEND).i32(0).set(C0);
+  code.loop();
+  code.get(Q).get(P).v128Load().get(C0).get(A).add().v128Load().f32x4Mul().get(C0).get(B).add().v128Load().f32x4Add().v128Store();
+  code.increment(P, 16).increment(Q, 16).increment(C0, 16);
+  code.get(P).get(ROWEND).ltU().brIf(0).end();
+  code.get(P).get(END).ltU().brIf(0).end().end();
+  return code;
+}
+
 export interface SimdKernels {
   filterGrad(x: number, dy: number, dw: number, dims: number[]): void;
+  blockColumnSums(src: number, rows: number, channels: number, blockRows: number, dst: number): void;
+  blockGradSums(dy: number, x: number, mean: number, rows: number, channels: number, blockRows: number, sumDy: number, sumDyCentred: number): void;
+  channelAffine(x: number, rows: number, channels: number, a: number, b: number, y: number): void;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 
+function backendMemory(backend: BackendWasm): WebAssembly.Memory {
+  // The threaded build exposes its shared memory as wasmMemory, the plain build as the module's export.
+  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!memory) throw new Error('cannot find the wasm backend\'s memory');
+  return memory;
+}
+
+const unavailable = new WeakSet<BackendWasm>();
+
+/**
+ * Our kernels on this backend's memory, or null where they cannot run (an engine without
+ * wasm SIMD); callers then use the backend's own kernels.
+ */
+export function backendSimd(backend: BackendWasm): SimdKernels | null {
+  if (unavailable.has(backend)) return null;
+  try {
+    return simdKernels(backendMemory(backend));
+  } catch {
+    unavailable.add(backend);
+    return null;
+  }
+}
+
+/** The byte address of a tensor in the backend's memory, for our kernels. */
+export function address(backend: BackendWasm, t: { dataId: object }): number {
+  return backend.dataIdMap.get(t.dataId)!.memoryOffset;
+}
+
 /** Kernels bound to one wasm memory (compiled once per memory). */
-export function simdKernels(memory: WebAssembly.Memory): SimdKernels {
+function simdKernels(memory: WebAssembly.Memory): SimdKernels {
   let kernels = instances.get(memory);
   if (!kernels) {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-    const binary = assemble([{ exportName: 'filterGrad', params: 16, i32Locals: 15, v128Locals: 11, code: filterGradCode() }], shared);
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } });
-    const filterGrad = instance.exports.filterGrad as (...args: number[]) => void;
-    kernels = { filterGrad: (x, dy, dw, dims) => filterGrad(x, dy, dw, ...dims) };
+    const binary = assemble([
+      { exportName: 'filterGrad', params: 16, i32Locals: 15, v128Locals: 11, code: filterGradCode() },
+      { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
+      { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
+      { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
+    ], shared);
+    const exports = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+    kernels = {
+      filterGrad: (x, dy, dw, dims) => exports.filterGrad(x, dy, dw, ...dims),
+      blockColumnSums: exports.blockColumnSums,
+      blockGradSums: exports.blockGradSums,
+      channelAffine: exports.channelAffine,
+    };
     instances.set(memory, kernels);
   }
   return kernels;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/backend.ts';
-import { filterGradientImplementations } from '../../app/engine/wasm_kernels.ts';
+import { filterGradientByConvolutionForTests } from '../../app/engine/wasm_kernels.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -94,7 +94,7 @@ test('the filter gradient by forward convolution (the fallback without wasm SIMD
     const expected = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x: [xShape, xValues], dy: [dyShape, dyValues] }, attrs);
     await tf.setBackend('wasm');
     const [x, dy] = [tf.tensor(xValues, xShape), tf.tensor(dyValues, dyShape)];
-    const out = filterGradientImplementations.convolution({ inputs: { x, dy }, attrs, backend: tf.backend() as BackendWasm });
+    const out = filterGradientByConvolutionForTests({ inputs: { x, dy }, attrs, backend: tf.backend() as BackendWasm });
     const actual = tf.engine().makeTensorFromTensorInfo(out);
     assert.deepEqual(actual.shape, expected.shape, label(c));
     assert.ok(relativeError(await actual.data(), expected.values) < 1e-4, label(c));
@@ -146,6 +146,23 @@ test('wasm Sum and Mean match the cpu backend over leading, inner and mixed axes
         assert.deepEqual(actual.shape, expected.shape, `${kernel} ${axis} ${keepDims}`);
         assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${kernel} over ${axis}`);
       }
+    }
+  }
+});
+
+test('wasm FusedBatchNorm matches the cpu backend, with and without scale and offset', async () => {
+  for (const shape of [[3, 5, 4, 8], [7, 6], [2, 3, 3, 12]]) {
+    const channels = shape.at(-1)!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    const perChannel = (seed: number, offset: number) => [[channels], randomValues(channels, seed).map((v) => v + offset)] as [number[], Float32Array];
+    const full = { x: [shape, randomValues(size, 700)] as [number[], Float32Array], mean: perChannel(701, 0), variance: perChannel(702, 1), offset: perChannel(703, 0), scale: perChannel(704, 1) };
+    const bare = { x: full.x, mean: full.mean, variance: full.variance };
+    for (const inputs of [full, bare, { ...bare, scale: full.scale }]) {
+      await initBackend('wasm');
+      const expected = await runKernelOn('cpu', 'FusedBatchNorm', inputs, { varianceEpsilon: 1e-3 });
+      const actual = await runKernelOn('wasm', 'FusedBatchNorm', inputs, { varianceEpsilon: 1e-3 });
+      assert.deepEqual(actual.shape, expected.shape);
+      assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${shape} with ${Object.keys(inputs)}`);
     }
   }
 });
