@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { decodePixels } from '../../app/engine/dataset.ts';
 import { runCli, shapesProject } from './train_fixtures.ts';
 
 const SEEDED = ['--seed', '3', '--json'];
@@ -79,10 +80,15 @@ test('pretrain → finetune → distill → evaluate → predict → export thro
   try {
     await tf.setBackend('cpu');
     const model = await tf.loadLayersModel(`${server.url}/model.json`);
-    const probabilities = model.predict(tf.zeros([3, 16, 16, 3])) as tf.Tensor;
-    assert.deepEqual(probabilities.shape, [3, 2]);
-    const sums = (await tf.sum(probabilities, 1).data()) as Float32Array;
-    sums.forEach((sum) => assert.ok(Math.abs(sum - 1) < 1e-5));
+    const pixels = await decodePixels(path.join(warmFolder, 'warm-000.png'), 16);
+    const image = tf.div(tf.tensor4d(new Uint8Array(pixels), [1, 16, 16, 3], 'int32'), 255);
+    const probabilities = (await (model.predict(image) as tf.Tensor).data()) as Float32Array;
+    assert.equal(probabilities.length, 2);
+    assert.ok(Math.abs(probabilities[0] + probabilities[1] - 1) < 1e-5);
+    const [, predicted, confidence] = rows[1].split(',');
+    const best = probabilities[0] > probabilities[1] ? 0 : 1;
+    assert.equal(labels.classes[best], predicted, 'the exported model predicts what the project’s model predicts');
+    assert.equal(probabilities[best].toFixed(6), confidence);
   } finally {
     server.close();
   }
