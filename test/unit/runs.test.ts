@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { openProject, type Project } from '../../app/store/project.ts';
+import { tempDir } from '../integration/train_fixtures.ts';
 import { parseTrainOptions, planTrainingRun } from '../../app/engine/stage_config.ts';
 import {
   addCheckpoint,
@@ -33,7 +31,7 @@ import {
 } from '../../app/store/runs.ts';
 
 function tempProject(): Project {
-  return openProject(fs.mkdtempSync(path.join(os.tmpdir(), 'runs-test-')), { create: true });
+  return openProject(tempDir('runs-test-'), { create: true });
 }
 
 const where = { pid: process.pid, backend: 'cpu', device: 'test cpu' };
