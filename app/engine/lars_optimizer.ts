@@ -21,9 +21,13 @@ export interface LarsOptions {
   trustCoefficient?: number;
 }
 
-/** BN scale/shift and biases, recognised by their stable weight names (`stem_bn/gamma`, `logits/bias`). */
+/**
+ * BN scale/shift, biases and the supervised classifier (`logits/*`), by their stable weight names.
+ * The classifier starts near zero, so a trust ratio scaled by its own norm would barely move it:
+ * SimCLR leaves its supervised head out of LARS for that reason.
+ */
 export function isExcludedFromLars(name: string): boolean {
-  return /\/(gamma|beta|bias)$/.test(name);
+  return /\/(gamma|beta|bias)$/.test(name) || name.startsWith('logits/');
 }
 
 export class LarsOptimizer {

@@ -17,6 +17,7 @@ test('BN parameters and biases are excluded by name, kernels are not', () => {
   assert.ok(isExcludedFromLars('stem_bn/gamma'));
   assert.ok(isExcludedFromLars('head_bn1/beta'));
   assert.ok(isExcludedFromLars('logits/bias'));
+  assert.ok(isExcludedFromLars('logits/kernel'));
   assert.ok(!isExcludedFromLars('stem_conv/kernel'));
   assert.ok(!isExcludedFromLars('head_dense1/kernel'));
 });
