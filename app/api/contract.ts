@@ -195,8 +195,8 @@ export interface TrainPlan {
   stage: Stage;
   /** The run's full config as the engine will store it (the preset with the overrides applied). */
   config: Record<string, unknown>;
-  /** The settings the advanced panel may override for this stage, with the values they would take (epochs 0: fitted to the budget). */
-  settings: Record<string, number | string | boolean>;
+  /** The settings the advanced panel may override for this stage, with the values they would take; null: decided when the run starts. */
+  settings: Record<string, number | string | boolean | null>;
   /** The time budget, or for a fixed epoch count an estimate from an earlier similar run; null when unknown. */
   estimateSeconds: number | null;
   parentRunId: number | null;

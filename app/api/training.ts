@@ -15,13 +15,13 @@ import type { Session } from './session.ts';
 type Setting = number | string | boolean;
 
 /**
- * Architecture and batch per preset. Fine-tuning keeps its pretrain run's network, so only the
- * batch applies there; a student defaults to its teacher's network.
+ * The network each preset pretrains. Fine-tuning keeps its pretrain run's network and a student
+ * defaults to its teacher's; the engine picks the largest batch that fits in memory.
  */
-const presets: Record<Preset, { depth: 18 | 34 | 50; width: number; imageSize: number; batchSize: number }> = {
-  quick: { depth: 18, width: 0.5, imageSize: 32, batchSize: 64 },
-  balanced: { depth: 18, width: 1, imageSize: 64, batchSize: 128 },
-  best: { depth: 50, width: 1, imageSize: 96, batchSize: 128 },
+const presets: Record<Preset, { depth: 18 | 34 | 50; width: number; imageSize: number }> = {
+  quick: { depth: 18, width: 0.5, imageSize: 32 },
+  balanced: { depth: 18, width: 1, imageSize: 64 },
+  best: { depth: 50, width: 1, imageSize: 96 },
 };
 
 /** Options a user may override per stage (others are fixed by the parent run). */
@@ -42,7 +42,7 @@ function imageSizeFor(project: Project, preset: Preset): number {
 
 function toOptions(project: Project, request: TrainRequest): TrainOptions {
   const preset = presets[request.preset];
-  const options: TrainOptions = { batchSize: preset.batchSize };
+  const options: TrainOptions = {};
   if (request.stage === 'pretrain') Object.assign(options, { depth: preset.depth, width: preset.width, imageSize: imageSizeFor(project, request.preset) });
   if (request.parentRunId !== undefined) options.parentRunId = request.parentRunId;
   for (const [key, value] of Object.entries(request.advanced ?? {})) {
@@ -56,15 +56,16 @@ function toOptions(project: Project, request: TrainRequest): TrainOptions {
   return options;
 }
 
-/** The values the advanced panel shows: what the run would use for each setting the user may change. */
-function settingsOf(plan: EnginePlan, kind: TrainKind, options: TrainOptions): Record<string, Setting> {
-  const config = plan.config as unknown as Record<string, unknown>;
-  // epochs 0: fitted to the time budget when the run starts.
-  const values: Record<string, unknown> = { ...plan.config.model, ...config, epochs: config.epochs ?? 0 };
-  const settings: Record<string, Setting> = {};
+/**
+ * The values the advanced panel shows for each setting the user may change; null where the engine
+ * decides when the run starts (epochs from the budget, batch from memory, rate from the batch, a random seed).
+ */
+function settingsOf(plan: EnginePlan, kind: TrainKind, options: TrainOptions): Record<string, Setting | null> {
+  const values: Record<string, unknown> = { ...plan.config.model, ...(plan.config as unknown as Record<string, unknown>), seed: options.seed };
+  const settings: Record<string, Setting | null> = {};
   for (const key of editable[kind]) {
-    const value = key === 'seed' ? options.seed : values[key];
-    if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') settings[key] = value;
+    const value = values[key];
+    settings[key] = typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean' ? value : null;
   }
   return settings;
 }
@@ -77,7 +78,7 @@ function estimateSeconds(project: Project, plan: EnginePlan, kind: TrainKind): n
   if (plan.config.minutes !== null) return plan.config.minutes * 60;
   const similar = listRuns(project.db)
     .filter((run) => run.kind === kind && JSON.stringify((run.config as { model?: unknown }).model) === JSON.stringify(plan.config.model))
-    .map((run) => ({ secondsPerStep: run.summary?.measuredSecondsPerStep, batch: (run.config as { batchSize?: number }).batchSize }))
+    .map((run) => ({ secondsPerStep: run.summary?.measuredSecondsPerStep, batch: run.summary?.batchSize ?? (run.config as { batchSize?: number }).batchSize }))
     .filter((m): m is { secondsPerStep: number; batch: number } => typeof m.secondsPerStep === 'number' && typeof m.batch === 'number')
     .at(-1);
   if (!similar) return null;

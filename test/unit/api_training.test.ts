@@ -65,7 +65,9 @@ describe('training through the API', () => {
     assert.equal(plan.settings.depth, 18);
     assert.equal(plan.settings.width, 0.5);
     assert.equal(plan.settings.imageSize, 32, 'never above the images’ own 32 px');
-    assert.equal(plan.settings.epochs, 0, 'fitted to the budget');
+    assert.equal(plan.settings.epochs, null, 'fitted to the budget when the run starts');
+    assert.equal(plan.settings.batchSize, null, 'the largest batch that fits, chosen when the run starts');
+    assert.equal(plan.settings.seed, null, 'random unless given');
     const fixed = await ok('train.plan', { stage: 'pretrain', preset: 'quick', budgetMinutes: 3, advanced: { epochs: 4 } });
     assert.equal(fixed.config.epochs, 4);
     assert.equal(fixed.estimateSeconds, null, 'no earlier run to time it from');
