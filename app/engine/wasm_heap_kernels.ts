@@ -195,12 +195,44 @@ function splitV(args: Args, builtin: tf.KernelFunc): tf.TensorInfo[] {
   return outs;
 }
 
+/**
+ * Slice as copies of the longest contiguous runs. The backend's version first copies the whole
+ * input out of the heap, then moves single elements (padding gradients slice big activations).
+ */
+function slice(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
+  const { x } = args.inputs;
+  if (x.dtype === 'string') return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, args.attrs.begin as number[], args.attrs.size as number[]);
+  const out = args.backend.makeOutput(size, x.dtype);
+  if (size.some((d) => d === 0)) return out;
+  const src = heapView(args.backend, x);
+  const dst = heapView(args.backend, out);
+  const inStrides = strides(x.shape);
+  // Trailing axes taken whole, plus the first partial one, are one contiguous run.
+  let axis = x.shape.length - 1;
+  let run = 1;
+  while (axis > 0 && begin[axis] === 0 && size[axis] === x.shape[axis]) run *= size[axis--];
+  run *= size[axis];
+  let written = 0;
+  const copy = (level: number, offset: number): void => {
+    if (level === axis) {
+      copyRun(dst, written, src, offset + begin[axis] * inStrides[axis], run);
+      written += run;
+      return;
+    }
+    for (let i = 0; i < size[level]; i++) copy(level + 1, offset + (begin[level] + i) * inStrides[level]);
+  };
+  copy(0, 0);
+  return out;
+}
+
 /** Kernels replacing the backend's own; each falls back to the original for cases it does not cover. */
 export function heapKernels(builtin: (name: string) => tf.KernelFunc | undefined): Array<[string, tf.KernelFunc]> {
   return [
     ['Tile', tile as unknown as tf.KernelFunc],
     ['Identity', ((args: Args) => identity(args, builtin('Identity')!)) as unknown as tf.KernelFunc],
     ['Cast', ((args: Args) => cast(args, builtin('Cast')!)) as unknown as tf.KernelFunc],
+    ['Slice', ((args: Args) => slice(args, builtin('Slice')!)) as unknown as tf.KernelFunc],
     ['FusedBatchNorm', ((args: Args) => fusedBatchNorm(args, builtin('FusedBatchNorm')!)) as unknown as tf.KernelFunc],
     ['Concat', ((args: Args & { inputs: tf.TensorInfo[] }) => concat(args, builtin('Concat')!)) as unknown as tf.KernelFunc],
     ['SplitV', ((args: Args) => splitV(args, builtin('SplitV')!)) as unknown as tf.KernelFunc],

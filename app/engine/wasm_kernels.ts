@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapKernels, interleavePhases } from './wasm_heap_kernels.ts';
-import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, address, backendSimd, type SimdKernels } from './wasm_simd.ts';
+import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, INPUT_GRAD_CI_BLOCK, address, backendSimd, type SimdKernels } from './wasm_simd.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -178,26 +178,54 @@ function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, c
   return out;
 }
 
+interface InputGradientAttrs {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape: [number, number, number, number];
+  dataFormat: 'NHWC' | 'NCHW';
+}
+
+function inputGradientInfo(filter: tf.TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dimRoundingMode, inputShape } = attrs as unknown as InputGradientAttrs;
+  return tf.backend_util.computeConv2DInfo(
+    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+}
+
+/** The input gradient by our SIMD kernel, scattering W·dy straight into dx (wasm_simd.ts). */
+function inputGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: SimdKernels): tf.TensorInfo {
+  const { dy, filter } = inputs;
+  const info = inputGradientInfo(filter, attrs);
+  const [n, h, w, ci] = (attrs as unknown as InputGradientAttrs).inputShape;
+  const [, oh, ow, co] = dy.shape;
+  const paddedCi = roundUp(ci, INPUT_GRAD_CI_BLOCK);
+  const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, backend);
+  const wT = padChannels(transposed, paddedCi, backend);
+  if (wT !== transposed) release(backend, transposed);
+  const dx = backend.makeOutput([n, h, w, paddedCi], 'float32');
+  // The kernel accumulates into dx; fresh heap memory is not zeroed.
+  (backend.typedArrayFromHeap(dx) as Float32Array).fill(0);
+  simd.inputGrad(co, paddedCi, address(backend, dy), address(backend, wT), address(backend, dx),
+    [n, h, w, oh, ow, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
+  release(backend, wT);
+  if (paddedCi === ci) return dx;
+  const cropped = runWasm('Slice', { x: dx }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] }, backend);
+  release(backend, dx);
+  return cropped;
+}
+
 /**
  * Input gradient as forward convolutions of dy with the flipped, transposed filter, one per
- * stride phase, interleaved back on the heap. Cases this does not cover (NCHW,
- * unequal strides) go to the backend's own kernel.
+ * stride phase, interleaved back on the heap: the fallback without wasm SIMD. Cases this
+ * does not cover (unequal strides) go to the backend's own kernel.
  */
-function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: BackendWasm }): tf.TensorInfo {
+function inputGradientByPhases(args: KernelArgs): tf.TensorInfo {
   const { inputs, attrs, backend } = args;
   const { dy, filter } = inputs;
-  const { strides, pad, dimRoundingMode, inputShape, dataFormat } = attrs as {
-    strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-    dataFormat: 'NHWC' | 'NCHW';
-  };
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const info = inputGradientInfo(filter, attrs);
   const [sh, sw] = [info.strideHeight, info.strideWidth];
-  if (dataFormat === 'NCHW' || sh !== sw) return builtin('Conv2DBackpropInput')!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  const [n, h, w, ci] = inputShape;
+  if (sh !== sw) return builtin('Conv2DBackpropInput')!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const [n, h, w, ci] = (attrs as unknown as InputGradientAttrs).inputShape;
   const [, oh, ow] = dy.shape;
   const [qh, qw] = [Math.ceil(h / sh), Math.ceil(w / sw)];
   const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, backend);
@@ -216,6 +244,17 @@ function conv2DBackpropInput(args: { inputs: Inputs; attrs: Attrs; backend: Back
   const dx = interleavePhases(backend, phases, sh, [n, h, w, ci]);
   release(backend, ...phases.filter((p): p is tf.TensorInfo => p !== null));
   return dx;
+}
+
+/** The fallback implementation, exported so tests can check it where SIMD is available. */
+export const inputGradientByPhasesForTests = inputGradientByPhases;
+
+function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
+  if ((args.attrs as unknown as InputGradientAttrs).dataFormat === 'NCHW') {
+    return builtin('Conv2DBackpropInput')!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  }
+  const simd = backendSimd(args.backend);
+  return simd ? inputGradientBySimd(args, simd) : inputGradientByPhases(args);
 }
 
 /** The backend's own kernels we replace, kept for the cases ours hand back to them. */

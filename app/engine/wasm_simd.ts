@@ -75,6 +75,7 @@ class Code {
   divS() { return this.op(0x6d); }
   ltS() { return this.op(0x48); }
   geS() { return this.op(0x4e); }
+  gtS() { return this.op(0x4a); }
   /** Unsigned compares, for byte addresses (a heap can pass 2 GiB). */
   ltU() { return this.op(0x49); }
   geU() { return this.op(0x4f); }
@@ -301,11 +302,87 @@ function channelAffineCode(): Code {
   return code;
 }
 
+/** Input-channel block of the input-gradient kernel. */
+export const INPUT_GRAD_CI_BLOCK = 8;
+
+/**
+ * dx[b, r·sh + a − pt, q·sw + c − pl, :] += W[a, c, :, :] · dy[b, r, q, :] for every tap inside
+ * dx (the scatter form of a transposed convolution, so strided layers cost no zero-stuffing
+ * and no phase split); dx must start zeroed. Specialised for `co` and `ci` (ci % 8 == 0) so
+ * pixel and row offsets are constants. wT is the filter as [kh, kw, co, ci]. Params: byte
+ * addresses of dy, wT, dx, then n, h, w, oh, ow, kh, kw, sh, sw, pt, pl. Per 4 pixels of a dy
+ * row and 8 input channels, 8 accumulators stay in registers over the co reduction.
+ */
+function inputGradCode(co: number, ci: number): Code {
+  const [DY, WT, DX, N, H, W, OH, OW, KH, KW, SH, SW, PT, PL] = Array.from({ length: 14 }, (_, i) => i);
+  const [B, R, A, C, IH, LO, HI, I0, Q, PW, PD, PEND, ROWDY, ROWDX, WTAP, OUT] = Array.from({ length: 16 }, (_, i) => 14 + i);
+  const ACC = 30;
+  const [W0, W1, D] = [ACC + 8, ACC + 9, ACC + 10];
+  const code = new Code();
+  const get = (local: number) => () => code.get(local);
+  const zero = () => code.i32(0);
+  /** The co reduction for `pixels` consecutive dy pixels starting at column Q. */
+  const reduce = (pixels: number) => {
+    for (let k = 0; k < 2 * pixels; k++) code.f32Const(0).f32x4Splat().set(ACC + k);
+    code.get(WTAP).get(I0).add().set(PW);
+    code.get(ROWDY).get(Q).i32(co * 4).mul().add().tee(PD).i32(co * 4).add().set(PEND);
+    code.loop();
+    code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
+    for (let p = 0; p < pixels; p++) {
+      code.get(PD).load32Splat(p * co * 4).set(D);
+      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+    }
+    code.increment(PW, ci * 4).increment(PD, 4);
+    code.get(PD).get(PEND).ltU().brIf(0).end();
+    // out = rowDx + (q·sw + c − pl)·ci·4 + i0, then sw·ci·4 bytes per pixel.
+    code.get(Q).get(SW).mul().get(C).add().get(PL).sub().i32(ci * 4).mul().get(ROWDX).add().get(I0).add().set(OUT);
+    for (let p = 0; p < pixels; p++) {
+      for (let j = 0; j < 2; j++) code.get(OUT).get(OUT).v128Load(16 * j).get(ACC + 2 * p + j).f32x4Add().v128Store(16 * j);
+      if (p < pixels - 1) code.increment(OUT, () => code.get(SW).i32(ci * 4).mul());
+    }
+  };
+  code.forRange(B, zero, get(N), () => {
+    code.forRange(R, zero, get(OH), () => {
+      code.get(B).get(OH).mul().get(R).add().get(OW).mul().i32(co * 4).mul().get(DY).add().set(ROWDY);
+      code.forRange(A, zero, get(KH), () => {
+        code.get(R).get(SH).mul().get(A).add().get(PT).sub().set(IH);
+        code.block();
+        code.get(IH).i32(0).ltS().get(IH).get(H).geS().or().brIf(0);
+        code.get(B).get(H).mul().get(IH).add().get(W).mul().i32(ci * 4).mul().get(DX).add().set(ROWDX);
+        code.forRange(C, zero, get(KW), () => {
+          // Same valid column range as the filter gradient: lo = max(0, ceil((pl − c)/sw)), hi ≤ ow.
+          code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
+          code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
+          code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
+          code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
+          code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+          code.get(A).get(KW).mul().get(C).add().i32(co * ci * 4).mul().get(WT).add().set(WTAP);
+          code.forRange(I0, zero, () => code.i32(ci * 4), () => {
+            code.get(LO).set(Q);
+            code.block().loop();
+            code.get(Q).i32(4).add().get(HI).gtS().brIf(1);
+            reduce(4);
+            code.increment(Q, 4).br(0).end().end();
+            code.block().loop();
+            code.get(Q).get(HI).geS().brIf(1);
+            reduce(1);
+            code.increment(Q, 1).br(0).end().end();
+          }, INPUT_GRAD_CI_BLOCK * 4);
+        });
+        code.end();
+      });
+    });
+  });
+  return code;
+}
+
 export interface SimdKernels {
   filterGrad(x: number, dy: number, dw: number, dims: number[]): void;
   blockColumnSums(src: number, rows: number, channels: number, blockRows: number, dst: number): void;
   blockGradSums(dy: number, x: number, mean: number, rows: number, channels: number, blockRows: number, sumDy: number, sumDyCentred: number): void;
   channelAffine(x: number, rows: number, channels: number, a: number, b: number, y: number): void;
+  /** dims: n, h, w, oh, ow, kh, kw, sh, sw, pt, pl; ci must be a multiple of INPUT_GRAD_CI_BLOCK. */
+  inputGrad(co: number, ci: number, dy: number, wT: number, dx: number, dims: number[]): void;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
@@ -351,8 +428,19 @@ function simdKernels(memory: WebAssembly.Memory): SimdKernels {
       { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
     ], shared);
     const exports = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+    const inputGradByShape = new Map<string, (...args: number[]) => void>();
+    const inputGrad = (co: number, ci: number) => {
+      let run = inputGradByShape.get(`${co}x${ci}`);
+      if (!run) {
+        const specialised = assemble([{ exportName: 'inputGrad', params: 14, i32Locals: 16, v128Locals: 11, code: inputGradCode(co, ci) }], shared);
+        run = (new WebAssembly.Instance(new WebAssembly.Module(specialised), { env: { memory } }).exports as Record<string, (...args: number[]) => void>).inputGrad;
+        inputGradByShape.set(`${co}x${ci}`, run);
+      }
+      return run;
+    };
     kernels = {
       filterGrad: (x, dy, dw, dims) => exports.filterGrad(x, dy, dw, ...dims),
+      inputGrad: (co, ci, dy, wT, dx, dims) => inputGrad(co, ci)(dy, wT, dx, ...dims),
       blockColumnSums: exports.blockColumnSums,
       blockGradSums: exports.blockGradSums,
       channelAffine: exports.channelAffine,

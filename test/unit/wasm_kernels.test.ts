@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/backend.ts';
-import { filterGradientByConvolutionForTests } from '../../app/engine/wasm_kernels.ts';
+import { filterGradientByConvolutionForTests, inputGradientByPhasesForTests } from '../../app/engine/wasm_kernels.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -102,7 +102,26 @@ test('the filter gradient by forward convolution (the fallback without wasm SIMD
   }
 });
 
-test('wasm Conv2DBackpropInput matches the cpu backend', async () => {
+test('the input gradient by stride-phase convolutions (the fallback without wasm SIMD) matches the cpu backend', async () => {
+  await initBackend('wasm');
+  for (const [index, c] of cases.entries()) {
+    const xShape: Shape4 = [c.batch, ...c.size, c.inC];
+    const filterShape: Shape4 = [c.kernel, c.kernel, c.inC, c.outC];
+    const dyShape = outputSize(c);
+    const dyValues = randomValues(dyShape.reduce((a, b) => a * b), index + 201);
+    const filterValues = randomValues(filterShape.reduce((a, b) => a * b), index + 301);
+    const attrs = { strides: [c.stride, c.stride], pad: c.pad, inputShape: xShape, dataFormat: 'NHWC' };
+    const expected = await runKernelOn('cpu', 'Conv2DBackpropInput', { dy: [dyShape, dyValues], filter: [filterShape, filterValues] }, attrs);
+    await tf.setBackend('wasm');
+    const [dy, filter] = [tf.tensor(dyValues, dyShape), tf.tensor(filterValues, filterShape)];
+    const actual = tf.engine().makeTensorFromTensorInfo(inputGradientByPhasesForTests({ inputs: { dy, filter }, attrs, backend: tf.backend() as BackendWasm }));
+    assert.deepEqual(actual.shape, expected.shape, label(c));
+    assert.ok(relativeError(await actual.data(), expected.values) < 1e-4, label(c));
+    tf.dispose([dy, filter, actual]);
+  }
+});
+
+test('wasm Conv2DBackpropInput (SIMD kernel) matches the cpu backend', async () => {
   await initBackend('wasm');
   for (const [index, c] of cases.entries()) {
     const xShape: Shape4 = [c.batch, ...c.size, c.inC];
@@ -164,6 +183,22 @@ test('wasm FusedBatchNorm matches the cpu backend, with and without scale and of
       assert.deepEqual(actual.shape, expected.shape);
       assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${shape} with ${Object.keys(inputs)}`);
     }
+  }
+});
+
+test('wasm Slice matches the cpu backend for whole, leading, inner and scalar-run slices', async () => {
+  await initBackend('wasm');
+  const shape = [4, 6, 5, 70];
+  const inputs = { x: [shape, randomValues(4 * 6 * 5 * 70, 800)] as [number[], Float32Array] };
+  const slices: Array<[number[], number[]]> = [
+    [[0, 0, 0, 0], [4, 6, 5, 70]], [[1, 0, 0, 0], [2, 6, 5, 70]], [[0, 1, 1, 0], [4, 4, 3, 70]],
+    [[0, 0, 0, 3], [4, 6, 5, 2]], [[3, 5, 4, 69], [1, 1, 1, 1]], [[1, 2, 0, 0], [-1, -1, -1, -1]], [[0, 0, 0, 0], [4, 6, 0, 70]],
+  ];
+  for (const [begin, size] of slices) {
+    const expected = await runKernelOn('cpu', 'Slice', inputs, { begin, size });
+    const actual = await runKernelOn('wasm', 'Slice', inputs, { begin, size });
+    assert.deepEqual(actual.shape, expected.shape, `${begin} ${size}`);
+    assert.deepEqual(Array.from(actual.values), Array.from(expected.values), `${begin} ${size}`);
   }
 });
 
