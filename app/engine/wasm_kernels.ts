@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapKernels, interleavePhases } from './wasm_heap_kernels.ts';
-import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, INPUT_GRAD_CI_BLOCK, address, backendSimd, type SimdKernels } from './wasm_simd.ts';
+import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, FORWARD_CO_BLOCK, INPUT_GRAD_CI_BLOCK, address, backendSimd, type SimdKernels } from './wasm_simd.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -257,6 +257,49 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   return simd ? inputGradientBySimd(args, simd) : inputGradientByPhases(args);
 }
 
+/** Output width up to which the forward convolution pads its input first (see below). */
+const SMALL_MAP = 8;
+
+interface ForwardConvAttrs {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dataFormat: 'NHWC' | 'NCHW';
+  activation?: string;
+}
+
+/**
+ * Conv2D, and FusedConv2D without bias or activation (how our ResNet's convolutions run:
+ * a batch norm follows each), by our SIMD kernel; everything else by the backend's kernel.
+ * Ours reads the filter as it is, where XNNPACK repacks a fresh one (every training step).
+ */
+function forwardConvolution(kernelName: 'Conv2D' | 'FusedConv2D') {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { inputs, attrs, backend } = args;
+    const { x, filter } = inputs;
+    const { strides, pad, dilations, dimRoundingMode, dataFormat, activation } = attrs as unknown as ForwardConvAttrs;
+    const plain = !inputs.bias && !inputs.preluActivationWeights && (activation === undefined || activation === 'linear');
+    const simd = plain && dataFormat !== 'NCHW' && x.dtype === 'float32' && filter.shape[3] % FORWARD_CO_BLOCK === 0 ? backendSimd(backend) : null;
+    const info = simd && tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number], strides, dilations, pad, dimRoundingMode, false, 'channelsLast');
+    if (!simd || !info || info.dilationHeight !== 1 || info.dilationWidth !== 1) {
+      return builtin(kernelName)!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    }
+    // On small maps most pixels touch the border and would take the kernel's one-pixel path;
+    // padding x first makes every tap valid, so all pixels go in blocks of four.
+    const { top, bottom, left, right } = info.padInfo;
+    const padFirst = info.outWidth <= SMALL_MAP && top + bottom + left + right > 0;
+    const input = padFirst ? runWasm('PadV2', { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 }, backend) : x;
+    const y = backend.makeOutput(info.outShape, 'float32');
+    const [n, h, w, ci] = input.shape;
+    simd.forwardConv(ci, info.outChannels, info.strideWidth, address(backend, input), address(backend, filter), address(backend, y),
+      [n, h, w, info.outHeight, info.outWidth, info.filterHeight, info.filterWidth, info.strideHeight, padFirst ? 0 : top, padFirst ? 0 : left]);
+    if (padFirst) release(backend, input);
+    return y;
+  };
+}
+
 /** The backend's own kernels we replace, kept for the cases ours hand back to them. */
 const builtins = new Map<string, tf.KernelConfig>();
 
@@ -267,6 +310,8 @@ function builtin(name: string): tf.KernelFunc | undefined {
 const kernels: Array<[string, tf.KernelFunc]> = [
   ['Conv2DBackpropFilter', conv2DBackpropFilter as unknown as tf.KernelFunc],
   ['Conv2DBackpropInput', conv2DBackpropInput as unknown as tf.KernelFunc],
+  ['Conv2D', forwardConvolution('Conv2D') as unknown as tf.KernelFunc],
+  ['FusedConv2D', forwardConvolution('FusedConv2D') as unknown as tf.KernelFunc],
   ...heapKernels(builtin),
 ];
 

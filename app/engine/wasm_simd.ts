@@ -376,6 +376,87 @@ function inputGradCode(co: number, ci: number): Code {
   return code;
 }
 
+/** Output-channel block of the forward convolution kernel. */
+export const FORWARD_CO_BLOCK = 8;
+
+/**
+ * Forward convolution y[b, r, q, :] = Σ over a, c, k of x[b, r·sh + a − pt, q·sw + c − pl, k] ·
+ * W[a, c, k, :], taps outside x skipped, W as [kh, kw, ci, co]. Specialised for ci, co
+ * (co % 8 == 0) and sw so every pixel, tap and channel offset is a constant. Output blocks of
+ * 4 pixels x 8 channels whose taps all lie inside the row use 8 register accumulators across
+ * all taps; border pixels go one at a time with a check per tap. y is written, not
+ * accumulated. Params: byte addresses of x, W, y, then n, h, w, oh, ow, kh, kw, sh, pt, pl.
+ */
+function forwardConvCode(ci: number, co: number, sw: number): Code {
+  const [X, WT, Y, N, H, W, OH, OW, KH, KW, SH, PT, PL] = Array.from({ length: 13 }, (_, i) => i);
+  const [B, R, J0, Q, A, C, IH, PX, PW, PEND, ROWY, QLO, QHI, IW] = Array.from({ length: 14 }, (_, i) => 13 + i);
+  const ACC = 27;
+  const [W0, W1, D] = [ACC + 8, ACC + 9, ACC + 10];
+  const code = new Code();
+  const get = (local: number) => () => code.get(local);
+  const zero = () => code.i32(0);
+  /** Accumulates tap (a, c) for `pixels` outputs from column Q; PX points at x for pixel 0. */
+  const reduceTap = (pixels: number) => {
+    code.get(A).get(KW).mul().get(C).add().i32(ci * co * 4).mul().get(WT).add().get(J0).add().set(PW);
+    code.get(PX).i32(ci * 4).add().set(PEND);
+    code.loop();
+    code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
+    for (let p = 0; p < pixels; p++) {
+      code.get(PX).load32Splat(p * sw * ci * 4).set(D);
+      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+    }
+    code.increment(PX, 4).increment(PW, co * 4);
+    code.get(PX).get(PEND).ltU().brIf(0).end();
+  };
+  /** `pixels` outputs from column Q over every tap; `checked` skips taps outside the row (1 pixel only). */
+  const outputs = (pixels: number, checked: boolean) => {
+    for (let k = 0; k < 2 * pixels; k++) code.f32Const(0).f32x4Splat().set(ACC + k);
+    code.forRange(A, zero, get(KH), () => {
+      code.get(R).get(SH).mul().get(A).add().get(PT).sub().set(IH);
+      code.block();
+      code.get(IH).i32(0).ltS().get(IH).get(H).geS().or().brIf(0);
+      code.forRange(C, zero, get(KW), () => {
+        code.get(Q).i32(sw).mul().get(C).add().get(PL).sub().set(IW);
+        code.block();
+        if (checked) code.get(IW).i32(0).ltS().get(IW).get(W).geS().or().brIf(0);
+        code.get(B).get(H).mul().get(IH).add().get(W).mul().get(IW).add().i32(ci * 4).mul().get(X).add().set(PX);
+        reduceTap(pixels);
+        code.end();
+      });
+      code.end();
+    });
+    code.get(ROWY).get(Q).i32(co * 4).mul().add().get(J0).add().set(PX);
+    for (let p = 0; p < pixels; p++) {
+      for (let j = 0; j < 2; j++) code.get(PX).get(ACC + 2 * p + j).v128Store(p * co * 4 + 16 * j);
+    }
+  };
+  // Columns whose taps all lie inside the row: q·sw − pl ≥ 0 and q·sw + kw − 1 − pl ≤ w − 1.
+  code.get(PL).i32(sw - 1).add().i32(sw).divS().set(QLO);
+  code.get(W).get(KW).sub().get(PL).add().set(QHI);
+  code.get(QHI).i32(sw).divS().i32(1).add().i32(0).get(QHI).i32(0).geS().select().set(QHI);
+  code.forRange(B, zero, get(N), () => {
+    code.forRange(R, zero, get(OH), () => {
+      code.get(B).get(OH).mul().get(R).add().get(OW).mul().i32(co * 4).mul().get(Y).add().set(ROWY);
+      code.forRange(J0, zero, () => code.i32(co * 4), () => {
+        code.i32(0).set(Q);
+        code.block().loop();
+        code.get(Q).get(OW).geS().brIf(1);
+        code.block().block();
+        // A full interior block of 4 when q ≥ qlo and q + 4 ≤ min(qhi, ow); else one checked pixel.
+        code.get(Q).get(QLO).ltS().get(Q).i32(4).add().get(QHI).gtS().or().get(Q).i32(4).add().get(OW).gtS().or().brIf(0);
+        outputs(4, false);
+        code.increment(Q, 4).br(1);
+        code.end();
+        outputs(1, true);
+        code.increment(Q, 1);
+        code.end();
+        code.br(0).end().end();
+      }, FORWARD_CO_BLOCK * 4);
+    });
+  });
+  return code;
+}
+
 export interface SimdKernels {
   filterGrad(x: number, dy: number, dw: number, dims: number[]): void;
   blockColumnSums(src: number, rows: number, channels: number, blockRows: number, dst: number): void;
@@ -383,6 +464,8 @@ export interface SimdKernels {
   channelAffine(x: number, rows: number, channels: number, a: number, b: number, y: number): void;
   /** dims: n, h, w, oh, ow, kh, kw, sh, sw, pt, pl; ci must be a multiple of INPUT_GRAD_CI_BLOCK. */
   inputGrad(co: number, ci: number, dy: number, wT: number, dx: number, dims: number[]): void;
+  /** dims: n, h, w, oh, ow, kh, kw, sh, pt, pl; co must be a multiple of FORWARD_CO_BLOCK. */
+  forwardConv(ci: number, co: number, sw: number, x: number, w: number, y: number, dims: number[]): void;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
@@ -428,19 +511,25 @@ function simdKernels(memory: WebAssembly.Memory): SimdKernels {
       { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
     ], shared);
     const exports = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
-    const inputGradByShape = new Map<string, (...args: number[]) => void>();
-    const inputGrad = (co: number, ci: number) => {
-      let run = inputGradByShape.get(`${co}x${ci}`);
+    const specialised = new Map<string, (...args: number[]) => void>();
+    /** Compiles a kernel specialised for some sizes once, on first use. */
+    const specialise = (key: string, spec: () => Omit<FunctionSpec, 'exportName'>) => {
+      let run = specialised.get(key);
       if (!run) {
-        const specialised = assemble([{ exportName: 'inputGrad', params: 14, i32Locals: 16, v128Locals: 11, code: inputGradCode(co, ci) }], shared);
-        run = (new WebAssembly.Instance(new WebAssembly.Module(specialised), { env: { memory } }).exports as Record<string, (...args: number[]) => void>).inputGrad;
-        inputGradByShape.set(`${co}x${ci}`, run);
+        const module = new WebAssembly.Module(assemble([{ exportName: 'run', ...spec() }], shared));
+        run = (new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>).run;
+        specialised.set(key, run);
       }
       return run;
     };
+    const inputGrad = (co: number, ci: number) =>
+      specialise(`inputGrad ${co} ${ci}`, () => ({ params: 14, i32Locals: 16, v128Locals: 11, code: inputGradCode(co, ci) }));
+    const forwardConv = (ci: number, co: number, sw: number) =>
+      specialise(`forwardConv ${ci} ${co} ${sw}`, () => ({ params: 13, i32Locals: 14, v128Locals: 11, code: forwardConvCode(ci, co, sw) }));
     kernels = {
       filterGrad: (x, dy, dw, dims) => exports.filterGrad(x, dy, dw, ...dims),
       inputGrad: (co, ci, dy, wT, dx, dims) => inputGrad(co, ci)(dy, wT, dx, ...dims),
+      forwardConv: (ci, co, sw, x, w, y, dims) => forwardConv(ci, co, sw)(x, w, y, ...dims),
       blockColumnSums: exports.blockColumnSums,
       blockGradSums: exports.blockGradSums,
       channelAffine: exports.channelAffine,

@@ -139,6 +139,27 @@ test('wasm Conv2DBackpropInput (SIMD kernel) matches the cpu backend', async () 
   }
 });
 
+test('wasm Conv2D and FusedConv2D (SIMD kernel, XNNPACK with bias or activation) match the cpu backend', async () => {
+  await initBackend('wasm');
+  for (const [index, c] of cases.entries()) {
+    // Output channel counts that are multiples of 8 take our kernel; the others the backend's.
+    const outC = index % 2 ? c.outC : 8 * (1 + (index % 3));
+    const xShape: Shape4 = [c.batch, ...c.size, c.inC];
+    const filterShape: Shape4 = [c.kernel, c.kernel, c.inC, outC];
+    const inputs = {
+      x: [xShape, randomValues(xShape.reduce((a, b) => a * b), index + 901)] as [Shape4, Float32Array],
+      filter: [filterShape, randomValues(filterShape.reduce((a, b) => a * b), index + 951)] as [Shape4, Float32Array],
+    };
+    const attrs = { strides: [c.stride, c.stride], pad: c.pad, dilations: [1, 1], dataFormat: 'NHWC' };
+    for (const [kernel, extra] of [['Conv2D', {}], ['FusedConv2D', { activation: 'linear' }], ['FusedConv2D', { activation: 'relu' }]] as const) {
+      const expected = await runKernelOn('cpu', kernel, inputs, { ...attrs, ...extra });
+      const actual = await runKernelOn('wasm', kernel, inputs, { ...attrs, ...extra });
+      assert.deepEqual(actual.shape, expected.shape, `${kernel} ${label(c)}`);
+      assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${kernel} ${label(c)}`);
+    }
+  }
+});
+
 test('wasm Tile matches the cpu backend, including leading, inner and repeated axes', async () => {
   await initBackend('wasm');
   const shapes: Array<[number[], number[]]> = [
