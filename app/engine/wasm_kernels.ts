@@ -202,14 +202,22 @@ function inputGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: SimdK
   const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, backend);
   const wT = padChannels(transposed, paddedCi, backend);
   if (wT !== transposed) release(backend, transposed);
-  const dx = backend.makeOutput([n, h, w, paddedCi], 'float32');
+  // On small maps most dy pixels reach past the border and would take the kernel's one-pixel
+  // path; scattering into a zero-padded dx first makes every tap land, then the border is cut.
+  const { top, left } = info.padInfo;
+  const padFirst = ow <= SMALL_MAP && top + left + info.padInfo.bottom + info.padInfo.right > 0;
+  const [paddedH, paddedW] = padFirst
+    ? [Math.max(h + top, (oh - 1) * info.strideHeight + info.filterHeight), Math.max(w + left, (ow - 1) * info.strideWidth + info.filterWidth)]
+    : [h, w];
+  const dx = backend.makeOutput([n, paddedH, paddedW, paddedCi], 'float32');
   // The kernel accumulates into dx; fresh heap memory is not zeroed.
   (backend.typedArrayFromHeap(dx) as Float32Array).fill(0);
   simd.inputGrad(co, paddedCi, address(backend, dy), address(backend, wT), address(backend, dx),
-    [n, h, w, oh, ow, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
+    [n, paddedH, paddedW, oh, ow, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, padFirst ? 0 : top, padFirst ? 0 : left]);
   release(backend, wT);
-  if (paddedCi === ci) return dx;
-  const cropped = runWasm('Slice', { x: dx }, { begin: [0, 0, 0, 0], size: [n, h, w, ci] }, backend);
+  if (!padFirst && paddedCi === ci) return dx;
+  const begin = padFirst ? [0, top, left, 0] : [0, 0, 0, 0];
+  const cropped = runWasm('Slice', { x: dx }, { begin, size: [n, h, w, ci] }, backend);
   release(backend, dx);
   return cropped;
 }
