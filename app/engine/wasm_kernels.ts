@@ -93,6 +93,9 @@ function padChannels(t: tf.TensorInfo, channels: number, backend: BackendWasm): 
   return runWasm('PadV2', { x: t }, { paddings: [[0, 0], [0, 0], [0, 0], [0, extra]], constantValue: 0 }, backend);
 }
 
+/** Output pixels per cache-resident chunk of the filter-gradient kernel (x and dy slices ~100 KB). */
+const FILTER_GRAD_CHUNK_PIXELS = 256;
+
 /** The filter gradient by our SIMD kernel on x and dy as they are (wasm_simd.ts). */
 function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: SimdKernels): tf.TensorInfo {
   const { x, dy } = inputs;
@@ -104,8 +107,11 @@ function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: Simd
   const paddedDy = padChannels(dy, roundUp(co, FILTER_GRAD_CO_BLOCK), backend);
   const [ciBlocks, coBlocks] = [paddedX.shape[3], paddedDy.shape[3]];
   const grid = backend.makeOutput([kh, kw, ciBlocks, coBlocks], 'float32');
+  // The kernel accumulates into the grid chunk by chunk; fresh heap memory is not zeroed.
+  (backend.typedArrayFromHeap(grid) as Float32Array).fill(0);
   simd.filterGrad(address(backend, paddedX), address(backend, paddedDy), address(backend, grid),
-    [n, h, w, ciBlocks, oh, ow, coBlocks, kh, kw, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
+    [n, h, w, ciBlocks, oh, ow, coBlocks, kh, kw, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+      Math.max(1, Math.floor(FILTER_GRAD_CHUNK_PIXELS / ow))]);
   if (paddedX !== x) release(backend, paddedX);
   if (paddedDy !== dy) release(backend, paddedDy);
   if (ciBlocks === ci && coBlocks === co) return grid;

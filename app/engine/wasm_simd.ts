@@ -73,6 +73,7 @@ class Code {
   sub() { return this.op(0x6b); }
   mul() { return this.op(0x6c); }
   divS() { return this.op(0x6d); }
+  divU() { return this.op(0x6e); }
   ltS() { return this.op(0x48); }
   geS() { return this.op(0x4e); }
   gtS() { return this.op(0x4a); }
@@ -158,45 +159,53 @@ export const FILTER_GRAD_CI_BLOCK = 4;
 export const FILTER_GRAD_CO_BLOCK = 8;
 
 /**
- * dw[a, c, i, j] = Σ over b, r, q of x[b, r·sh + a − pt, q·sw + c − pl, i] · dy[b, r, q, j],
- * skipping taps outside x. Params are byte addresses of x, dy, dw, then
- * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl. Requires ci % 4 == 0 and co % 8 == 0.
- * For each tap and 4x8 channel block, the 8 accumulators stay in registers over the whole
- * batch, so dw is written once and needs no zeroing.
+ * dw[a, c, i, j] += Σ over b, r, q of x[b, r·sh + a − pt, q·sw + c − pl, i] · dy[b, r, q, j],
+ * skipping taps outside x; dw must start zeroed. Params are byte addresses of x, dy, dw, then
+ * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl, chunkRows. Requires ci % 4 == 0 and
+ * co % 8 == 0. The output rows (over the whole batch) go in chunks of chunkRows, and each chunk
+ * is swept for every tap and 4x8 channel block while its slice of x and dy is still in cache;
+ * the 8 accumulators of a block stay in registers over the chunk.
  */
 function filterGradCode(): Code {
-  const [X, DY, DW, N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, PT, PL] = Array.from({ length: 16 }, (_, i) => i);
-  const [A, C, I0, J0, B, R, Q, IH, LO, HI, PX, PD, XSTEP, DYROW, END] = Array.from({ length: 15 }, (_, i) => 16 + i);
-  const ACC = 31; // 8 accumulators, then 2 dy vectors and 1 splat
+  const [X, DY, DW, N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, PT, PL, CHUNK] = Array.from({ length: 17 }, (_, i) => i);
+  const [A, C, I0, J0, F, F0, F1, B, R, IH, LO, HI, PX, PD, XSTEP, DYROW, END, OUT, TOTAL] = Array.from({ length: 19 }, (_, i) => 17 + i);
+  const ACC = 36; // 8 accumulators, then 2 dy vectors and 1 splat
   const [B0, B1, AV] = [ACC + 8, ACC + 9, ACC + 10];
   const code = new Code();
   const get = (local: number) => () => code.get(local);
   const zero = () => code.i32(0);
   code.get(SW).get(CI).mul().i32(4).mul().set(XSTEP);
   code.get(CO).i32(4).mul().set(DYROW);
-  code.forRange(A, zero, get(KH), () => {
-    code.forRange(C, zero, get(KW), () => {
-      // Output columns q whose tap q·sw + c − pl lies inside [0, w): lo = ceil((pl − c)/sw) ≥ 0, hi exclusive.
-      // (select pushes a, b, condition and yields a when the condition holds.)
-      code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
-      code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
-      // hi = floor((w − 1 + pl − c)/sw) + 1, or 0 when that numerator is negative; then at most ow.
-      code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
-      code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
-      code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
-      code.forRange(I0, zero, get(CI), () => {
-        code.forRange(J0, zero, get(CO), () => {
-          for (let k = 0; k < 8; k++) code.f32Const(0).f32x4Splat().set(ACC + k);
-          code.forRange(B, zero, get(N), () => {
-            code.forRange(R, zero, get(OH), () => {
+  code.get(N).get(OH).mul().set(TOTAL);
+  code.forRange(F0, zero, get(TOTAL), () => {
+    code.get(F0).get(CHUNK).add().tee(F1).get(TOTAL).get(F1).get(TOTAL).ltS().select().set(F1);
+    code.forRange(A, zero, get(KH), () => {
+      code.forRange(C, zero, get(KW), () => {
+        // Output columns q whose tap q·sw + c − pl lies inside [0, w): lo = ceil((pl − c)/sw) ≥ 0, hi exclusive.
+        // (select pushes a, b, condition and yields a when the condition holds.)
+        code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
+        code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
+        // hi = floor((w − 1 + pl − c)/sw) + 1, or 0 when that numerator is negative; then at most ow.
+        code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
+        code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
+        code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+        code.forRange(I0, zero, get(CI), () => {
+          code.forRange(J0, zero, get(CO), () => {
+            // out = dw + (((a·kw + c)·ci + i0)·co + j0)·4; row i of the block is co·4 bytes further.
+            code.get(A).get(KW).mul().get(C).add().get(CI).mul().get(I0).add().get(CO).mul().get(J0).add().i32(4).mul().get(DW).add().set(OUT);
+            for (let i = 0; i < 4; i++) {
+              for (let j = 0; j < 2; j++) code.get(OUT).get(DYROW).i32(i).mul().add().v128Load(16 * j).set(ACC + 2 * i + j);
+            }
+            code.forRange(F, get(F0), get(F1), () => {
+              code.get(F).get(OH).divU().tee(B).get(OH).mul().get(F).sub().i32(-1).mul().set(R);
               code.get(R).get(SH).mul().get(A).add().get(PT).sub().set(IH);
               code.block();
               code.get(IH).i32(0).ltS().get(IH).get(H).geS().or().brIf(0);
               // px = x + (((b·h + ih)·w + lo·sw + c − pl)·ci + i0)·4
               code.get(B).get(H).mul().get(IH).add().get(W).mul().get(LO).get(SW).mul().add().get(C).add().get(PL).sub()
                 .get(CI).mul().get(I0).add().i32(4).mul().get(X).add().set(PX);
-              // pd = dy + (((b·oh + r)·ow + lo)·co + j0)·4, end = row end at hi
-              code.get(B).get(OH).mul().get(R).add().get(OW).mul().tee(END).get(LO).add().get(CO).mul().get(J0).add().i32(4).mul().get(DY).add().set(PD);
+              // pd = dy + ((f·ow + lo)·co + j0)·4, end = row end at hi
+              code.get(F).get(OW).mul().tee(END).get(LO).add().get(CO).mul().get(J0).add().i32(4).mul().get(DY).add().set(PD);
               code.get(END).get(HI).add().get(CO).mul().get(J0).add().i32(4).mul().get(DY).add().set(END);
               code.block().get(PD).get(END).geU().brIf(0).loop();
               code.get(PD).v128Load(0).set(B0).get(PD).v128Load(16).set(B1);
@@ -210,18 +219,14 @@ function filterGradCode(): Code {
               code.get(PD).get(END).ltU().brIf(0).end().end();
               code.end();
             });
-          });
-          // dw + (((a·kw + c)·ci + i0 + i)·co + j0)·4 + 16·j
-          for (let i = 0; i < 4; i++) {
-            for (let j = 0; j < 2; j++) {
-              code.get(A).get(KW).mul().get(C).add().get(CI).mul().get(I0).add().i32(i).add().get(CO).mul().get(J0).add().i32(4).mul().get(DW).add()
-                .get(ACC + 2 * i + j).v128Store(16 * j);
+            for (let i = 0; i < 4; i++) {
+              for (let j = 0; j < 2; j++) code.get(OUT).get(DYROW).i32(i).mul().add().get(ACC + 2 * i + j).v128Store(16 * j);
             }
-          }
-        }, FILTER_GRAD_CO_BLOCK);
-      }, FILTER_GRAD_CI_BLOCK);
+          }, FILTER_GRAD_CO_BLOCK);
+        }, FILTER_GRAD_CI_BLOCK);
+      });
     });
-  });
+  }, get(CHUNK));
   return code;
 }
 
@@ -505,7 +510,7 @@ function simdKernels(memory: WebAssembly.Memory): SimdKernels {
   if (!kernels) {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
     const binary = assemble([
-      { exportName: 'filterGrad', params: 16, i32Locals: 15, v128Locals: 11, code: filterGradCode() },
+      { exportName: 'filterGrad', params: 17, i32Locals: 19, v128Locals: 11, code: filterGradCode() },
       { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
       { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
       { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
