@@ -102,7 +102,7 @@ describe('training through the API', () => {
     // Resuming the whole 40 epochs would be slow: check it continues from its checkpoint, then stop it again.
     assert.deepEqual(await ok('train.resume', { runId }), { runId });
     await until(() => events.some((e) => e.type === 'job.started' && e.runId === runId && e.resumedFromStep !== null), 'the resumed start');
-    const resumedFrom = events.findLast((e) => e.type === 'job.started' && e.runId === runId) as Extract<ServerEvent, { type: 'job.started' }>;
+    const resumedFrom = events.filter((e) => e.type === 'job.started' && e.runId === runId).at(-1) as Extract<ServerEvent, { type: 'job.started' }>;
     assert.ok(resumedFrom.resumedFromStep! > 0, 'continues from its checkpoint, not from step 0');
     await ok('train.cancel', { runId });
     await until(() => events.filter((e) => e.type === 'job.finished' && e.runId === runId).length === 2, 'the second stop');
