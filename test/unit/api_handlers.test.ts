@@ -189,7 +189,9 @@ describe('API handlers on a real project', () => {
     const page = await ok('images.list', { filter: { kind: 'predicted', classId: dog }, sort: 'import', offset: 1, limit: 1 });
     assert.equal(page.total, 2);
     assert.equal(page.predictionRunId, teacher);
-    assert.deepEqual(page.items, [{ id: idOf.get('b4'), labelClassId: dog, labelSource: 'folder', predictedClassId: dog, confidence: page.items[0].confidence }]);
+    // a5 (a cat) and b4 (a dog) are both predicted dog; the page holds the later-imported one.
+    const second = [['a5', cat], ['b4', dog]].map(([name, label]) => ({ id: idOf.get(name as string)!, label: label as number })).sort((x, y) => x.id - y.id)[1];
+    assert.deepEqual(page.items, [{ id: second.id, labelClassId: second.label, labelSource: 'folder', predictedClassId: dog, confidence: page.items[0].confidence }]);
 
     const detail = await ok('images.get', { imageId: idOf.get('u3')! });
     assert.equal(detail.fileName, 'u3.png');

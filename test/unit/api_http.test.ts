@@ -202,9 +202,10 @@ describe('HTTP transport', () => {
     const received = new Promise<ServerEvent>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)))));
     const classes = (await call('classes.list', {})).json.classes as { id: number; name: string }[];
     const dog = classes.find((c) => c.name === 'dog')!;
-    const labelled = await call('labels.set', { imageIds: [1], classId: dog.id });
+    const catImage = session.requireProject().db.prepare("SELECT id FROM images WHERE path LIKE '%a.png'").pluck().get() as number;
+    const labelled = await call('labels.set', { imageIds: [catImage], classId: dog.id });
     assert.equal(labelled.status, 200);
-    assert.deepEqual(labelled.json.changes, [{ imageId: 1, previousClassId: classes.find((c) => c.name === 'cat')!.id }]);
+    assert.deepEqual(labelled.json.changes, [{ imageId: catImage, previousClassId: classes.find((c) => c.name === 'cat')!.id }]);
     assert.deepEqual(await received, { type: 'labels.changed' });
     socket.close();
   });
