@@ -78,7 +78,7 @@ test('fine-tuning fits a small labelled set, then distillation moves a student t
   pretrain.dispose();
   const labelled = images(8, 6);
   const rng = new Rng(8);
-  const finetuneCfg = { imageSize: 16, learningRate: 3 };
+  const finetuneCfg = { imageSize: 16, learningRate: 0.3 };
   const finetuner = new LarsOptimizer({ weightDecay: 0 });
   const first = classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
   let tensorsBefore = tf.memory().numTensors;
@@ -94,7 +94,7 @@ test('fine-tuning fits a small labelled set, then distillation moves a student t
   const distiller = new LarsOptimizer({ weightDecay: 1e-4 });
   const unlabelled = images(8, 9);
   const few = { images: tf.slice(labelled.images, 0, 4) as tf.Tensor4D, labels: labelled.labels.slice(0, 4) };
-  const cfg = { imageSize: 16, learningRate: 3, temperature: 1, labelWeight: 0.5 };
+  const cfg = { imageSize: 16, learningRate: 0.1, temperature: 1, labelWeight: 0.5 };
   const plain = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng);
   assert.equal(plain.labelledLoss, null);
   assert.equal(plain.loss, plain.distillLoss);
