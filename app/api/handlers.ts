@@ -25,7 +25,7 @@ import type { Project } from '../store/project.ts';
 import { getRun, isResumable, latestDoneRun, listRuns, metricNames, metricSeries, requireRun, runLineage, type Run } from '../store/runs.ts';
 import type { Input, OperationName, Output, ProjectStatus, RunInfo } from './contract.ts';
 import { embeddingMap } from './embedding_map.ts';
-import { score } from './evaluation.ts';
+import { score } from '../engine/metrics.ts';
 import { chooseNext } from './label_queue.ts';
 import { backendSummary, planRequest, resumeTraining, startTraining } from './training.ts';
 import { openSampleProject } from './sample_project.ts';

@@ -3,7 +3,7 @@
  * confidence, probabilities, penultimate embedding) and scores the labelled images of the chosen
  * split: top-1 accuracy, per-class precision/recall/F1 and the confusion matrix.
  */
-import { score } from '../api/evaluation.ts';
+import { score } from './metrics.ts';
 import type { LabelledPrediction } from '../store/gallery.ts';
 import { writeClassifierOutputs } from './inference.ts';
 import { loadTrainedClassifier, openStageCache } from './stage_common.ts';

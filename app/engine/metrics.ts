@@ -1,5 +1,5 @@
 /** Accuracy, per-class precision/recall/F1 and the confusion matrix from labelled predictions. */
-import type { ClassMetrics } from './contract.ts';
+import type { ClassMetrics } from '../api/contract.ts';
 import type { LabelledPrediction } from '../store/gallery.ts';
 
 export interface Scores {
