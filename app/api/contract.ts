@@ -6,6 +6,11 @@
  * No Node-only imports here: the renderer imports this file for its types and schemas.
  */
 import * as v from 'valibot';
+import type { ImportProgress } from '../media/import.ts';
+import type { FileProblem } from '../store/images.ts';
+
+// Types the core already defines; type-only, so the renderer bundle takes no Node code.
+export type { FileProblem, ImportProgress };
 
 // ---- shared shapes ----
 
@@ -134,28 +139,9 @@ export interface RecentProject {
   labelled: number | null;
 }
 
-export interface ImportProgress {
-  phase: 'scanning' | 'importing' | 'done';
-  total: number;
-  done: number;
-  added: number;
-  duplicates: number;
-  errors: number;
-  /** Files an earlier import already handled, skipped unchanged. */
-  alreadyKnown: number;
-  imagesPerSecond: number;
-  etaSeconds: number | null;
-}
-
 export interface ImportSummary extends ImportProgress {
   batchId: number;
   seconds: number;
-}
-
-export interface FileProblem {
-  path: string;
-  status: 'duplicate' | 'error';
-  reason: string;
 }
 
 export interface LabelChange {
