@@ -12,7 +12,7 @@ import { classIdFor, setLabels } from '../store/labels.ts';
 import { isProjectDir, openProject, type Project } from '../store/project.ts';
 import type { Session } from './session.ts';
 
-export const SAMPLE_IMAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../resources/sample');
+export const SAMPLE_IMAGES = sampleImagesDir();
 /** Labels given per class; the rest stay unlabelled for "label next" and distillation to work on. */
 export const SAMPLE_LABELS_PER_CLASS = 5;
 
@@ -23,6 +23,16 @@ export async function openSampleProject(session: Session, imagesDir = SAMPLE_IMA
 }
 
 /** Builds next to the final folder and renames at the end, so a crash never leaves a half-built sample. */
+/**
+ * The installed desktop app carries the images beside app.asar (electron-builder's extraResources)
+ * as real files, since training decodes them by path; a checkout reads them from resources/.
+ */
+function sampleImagesDir(): string {
+  const packaged = (process as { resourcesPath?: string }).resourcesPath;
+  if (packaged && fs.existsSync(path.join(packaged, 'sample'))) return path.join(packaged, 'sample');
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../resources/sample');
+}
+
 async function buildSample(dir: string, imagesDir: string): Promise<void> {
   if (!fs.existsSync(imagesDir)) throw new UserError(`the sample images are missing from this installation (${imagesDir})`, 'not_found');
   const building = `${dir}.building`;
