@@ -9,7 +9,8 @@
  *
  * The module is written as bytes with the small assembler below (no toolchain needed).
  */
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, type BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { WasmPool } from './wasm_pool.ts';
 
 const I32 = 0x7f;
 const V128 = 0x7b;
@@ -161,15 +162,16 @@ export const FILTER_GRAD_CO_BLOCK = 8;
 /**
  * dw[a, c, i, j] += Σ over b, r, q of x[b, r·sh + a − pt, q·sw + c − pl, i] · dy[b, r, q, j],
  * skipping taps outside x; dw must start zeroed. Params are byte addresses of x, dy, dw, then
- * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl, chunkRows. Requires ci % 4 == 0 and
+ * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl, chunkRows, and the range of input
+ * channels to compute [ciStart, ciEnd) (how threads share the work). Requires ci % 4 == 0 and
  * co % 8 == 0. The output rows (over the whole batch) go in chunks of chunkRows, and each chunk
  * is swept for every tap and 4x8 channel block while its slice of x and dy is still in cache;
  * the 8 accumulators of a block stay in registers over the chunk.
  */
 function filterGradCode(): Code {
-  const [X, DY, DW, N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, PT, PL, CHUNK] = Array.from({ length: 17 }, (_, i) => i);
-  const [A, C, I0, J0, F, F0, F1, B, R, IH, LO, HI, PX, PD, XSTEP, DYROW, END, OUT, TOTAL] = Array.from({ length: 19 }, (_, i) => 17 + i);
-  const ACC = 36; // 8 accumulators, then 2 dy vectors and 1 splat
+  const [X, DY, DW, N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, PT, PL, CHUNK, CISTART, CIEND] = Array.from({ length: 19 }, (_, i) => i);
+  const [A, C, I0, J0, F, F0, F1, B, R, IH, LO, HI, PX, PD, XSTEP, DYROW, END, OUT, TOTAL] = Array.from({ length: 19 }, (_, i) => 19 + i);
+  const ACC = 38; // 8 accumulators, then 2 dy vectors and 1 splat
   const [B0, B1, AV] = [ACC + 8, ACC + 9, ACC + 10];
   const code = new Code();
   const get = (local: number) => () => code.get(local);
@@ -189,7 +191,7 @@ function filterGradCode(): Code {
         code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
         code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
         code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
-        code.forRange(I0, zero, get(CI), () => {
+        code.forRange(I0, get(CISTART), get(CIEND), () => {
           code.forRange(J0, zero, get(CO), () => {
             // out = dw + (((a·kw + c)·ci + i0)·co + j0)·4; row i of the block is co·4 bytes further.
             code.get(A).get(KW).mul().get(C).add().get(CI).mul().get(I0).add().get(CO).mul().get(J0).add().i32(4).mul().get(DW).add().set(OUT);
@@ -463,6 +465,7 @@ function forwardConvCode(ci: number, co: number, sw: number): Code {
 }
 
 export interface SimdKernels {
+  /** dims: n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl, chunkRows. */
   filterGrad(x: number, dy: number, dw: number, dims: number[]): void;
   blockColumnSums(src: number, rows: number, channels: number, blockRows: number, dst: number): void;
   blockGradSums(dy: number, x: number, mean: number, rows: number, channels: number, blockRows: number, sumDy: number, sumDyCentred: number): void;
@@ -473,8 +476,6 @@ export interface SimdKernels {
   forwardConv(ci: number, co: number, sw: number, x: number, w: number, y: number, dims: number[]): void;
 }
 
-const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
-
 function backendMemory(backend: BackendWasm): WebAssembly.Memory {
   // The threaded build exposes its shared memory as wasmMemory, the plain build as the module's export.
   const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
@@ -483,16 +484,24 @@ function backendMemory(backend: BackendWasm): WebAssembly.Memory {
   return memory;
 }
 
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 const unavailable = new WeakSet<BackendWasm>();
 
 /**
  * Our kernels on this backend's memory, or null where they cannot run (an engine without
- * wasm SIMD); callers then use the backend's own kernels.
+ * wasm SIMD); callers then use the backend's own kernels. They use as many threads as the
+ * backend's XNNPACK pool when its memory is shared (the threaded build), else one.
  */
 export function backendSimd(backend: BackendWasm): SimdKernels | null {
   if (unavailable.has(backend)) return null;
   try {
-    return simdKernels(backendMemory(backend));
+    const memory = backendMemory(backend);
+    let kernels = instances.get(memory);
+    if (!kernels) {
+      kernels = simdKernels(memory, getThreadsCount());
+      instances.set(memory, kernels);
+    }
+    return kernels;
   } catch {
     unavailable.add(backend);
     return null;
@@ -504,42 +513,91 @@ export function address(backend: BackendWasm, t: { dataId: object }): number {
   return backend.dataIdMap.get(t.dataId)!.memoryOffset;
 }
 
-/** Kernels bound to one wasm memory (compiled once per memory). */
-function simdKernels(memory: WebAssembly.Memory): SimdKernels {
-  let kernels = instances.get(memory);
-  if (!kernels) {
-    const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-    const binary = assemble([
-      { exportName: 'filterGrad', params: 17, i32Locals: 19, v128Locals: 11, code: filterGradCode() },
-      { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
-      { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
-      { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
-    ], shared);
-    const exports = new WebAssembly.Instance(new WebAssembly.Module(binary), { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
-    const specialised = new Map<string, (...args: number[]) => void>();
-    /** Compiles a kernel specialised for some sizes once, on first use. */
-    const specialise = (key: string, spec: () => Omit<FunctionSpec, 'exportName'>) => {
-      let run = specialised.get(key);
-      if (!run) {
-        const module = new WebAssembly.Module(assemble([{ exportName: 'run', ...spec() }], shared));
-        run = (new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...args: number[]) => void>).run;
-        specialised.set(key, run);
-      }
-      return run;
-    };
-    const inputGrad = (co: number, ci: number) =>
-      specialise(`inputGrad ${co} ${ci}`, () => ({ params: 14, i32Locals: 16, v128Locals: 11, code: inputGradCode(co, ci) }));
-    const forwardConv = (ci: number, co: number, sw: number) =>
-      specialise(`forwardConv ${ci} ${co} ${sw}`, () => ({ params: 13, i32Locals: 14, v128Locals: 11, code: forwardConvCode(ci, co, sw) }));
-    kernels = {
-      filterGrad: (x, dy, dw, dims) => exports.filterGrad(x, dy, dw, ...dims),
-      inputGrad: (co, ci, dy, wT, dx, dims) => inputGrad(co, ci)(dy, wT, dx, ...dims),
-      forwardConv: (ci, co, sw, x, w, y, dims) => forwardConv(ci, co, sw)(x, w, y, ...dims),
-      blockColumnSums: exports.blockColumnSums,
-      blockGradSums: exports.blockGradSums,
-      channelAffine: exports.channelAffine,
-    };
-    instances.set(memory, kernels);
-  }
-  return kernels;
+/** Splits [0, total) into up to `parts` contiguous [start, end) ranges of whole multiples of `unit`. */
+function split(total: number, parts: number, unit = 1): Array<[number, number]> {
+  const units = Math.ceil(total / unit);
+  const count = Math.max(1, Math.min(parts, units));
+  return Array.from({ length: count }, (_, i) => [
+    Math.min(total, Math.floor((units * i) / count) * unit),
+    Math.min(total, Math.floor((units * (i + 1)) / count) * unit),
+  ] as [number, number]).filter(([start, end]) => end > start);
+}
+
+/** Work below this many multiply-adds (or elements) is not worth waking other threads for. */
+const PARALLEL_MIN_WORK = 1 << 18;
+
+type Kernel = (...args: number[]) => void;
+
+/** Kernels bound to one wasm memory, on `threads` threads when the memory is shared. */
+function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
+  const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+  const pool = shared && threads > 1 ? new WasmPool(memory, threads - 1) : null;
+  const instantiate = (module: WebAssembly.Module, exportName: string) => ({
+    local: (new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, Kernel>)[exportName],
+    index: pool ? pool.register(module, exportName) : -1,
+  });
+  /** Runs each share's argument list on its own thread (the first on this one). */
+  const parallel = (kernel: { local: Kernel; index: number }, shares: number[][]) => {
+    if (pool && shares.length > 1) pool.run(kernel.index, kernel.local, shares);
+    else for (const args of shares) kernel.local(...args);
+  };
+  const threadsFor = (work: number) => (work >= PARALLEL_MIN_WORK ? threads : 1);
+
+  const base = new WebAssembly.Module(assemble([
+    { exportName: 'filterGrad', params: 19, i32Locals: 19, v128Locals: 11, code: filterGradCode() },
+    { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
+    { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
+    { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
+  ], shared));
+  const filterGrad = instantiate(base, 'filterGrad');
+  const blockColumnSums = instantiate(base, 'blockColumnSums');
+  const blockGradSums = instantiate(base, 'blockGradSums');
+  const channelAffine = instantiate(base, 'channelAffine');
+
+  const specialised = new Map<string, { local: Kernel; index: number }>();
+  /** Compiles a kernel specialised for some sizes once, on first use. */
+  const specialise = (key: string, spec: () => Omit<FunctionSpec, 'exportName'>) => {
+    let kernel = specialised.get(key);
+    if (!kernel) {
+      kernel = instantiate(new WebAssembly.Module(assemble([{ exportName: 'run', ...spec() }], shared)), 'run');
+      specialised.set(key, kernel);
+    }
+    return kernel;
+  };
+
+  return {
+    filterGrad(x, dy, dw, dims) {
+      const [n, , , ci, oh, ow, co, kh, kw] = dims;
+      const work = n * oh * ow * ci * co * kh * kw;
+      parallel(filterGrad, split(ci, threadsFor(work), FILTER_GRAD_CI_BLOCK).map(([start, end]) => [x, dy, dw, ...dims, start, end]));
+    },
+    inputGrad(co, ci, dy, wT, dx, dims) {
+      const [n, h, w, oh, ow, kh, kw, ...rest] = dims;
+      const kernel = specialise(`inputGrad ${co} ${ci}`, () => ({ params: 14, i32Locals: 16, v128Locals: 11, code: inputGradCode(co, ci) }));
+      const work = n * oh * ow * ci * co * kh * kw;
+      parallel(kernel, split(n, threadsFor(work)).map(([start, end]) =>
+        [dy + 4 * start * oh * ow * co, wT, dx + 4 * start * h * w * ci, end - start, h, w, oh, ow, kh, kw, ...rest]));
+    },
+    forwardConv(ci, co, sw, x, w, y, dims) {
+      const [n, h, width, oh, ow, kh, kw, ...rest] = dims;
+      const kernel = specialise(`forwardConv ${ci} ${co} ${sw}`, () => ({ params: 13, i32Locals: 14, v128Locals: 11, code: forwardConvCode(ci, co, sw) }));
+      const work = n * oh * ow * ci * co * kh * kw;
+      parallel(kernel, split(n, threadsFor(work)).map(([start, end]) =>
+        [x + 4 * start * h * width * ci, w, y + 4 * start * oh * ow * co, end - start, h, width, oh, ow, kh, kw, ...rest]));
+    },
+    blockColumnSums(src, rows, channels, blockRows, dst) {
+      parallel(blockColumnSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) =>
+        [src + 4 * start * channels, end - start, channels, blockRows, dst + (4 * start * channels) / blockRows]));
+    },
+    blockGradSums(dy, x, mean, rows, channels, blockRows, sumDy, sumDyCentred) {
+      parallel(blockGradSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) => {
+        const [offset, blockOffset] = [4 * start * channels, (4 * start * channels) / blockRows];
+        return [dy + offset, x + offset, mean, end - start, channels, blockRows, sumDy + blockOffset, sumDyCentred + blockOffset];
+      }));
+    },
+    channelAffine(x, rows, channels, a, b, y) {
+      parallel(channelAffine, split(rows, threadsFor(rows * channels)).map(([start, end]) =>
+        [x + 4 * start * channels, end - start, channels, a, b, y + 4 * start * channels]));
+    },
+  };
 }
