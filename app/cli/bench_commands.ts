@@ -10,12 +10,12 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
 import { initBackend, type BackendName } from '../engine/backend.ts';
-import { augmentPretrain, defaultPretrainAugment } from '../engine/data_util.ts';
+import { defaultPretrainAugment } from '../engine/data_util.ts';
 import { LarsOptimizer } from '../engine/lars_optimizer.ts';
-import { buildPretrainModel, namedTrainableVariables, runPretrainModel } from '../engine/model.ts';
-import { ntXentLoss } from '../engine/objective.ts';
+import { buildPretrainModel } from '../engine/model.ts';
 import { Rng } from '../engine/random.ts';
 import { buildEncoder, type ModelConfig } from '../engine/resnet.ts';
+import { pretrainStep } from '../engine/train_step.ts';
 import { numberOption, printJson, stringOption, type Command, type Invocation } from './command.ts';
 
 type Mode = 'train' | 'infer';
@@ -75,29 +75,17 @@ function syntheticImages(batch: number, size: number): tf.Tensor4D {
   return tf.tensor4d(values, [batch, size, size, 3]);
 }
 
-/** One SimCLR pretraining step as the engine trains: two views, forward, NT-Xent, backward, LARS. */
+/** The engine's SimCLR pretraining step itself (train_step.ts): two views, forward, NT-Xent, backward, LARS. */
 function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
   const model = buildPretrainModel(modelConfig, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 1e-6 });
   const images = syntheticImages(cfg.batch, cfg.size);
-  const augment = defaultPretrainAugment(cfg.size);
+  const stepConfig = { imageSize: cfg.size, temperature: TEMPERATURE, learningRate: LEARNING_RATE, augment: defaultPretrainAugment(cfg.size) };
   const rng = new Rng(2);
-  const variables = namedTrainableVariables(model);
-  const stableName = new Map(Object.entries(variables).map(([name, v]) => [v.name, name]));
-  const step = () => {
-    const views = tf.tidy(() => tf.concat([augmentPretrain(images, cfg.size, augment, rng), augmentPretrain(images, cfg.size, augment, rng)]) as tf.Tensor4D);
-    const { value, grads } = tf.variableGrads(() => {
-      const [z1, z2] = tf.split(runPretrainModel(model, views, true).projection, 2) as tf.Tensor2D[];
-      const { loss, top1 } = ntXentLoss(z1, z2, TEMPERATURE);
-      top1.dispose();
-      return loss;
-    }, Object.values(variables));
-    const named = Object.fromEntries(Object.entries(grads).map(([name, g]) => [stableName.get(name)!, g]));
-    optimizer.applyGradients(named, variables, LEARNING_RATE);
-    value.dataSync();
-    tf.dispose([views, value, ...Object.values(grads)]);
+  return {
+    step: () => { pretrainStep(model, optimizer, images, stepConfig, rng); },
+    dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); },
   };
-  return { step, dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); } };
 }
 
 function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {

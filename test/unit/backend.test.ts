@@ -74,3 +74,16 @@ test('diagnoseBackends lists every candidate without switching the active backen
   assert.ok(report.notes.some((n) => n.startsWith('wasm SIMD: ')));
   assert.equal(tf.getBackend(), 'wasm');
 });
+
+test('contrast doctor lists every candidate and the backend training will use', async () => {
+  const { main } = await import('../../app/cli.ts');
+  const out: string[] = [];
+  const code = await main(['doctor', '--json'], { out: (t) => out.push(t), err: () => {}, tty: false });
+  assert.equal(code, 0);
+  const report = JSON.parse(out.join(''));
+  assert.equal(report.candidates.length, 4);
+  assert.ok(['tensorflow', 'wasm', 'cpu'].includes(report.recommended));
+  const text: string[] = [];
+  await main(['doctor'], { out: (t) => text.push(t), err: () => {}, tty: false });
+  assert.match(text.join(''), /training will use: (tensorflow|wasm|cpu)\n$/);
+});

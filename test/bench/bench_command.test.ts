@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { main } from '../../app/cli.ts';
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t), tty: false }, out, err };
+}
+
+test('bench train --json reports both sides, the ratio, and no tensor growth', async () => {
+  const { io, out } = capture();
+  const code = await main(['bench', 'train', '--width', '0.0625', '--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1', '--threads', '1', '--json'], io);
+  assert.equal(code, 0);
+  const report = JSON.parse(out.join(''));
+  assert.equal(report.mode, 'train');
+  assert.equal(report.batch, 4);
+  assert.equal(report.engine.stepSeconds.length, 2);
+  assert.ok(report.engine.imagesPerSecond > 0);
+  assert.equal(report.engine.tensors.growth, 0);
+  assert.ok(report.engine.peakRssMb > 0);
+  if (report.pytorch) {
+    assert.equal(report.pytorch.stepSeconds.length, 2);
+    assert.equal(report.ratio, report.engine.imagesPerSecond / report.pytorch.imagesPerSecond);
+  } else {
+    assert.match(report.pytorchSkipped, /torch|reference/);
+    assert.equal(report.ratio, null);
+  }
+});
+
+test('bench infer prints a readable summary', async () => {
+  const { io, out } = capture();
+  const code = await main(['bench', 'infer', '--width', '0.0625', '--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1', '--threads', '1'], io);
+  assert.equal(code, 0);
+  const text = out.join('');
+  assert.match(text, /ResNet-18 width 0.0625, 16 px, encoder forward, 4 images/);
+  assert.match(text, /engine +[\d.]+ img\/s/);
+  assert.match(text, /pytorch +([\d.]+ img\/s|skipped: )/);
+});
+
+test('bench rejects an unknown mode, architecture or backend with a usage error', async () => {
+  for (const [args, message] of [
+    [['bench', 'fly'], /expected "train" or "infer", got "fly"/],
+    [['bench', 'train', '--arch', 'vgg'], /--arch must be one of resnet18, resnet34, resnet50, got "vgg"/],
+    [['bench', 'train', '--backend', 'gpu'], /--backend must be auto, tensorflow, wasm or cpu, got "gpu"/],
+    [['bench', 'train', '--batch', '1'], /--batch must be a number between 2 and 4096/],
+  ] as const) {
+    const { io, err } = capture();
+    assert.equal(await main([...args], io), 2, args.join(' '));
+    assert.match(err.join(''), message);
+  }
+});
