@@ -226,6 +226,34 @@ function slice(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
   return out;
 }
 
+/** Reverse (the augmentations' horizontal flip) as copies of the runs of trailing axes it keeps in order. */
+function reverse(args: Args, builtin: tf.KernelFunc): tf.TensorInfo {
+  const { x } = args.inputs;
+  if (x.dtype === 'string' || x.shape.length === 0) return builtin(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const flipped = new Set(tf.util.parseAxisParam(args.attrs.dims as number | number[], x.shape));
+  const out = args.backend.makeOutput(x.shape, x.dtype);
+  if (x.shape.some((d) => d === 0)) return out;
+  const src = heapView(args.backend, x);
+  const dst = heapView(args.backend, out);
+  const sizes = strides(x.shape);
+  let axis = x.shape.length - 1;
+  while (axis >= 0 && !flipped.has(axis)) axis--;
+  if (axis < 0) {
+    dst.set(src);
+    return out;
+  }
+  const run = sizes[axis];
+  const copy = (level: number, from: number, to: number): void => {
+    for (let i = 0; i < x.shape[level]; i++) {
+      const source = from + (flipped.has(level) ? x.shape[level] - 1 - i : i) * sizes[level];
+      if (level === axis) copyRun(dst, to + i * run, src, source, run);
+      else copy(level + 1, source, to + i * sizes[level]);
+    }
+  };
+  copy(0, 0, 0);
+  return out;
+}
+
 /** Kernels replacing the backend's own; each falls back to the original for cases it does not cover. */
 export function heapKernels(builtin: (name: string) => tf.KernelFunc | undefined): Array<[string, tf.KernelFunc]> {
   return [
@@ -233,6 +261,7 @@ export function heapKernels(builtin: (name: string) => tf.KernelFunc | undefined
     ['Identity', ((args: Args) => identity(args, builtin('Identity')!)) as unknown as tf.KernelFunc],
     ['Cast', ((args: Args) => cast(args, builtin('Cast')!)) as unknown as tf.KernelFunc],
     ['Slice', ((args: Args) => slice(args, builtin('Slice')!)) as unknown as tf.KernelFunc],
+    ['Reverse', ((args: Args) => reverse(args, builtin('Reverse')!)) as unknown as tf.KernelFunc],
     ['FusedBatchNorm', ((args: Args) => fusedBatchNorm(args, builtin('FusedBatchNorm')!)) as unknown as tf.KernelFunc],
     ['Concat', ((args: Args & { inputs: tf.TensorInfo[] }) => concat(args, builtin('Concat')!)) as unknown as tf.KernelFunc],
     ['SplitV', ((args: Args) => splitV(args, builtin('SplitV')!)) as unknown as tf.KernelFunc],

@@ -314,6 +314,29 @@ function forwardConvolution(kernelName: 'Conv2D' | 'FusedConv2D') {
   };
 }
 
+/**
+ * The backend's BatchMatMul uses XNNPACK only without transposes and without a batch; with a
+ * transpose (NT-Xent's z·zᵀ, every Dense layer's gradients) it falls back to a scalar triple
+ * loop. Transposing the operand first keeps those products on XNNPACK.
+ */
+function batchMatMul(args: KernelArgs): tf.TensorInfo {
+  const { inputs, attrs, backend } = args;
+  const { a, b } = inputs;
+  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  const single = (t: tf.TensorInfo) => t.shape.length <= 3 && t.shape.slice(0, -2).every((d) => d === 1);
+  const original = builtin('BatchMatMul')!;
+  if (!(transposeA || transposeB) || !single(a) || !single(b) || a.dtype !== 'float32' || b.dtype !== 'float32') {
+    return original(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  }
+  const swapLast = (t: tf.TensorInfo) => runWasm('Transpose', { x: t }, { perm: [...t.shape.keys()].map((i, _, all) => (i < all.length - 2 ? i : 2 * all.length - 3 - i)) }, backend);
+  const a2 = transposeA ? swapLast(a) : a;
+  const b2 = transposeB ? swapLast(b) : b;
+  const out = original({ inputs: { a: a2, b: b2 }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend } as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (a2 !== a) release(backend, a2);
+  if (b2 !== b) release(backend, b2);
+  return out;
+}
+
 /** The backend's own kernels we replace, kept for the cases ours hand back to them. */
 const builtins = new Map<string, tf.KernelConfig>();
 
@@ -325,6 +348,7 @@ const kernels: Array<[string, tf.KernelFunc]> = [
   ['Conv2DBackpropFilter', conv2DBackpropFilter as unknown as tf.KernelFunc],
   ['Conv2DBackpropInput', conv2DBackpropInput as unknown as tf.KernelFunc],
   ['Conv2D', forwardConvolution('Conv2D') as unknown as tf.KernelFunc],
+  ['BatchMatMul', batchMatMul as unknown as tf.KernelFunc],
   ['FusedConv2D', forwardConvolution('FusedConv2D') as unknown as tf.KernelFunc],
   ...heapKernels(builtin),
 ];

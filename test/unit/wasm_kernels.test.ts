@@ -160,6 +160,26 @@ test('wasm Conv2D and FusedConv2D (SIMD kernel, XNNPACK with bias or activation)
   }
 });
 
+test('wasm BatchMatMul matches the cpu backend with and without transposes, batched or not', async () => {
+  await initBackend('wasm');
+  for (const [aShape, bShape] of [[[1, 7, 5], [1, 5, 6]], [[7, 5], [5, 6]], [[3, 7, 5], [3, 5, 6]]]) {
+    for (const transposeA of [false, true]) {
+      for (const transposeB of [false, true]) {
+        const swap = (shape: number[], yes: boolean) => (yes ? [...shape.slice(0, -2), shape.at(-1)!, shape.at(-2)!] : shape);
+        const [as, bs] = [swap(aShape, transposeA), swap(bShape, transposeB)];
+        const inputs = {
+          a: [as, randomValues(as.reduce((p, q) => p * q, 1), 870)] as [number[], Float32Array],
+          b: [bs, randomValues(bs.reduce((p, q) => p * q, 1), 871)] as [number[], Float32Array],
+        };
+        const expected = await runKernelOn('cpu', 'BatchMatMul', inputs, { transposeA, transposeB });
+        const actual = await runKernelOn('wasm', 'BatchMatMul', inputs, { transposeA, transposeB });
+        assert.deepEqual(actual.shape, expected.shape, `${as} x ${bs}`);
+        assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${as} ${transposeA} x ${bs} ${transposeB}`);
+      }
+    }
+  }
+});
+
 test('wasm Tile matches the cpu backend, including leading, inner and repeated axes', async () => {
   await initBackend('wasm');
   const shapes: Array<[number[], number[]]> = [
@@ -220,6 +240,17 @@ test('wasm Slice matches the cpu backend for whole, leading, inner and scalar-ru
     const actual = await runKernelOn('wasm', 'Slice', inputs, { begin, size });
     assert.deepEqual(actual.shape, expected.shape, `${begin} ${size}`);
     assert.deepEqual(Array.from(actual.values), Array.from(expected.values), `${begin} ${size}`);
+  }
+});
+
+test('wasm Reverse matches the cpu backend for inner, outer and several axes', async () => {
+  await initBackend('wasm');
+  const shape = [3, 4, 5, 70];
+  const inputs = { x: [shape, randomValues(3 * 4 * 5 * 70, 850)] as [number[], Float32Array] };
+  for (const dims of [[2], [3], [0], [1, 2], [0, 3], [], [-2]]) {
+    const expected = await runKernelOn('cpu', 'Reverse', inputs, { dims });
+    const actual = await runKernelOn('wasm', 'Reverse', inputs, { dims });
+    assert.deepEqual(Array.from(actual.values), Array.from(expected.values), `reverse ${dims}`);
   }
 });
 
