@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
 import { registerBatchNormGradients } from './batch_norm.ts';
 import { registerWasmKernels } from './wasm_kernels.ts';
-import { registerThreadedWasmBackend, threadedWasmFailure, threadsAvailable } from './wasm_threads.ts';
+import { registerThreadedWasmBackend, simdThreads, threadedWasmFailure, threadsAvailable } from './wasm_threads.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -43,14 +43,16 @@ export interface DoctorReport {
 
 export interface BackendOptions {
   /**
-   * XNNPACK threads for the wasm backend (default: every core). Read when the wasm backend
+   * Threads for the wasm backend's convolutions (default: every core, at most 8). Read when the wasm backend
    * is first initialised in this process; later calls cannot change it.
    */
   wasmThreads?: number;
 }
 
 const require = createRequire(import.meta.url);
-let wasmThreads = availableParallelism();
+/** More threads than this mostly add worker memory: the kernels split batches of ~128 images. */
+const MAX_DEFAULT_THREADS = 8;
+let wasmThreads = Math.min(availableParallelism(), MAX_DEFAULT_THREADS);
 let threadedRegistered = false;
 
 interface Probe {
@@ -135,8 +137,7 @@ async function probeWasm(): Promise<Probe> {
 
 /** Call only once the wasm backend is initialised: the thread count is known only then. */
 async function wasmDevice(): Promise<string> {
-  const { getThreadsCount } = await import('@tensorflow/tfjs-backend-wasm');
-  const threads = getThreadsCount();
+  const threads = simdThreads();
   return `CPU (wasm${(await simdSupported()) ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
@@ -207,8 +208,8 @@ export async function diagnoseBackends(): Promise<DoctorReport> {
   const notes = [
     `wasm SIMD: ${!wasmUsable ? 'unknown (wasm package unusable)' : (await simdSupported()) ? 'supported' : 'not supported (wasm runs several times slower)'}`,
     threadsAvailable()
-      ? `wasm threads: ${threadedWasmFailure() ? `failed (${threadedWasmFailure()}), using 1` : `XNNPACK on up to ${wasmThreads} threads`}`
-      : 'wasm threads: no SharedArrayBuffer in this Node, so XNNPACK uses one core',
+      ? `wasm threads: ${threadedWasmFailure() ? `failed (${threadedWasmFailure()}), using 1` : `convolutions on up to ${wasmThreads} threads`}`
+      : 'wasm threads: no SharedArrayBuffer in this Node, so everything runs on one core',
     `active backend: ${tf.getBackend() ?? 'none'}`,
   ];
   return { candidates, recommended, notes };

@@ -9,7 +9,8 @@
  *
  * The module is written as bytes with the small assembler below (no toolchain needed).
  */
-import { getThreadsCount, type BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { simdThreads } from './wasm_threads.ts';
 import { WasmPool } from './wasm_pool.ts';
 
 const I32 = 0x7f;
@@ -498,7 +499,7 @@ export function backendSimd(backend: BackendWasm): SimdKernels | null {
     const memory = backendMemory(backend);
     let kernels = instances.get(memory);
     if (!kernels) {
-      kernels = simdKernels(memory, getThreadsCount());
+      kernels = simdKernels(memory, simdThreads());
       instances.set(memory, kernels);
     }
     return kernels;

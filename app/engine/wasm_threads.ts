@@ -6,7 +6,8 @@
  * halves the reported core count (assuming hyper-threading), which leaves one thread on a
  * 2-core machine. We start the same shipped build ourselves with a worker script on disk
  * and report the core count we want, then register it as the 'wasm' backend so every wasm
- * kernel (and ours in wasm_kernels.ts) runs on it unchanged.
+ * kernel (and ours in wasm_kernels.ts) runs on it unchanged. What we need from it is the
+ * shared memory, on which our own kernels run on several threads (wasm_pool.ts).
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -87,7 +88,14 @@ export function threadsAvailable(): boolean {
   return typeof SharedArrayBuffer === 'function' && typeof Atomics === 'object';
 }
 
+const XNNPACK_THREADS = 1;
 let threadedFailure: string | null = null;
+let kernelThreads = 1;
+
+/** Threads our own SIMD kernels use (wasm_pool.ts): all requested when the threaded build runs. */
+export function simdThreads(): number {
+  return kernelThreads;
+}
 
 /** Why the threaded build could not start, if it was tried and failed. */
 export function threadedWasmFailure(): string | null {
@@ -95,8 +103,8 @@ export function threadedWasmFailure(): string | null {
 }
 
 /**
- * Replaces the registered 'wasm' backend factory with one that starts the threaded build
- * on `threads` threads, falling back to the package's own single-threaded factory if that
+ * Replaces the registered 'wasm' backend factory with one that starts the threaded build,
+ * with `threads` threads for our kernels, falling back to the package's own single-threaded factory if that
  * fails. Takes effect when the wasm backend is next initialised.
  */
 export function registerThreadedWasmBackend(threads: number): void {
@@ -105,14 +113,19 @@ export function registerThreadedWasmBackend(threads: number): void {
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', async () => {
     try {
-      setThreadsCount(threads);
-      const wasm = await instantiateThreaded(threads);
+      // XNNPACK only runs the element-wise ops now, which are memory-bound: its spinning thread
+      // pool cost more than it gained whenever other processes share the cores. Our kernels
+      // (all convolutions) get the threads instead.
+      setThreadsCount(XNNPACK_THREADS);
+      const wasm = await instantiateThreaded(XNNPACK_THREADS);
       const backend = new BackendWasm(wasm);
+      kernelThreads = threads;
       // The pool threads block between kernels; unreferenced, they no longer keep Node from exiting.
       for (const worker of (wasm as unknown as EmscriptenThreads).PThread.runningWorkers) worker.unref();
       return backend;
     } catch (error) {
       threadedFailure = String((error as Error)?.message ?? error).split('\n')[0];
+      kernelThreads = 1;
       setThreadsCount(1);
       return singleThreaded();
     }

@@ -25,7 +25,7 @@ test('forcing wasm activates it, registers the filter-gradient kernel, and is id
   assert.deepEqual(second, first);
 });
 
-test('wasm runs XNNPACK on every core (up to its cap of 8) through the threaded build', async () => {
+test('wasm runs our kernels on every core (at most 8) through the threaded build', async () => {
   const { device } = await initBackend('wasm');
   const expected = Math.min(availableParallelism(), 8);
   assert.equal(device, `CPU (wasm SIMD, ${expected} thread${expected === 1 ? '' : 's'})`);
