@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.ts';
+import { openProject, type Project } from '../store/project.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -74,4 +75,17 @@ export function stringOption(call: Invocation, name: string): string | undefined
 
 export function printJson(io: CliIO, value: unknown): void {
   io.out(JSON.stringify(value) + '\n');
+}
+
+/**
+ * Opens a project for one command and always closes it. A command killed half-way (Ctrl-C,
+ * SIGKILL) leaves its lock to a dead process, which the next open notices and takes over.
+ */
+export async function withProject<T>(dir: string, work: (project: Project) => Promise<T> | T, readonly = false): Promise<T> {
+  const project = openProject(dir, { readonly });
+  try {
+    return await work(project);
+  } finally {
+    project.close();
+  }
 }

@@ -3,23 +3,11 @@ import { importPaths } from '../media/import.ts';
 import { listFileProblems } from '../store/images.ts';
 import { addClass, deleteClass, listClasses, mergeClasses, renameClass } from '../store/labels.ts';
 import { applyLabelCsv, exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
-import { openProject, type Project } from '../store/project.ts';
+import { openProject } from '../store/project.ts';
 import { projectStatus } from '../store/status.ts';
 import { UserError } from '../errors.ts';
-import { printJson, stringOption, type Command } from './command.ts';
+import { printJson, stringOption, withProject, type Command } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
-
-async function withProject<T>(dir: string, work: (project: Project) => Promise<T> | T, readonly = false): Promise<T> {
-  const project = openProject(dir, { readonly });
-  const closeOnSignal = () => { project.close(); process.exit(130); };
-  process.once('SIGINT', closeOnSignal);
-  try {
-    return await work(project);
-  } finally {
-    process.off('SIGINT', closeOnSignal);
-    project.close();
-  }
-}
 
 const init: Command = {
   name: 'init',

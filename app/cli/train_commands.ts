@@ -5,9 +5,9 @@ import { exportModel } from '../engine/export.ts';
 import { predictFiles } from '../engine/predict.ts';
 import type { JobEvent } from '../jobs/events.ts';
 import { startJob } from '../jobs/job.ts';
-import { openProject, type Project } from '../store/project.ts';
+import type { Project } from '../store/project.ts';
 import { isResumable, listRuns, markInterruptedRuns, processIsAlive, requireRun, type Run } from '../store/runs.ts';
-import { numberOption, printJson, stringOption, type CliIO, type Command, type Invocation, type OptionSpec } from './command.ts';
+import { numberOption, printJson, stringOption, withProject, type CliIO, type Command, type Invocation, type OptionSpec } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
 
 const ARCHITECTURES: Record<string, number> = { resnet18: 18, resnet34: 34, resnet50: 50 };
@@ -90,15 +90,6 @@ function trainOptions(call: Invocation): TrainOptions {
     tau: optionalNumber(call, 'tau', 0),
     labelWeight: optionalNumber(call, 'label-weight', 0),
   };
-}
-
-async function withProject<T>(dir: string, work: (project: Project) => Promise<T>, readonly = false): Promise<T> {
-  const project = openProject(dir, { readonly });
-  try {
-    return await work(project);
-  } finally {
-    project.close();
-  }
 }
 
 /** The number that says how good a run is, for listings and final lines. */
