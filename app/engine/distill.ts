@@ -59,7 +59,8 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
       const batchSize = effectiveBatch(ctx, requestedBatch, cache.count, 'images');
       const useLabels = config.labelWeight! > 0 && train.rows.length > 0;
       const labelledSize = Math.min(batchSize, train.rows.length);
-      const judge = validationJudge(student, cache, val);
+      // The student learns from every image, so its statistics are measured on every image too.
+      const judge = validationJudge(student, cache, val, cache.imageIds.map((_, row) => row), batchSize);
       const loop: TrainingLoop = {
         examples: cache.count,
         batchSize,

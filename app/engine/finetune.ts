@@ -65,8 +65,8 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);
       const val = labelledRows(ctx.project, cache, 'val', classes);
-      const judge = validationJudge(model, cache, val);
       const batchSize = effectiveBatch(ctx, requestedBatch, train.rows.length, 'labelled training images');
+      const judge = validationJudge(model, cache, val, train.rows, batchSize);
       const loop: TrainingLoop = {
         examples: train.rows.length,
         batchSize,

@@ -17,6 +17,40 @@ async function forEachBatch(rows: number[], work: (batch: number[], done: number
   }
 }
 
+/** Batches averaged to set batch-norm statistics: enough for a stable mean, cheap beside an epoch. */
+const CALIBRATION_BATCHES = 16;
+
+type BatchNormLayer = tf.layers.Layer & { momentum: number };
+
+/**
+ * Sets every batch-norm layer's moving mean and variance to their average over forward passes in
+ * training mode on the given rows (a momentum of 1 - 1/k on the k-th batch makes the layers' own
+ * update a running mean). With momentum 0.9 alone, a run of a few dozen steps leaves the averages
+ * near their starting values and inference-mode predictions near chance.
+ */
+export function recalibrateBatchNorm(model: tf.LayersModel, cache: PixelCache, rows: number[], batchSize: number): void {
+  const layers = model.layers.filter((layer) => layer.getClassName() === 'BatchNormalization') as BatchNormLayer[];
+  const momenta = layers.map((layer) => layer.momentum);
+  const size = Math.max(2, batchSize);
+  const count = Math.min(CALIBRATION_BATCHES, Math.ceil(rows.length / size));
+  const total = Math.min(rows.length, count * size);
+  try {
+    for (let k = 0; k < count; k++) {
+      // Rows are in import order, often one class after another: each batch takes every
+      // count-th of `total` picks spread over all rows, so every batch sees the whole set.
+      const positions: number[] = [];
+      for (let j = k; j < total; j += count) positions.push(rows[Math.floor((j * rows.length) / total)]);
+      if (positions.length < 2) break; // one image has no variance to measure
+      for (const layer of layers) layer.momentum = 1 - 1 / (k + 1);
+      tf.tidy(() => {
+        model.apply(cache.batch(positions), { training: true });
+      });
+    }
+  } finally {
+    layers.forEach((layer, i) => (layer.momentum = momenta[i]));
+  }
+}
+
 /** Top-1 accuracy and mean cross-entropy of a classifier on labelled rows. */
 export async function scoreClassifier(model: tf.LayersModel, cache: PixelCache, set: LabelledRows): Promise<{ accuracy: number; loss: number }> {
   let correct = 0;

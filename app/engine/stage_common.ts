@@ -13,7 +13,7 @@ import {
   type NamedTensor,
 } from './checkpoint.ts';
 import { openPixelCache, type LabelledRows, type PixelCache } from './dataset.ts';
-import { scoreClassifier } from './inference.ts';
+import { recalibrateBatchNorm, scoreClassifier } from './inference.ts';
 import type { LarsOptimizer } from './lars_optimizer.ts';
 import { DEFAULT_BATCH, runClasses, type TrainConfig } from './stage_config.ts';
 import { checkMemory, memoryLimitBytes } from './memory.ts';
@@ -154,13 +154,18 @@ export function lastMetric(ctx: StageContext, name: string): number | undefined 
  * Scores a classifier on the validation split after each epoch and says whether it is the best
  * so far. Without validation images every epoch counts as best, so the last one is kept.
  */
-export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: LabelledRows) {
+/**
+ * Ends each epoch of a classifier stage: batch-norm statistics measured afresh on `calibration` rows
+ * (what inference and the saved checkpoint will use), then the validation score that picks the best epoch.
+ */
+export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: LabelledRows, calibration: number[], batchSize: number) {
   const judge = {
     best: -1,
     restore(resumed: LoopState | null) {
       if (typeof resumed?.extra?.bestAccuracy === 'number') judge.best = resumed.extra.bestAccuracy;
     },
     async endEpoch(): Promise<EpochResult> {
+      recalibrateBatchNorm(model, cache, calibration, batchSize);
       if (val.rows.length === 0) return { metrics: {}, best: true };
       const score = await scoreClassifier(model, cache, val);
       const best = score.accuracy > judge.best;

@@ -89,3 +89,10 @@ test('a time budget is measured into an epoch count, which a resumed run keeps',
   assert.ok(epochs.every((total) => total === chosen));
   assert.equal(finished.summary!.epochs, chosen);
 });
+
+test('batch-norm statistics are measured at each epoch end, so a short run from random weights predicts well', async () => {
+  // One epoch is two steps: momentum-0.9 averages alone would still sit near their starting values.
+  const { runId } = await train('finetune', { supervised: true, epochs: 1, seed: 5 });
+  const summary = getRun(project.db, runId)!.summary!;
+  assert.ok((summary.valAccuracy as number) >= 0.8, `validation accuracy ${summary.valAccuracy}`);
+});
