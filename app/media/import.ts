@@ -59,9 +59,18 @@ export async function importPaths(project: Project, paths: string[], options: Im
 
   let next = 0;
   let lastReport = 0;
+  // Decodes finish in any order; results are handed on in scan order so image ids (and with them
+  // the data order of seeded training runs) are the same for every import of the same files.
+  const finished = new Map<number, Outcome>();
+  let written = 0;
   const worker = async () => {
     while (next < todo.length && !options.signal?.aborted) {
-      writer.add(await decodeOutcome(todo[next++]));
+      const index = next++;
+      finished.set(index, await decodeOutcome(todo[index]));
+      for (; finished.has(written); written++) {
+        writer.add(finished.get(written)!);
+        finished.delete(written);
+      }
       if (options.onProgress && performance.now() - lastReport > PROGRESS_INTERVAL_MS) {
         lastReport = performance.now();
         options.onProgress(snapshot('importing', tally(), started));

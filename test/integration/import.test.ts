@@ -187,3 +187,15 @@ test('thumbnails: a small JPEG is kept as it is, a large image becomes a WebP of
   assert.equal(thumbnailMimeType(thumb('large.jpg')), 'image/webp');
   project.close();
 });
+
+test('images are numbered in scan order whatever order their decodes finish in', async () => {
+  const dir = tempDir();
+  const src = path.join(dir, 'src');
+  // Large and small files interleaved, so decodes finish out of order.
+  for (let i = 0; i < 40; i++) await writeImage(path.join(src, `${String(i).padStart(2, '0')}.jpg`), { seed: i, width: i % 2 ? 16 : 600, height: i % 2 ? 16 : 400 });
+  const project = openProject(path.join(dir, 'p'), { create: true });
+  await importPaths(project, [src]);
+  const names = (project.db.prepare('SELECT path FROM images ORDER BY id').all() as { path: string }[]).map((r) => path.basename(r.path));
+  assert.deepEqual(names, [...names].sort());
+  project.close();
+});
