@@ -8,6 +8,7 @@
 import * as v from 'valibot';
 import type { ImportProgress } from '../media/import.ts';
 import type { FileProblem } from '../store/images.ts';
+import type { StageEpoch, StageProgress } from '../engine/stage_context.ts';
 
 // Types the core already defines; type-only, so the renderer bundle takes no Node code.
 export type { FileProblem, ImportProgress };
@@ -333,22 +334,9 @@ export const operationNames = Object.keys(operations) as OperationName[];
 
 export type ServerEvent =
   | { type: 'job.started'; runId: number; kind: RunKind; backend: string; device: string; resumedFromStep: number | null }
-  | {
-      type: 'job.progress';
-      runId: number;
-      kind: RunKind;
-      /** preparing, caching (decoding images once), measuring (timing steps for a budget), training, evaluating */
-      phase: string;
-      step: number;
-      totalSteps: number;
-      epoch: number;
-      epochs: number;
-      /** Latest values: loss, accuracy or top1, lr, imagesPerSecond, ... */
-      metrics: Record<string, number>;
-      etaSeconds: number | null;
-    }
+  | ({ type: 'job.progress'; runId: number; kind: RunKind } & StageProgress)
   /** End of an epoch: mean training values and, for classifiers, validation accuracy. */
-  | { type: 'job.epoch'; runId: number; kind: RunKind; epoch: number; epochs: number; metrics: Record<string, number>; best: boolean }
+  | ({ type: 'job.epoch'; runId: number; kind: RunKind } & StageEpoch)
   | { type: 'job.warning'; runId: number; message: string }
   | { type: 'job.finished'; runId: number; kind: RunKind; status: RunStatus; error: string | null }
   | ({ type: 'import.progress' } & ImportProgress)
