@@ -1,4 +1,4 @@
-import { UserError } from './errors.ts';
+import { UserError } from './contract/errors.ts';
 import { commandHelp, parseInvocation, type CliIO, type Command } from './cli/command.ts';
 import { projectCommands } from './cli/project_commands.ts';
 import { doctorCommands } from './cli/doctor_command.ts';

@@ -4,7 +4,7 @@
  * picker as window.contrastDesktop. Nothing generic: the page cannot name an IPC channel.
  */
 import { contextBridge, ipcRenderer } from 'electron';
-import { operationNames, type ServerEvent } from '../app/api/contract.ts';
+import { operationNames, type ServerEvent } from '../app/contract/operations.ts';
 import {
   BRIDGE_KEY,
   CHOOSE_FOLDER_CHANNEL,

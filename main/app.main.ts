@@ -6,7 +6,7 @@ import { BrowserWindow, Menu, app, dialog, ipcMain, protocol, shell, type IpcMai
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as v from 'valibot';
-import { operationNames, type OperationName } from '../app/api/contract.ts';
+import { operationNames, type OperationName } from '../app/contract/operations.ts';
 import { buildMenuTemplate } from './menu_template.ts';
 import { electronSqliteBinding } from './native_binding.ts';
 import { CHOOSE_FOLDER_CHANNEL, chooseFolderSchema, operationChannel, validateCall, type IpcResult } from './preload_api.ts';

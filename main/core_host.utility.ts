@@ -8,10 +8,10 @@
  * which is how the tests drive it without Electron.
  */
 import fs from 'node:fs';
-import type { ServerEvent } from '../app/api/contract.ts';
-import { dispatch, failure } from '../app/api/dispatch.ts';
-import { createHandlers } from '../app/api/handlers.ts';
-import { Session } from '../app/api/session.ts';
+import type { ServerEvent } from '../app/contract/operations.ts';
+import { dispatch, failure } from '../app/services/dispatch.ts';
+import { createHandlers } from '../app/services/handlers.ts';
+import { Session } from '../app/services/session.ts';
 import { getImagePath, getThumbnail } from '../app/store/images.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { bundledJobLauncher } from './job_launcher.ts';

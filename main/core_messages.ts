@@ -2,7 +2,7 @@
  * Messages between the Electron main process and a window's core process
  * (core_host.utility.ts). Types only, shared by both sides.
  */
-import type { ApiErrorBody, ServerEvent } from '../app/api/contract.ts';
+import type { ApiErrorBody, ServerEvent } from '../app/contract/operations.ts';
 import type { IpcResult } from './preload_api.ts';
 import type { MediaKind } from './protocol_paths.ts';
 

@@ -12,9 +12,9 @@ import {
   type OperationName,
   type Output,
   type ServerEvent,
-} from '../app/api/contract.ts';
-import { dispatch } from '../app/api/dispatch.ts';
-import type { Handlers } from '../app/api/handlers.ts';
+} from '../app/contract/operations.ts';
+import { dispatch } from '../app/services/dispatch.ts';
+import type { Handlers } from '../app/services/handlers.ts';
 
 /** The window global the preload defines. */
 export const BRIDGE_KEY = 'contrastApi';

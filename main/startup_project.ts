@@ -4,7 +4,7 @@
  * folder, created on first run. Plain Node: runs in the core process and in bin/start.js.
  */
 import path from 'node:path';
-import type { Session } from '../app/api/session.ts';
+import type { Session } from '../app/services/session.ts';
 
 export const DEFAULT_PROJECT_NAME = 'default';
 

@@ -5,7 +5,7 @@
  */
 import { BrowserWindow, MessageChannelMain, dialog, screen, session as electronSession, utilityProcess, type UtilityProcess } from 'electron';
 import path from 'node:path';
-import type { OperationName } from '../app/api/contract.ts';
+import type { OperationName } from '../app/contract/operations.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { EVENTS_PORT_CHANNEL, type IpcFailure, type IpcResult } from './preload_api.ts';
 import { serveAppRequest } from './app_protocol.ts';

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { openProject, type Project } from '../store/project.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;

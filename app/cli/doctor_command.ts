@@ -1,4 +1,4 @@
-import { diagnoseBackends } from '../engine/backend.ts';
+import { diagnoseBackends } from '../engine/runtime/backend.ts';
 import { printJson, type Command } from './command.ts';
 
 const doctor: Command = {

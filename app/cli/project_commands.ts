@@ -5,7 +5,7 @@ import { addClass, deleteClass, listClasses, mergeClasses, renameClass } from '.
 import { applyLabelCsv, exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
 import { openProject } from '../store/project.ts';
 import { projectStatus } from '../store/status.ts';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { printJson, stringOption, withProject, type Command } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
 

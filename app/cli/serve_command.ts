@@ -1,7 +1,7 @@
-import { createHandlers } from '../api/handlers.ts';
-import { startServer } from '../api/http_server.ts';
-import { ensureRendererBuilt } from '../api/renderer_build.ts';
-import { Session } from '../api/session.ts';
+import { createHandlers } from '../services/handlers.ts';
+import { startServer } from '../transports/http/server.ts';
+import { ensureRendererBuilt } from '../transports/http/renderer_build.ts';
+import { Session } from '../services/session.ts';
 import { numberOption, type Command } from './command.ts';
 
 const serve: Command = {

@@ -1,8 +1,8 @@
-import { UserError } from '../errors.ts';
-import type { BackendChoice, TrainKind, TrainOptions } from '../engine/stage_config.ts';
-import { createEvaluateRun, createTrainingRun } from '../engine/stage_config.ts';
-import { exportModel } from '../engine/export.ts';
-import { predictFiles } from '../engine/predict.ts';
+import { UserError } from '../contract/errors.ts';
+import type { BackendChoice, TrainKind, TrainOptions } from '../engine/stages/stage_config.ts';
+import { createEvaluateRun, createTrainingRun } from '../engine/stages/stage_config.ts';
+import { exportModel } from '../engine/data/export.ts';
+import { predictFiles } from '../engine/data/predict.ts';
 import type { JobEvent } from '../jobs/events.ts';
 import { startJob } from '../jobs/job.ts';
 import type { Project } from '../store/project.ts';

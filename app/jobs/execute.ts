@@ -4,15 +4,15 @@
  * the reason, or cancelled with its checkpoint kept). Never leaves the row 'running' unless the
  * process itself dies, which markInterruptedRuns then detects.
  */
-import { UserError } from '../errors.ts';
-import { initBackend } from '../engine/backend.ts';
-import { distill } from '../engine/distill.ts';
-import { evaluate } from '../engine/evaluate.ts';
-import { finetune } from '../engine/finetune.ts';
-import { pretrain } from '../engine/pretrain.ts';
-import type { BackendChoice } from '../engine/stage_config.ts';
-import type { StageContext } from '../engine/stage_context.ts';
-import { Cancelled } from '../engine/training_loop.ts';
+import { UserError } from '../contract/errors.ts';
+import { initBackend } from '../engine/runtime/backend.ts';
+import { distill } from '../engine/stages/distill.ts';
+import { evaluate } from '../engine/stages/evaluate.ts';
+import { finetune } from '../engine/stages/finetune.ts';
+import { pretrain } from '../engine/stages/pretrain.ts';
+import type { BackendChoice } from '../engine/stages/stage_config.ts';
+import type { StageContext } from '../engine/stages/stage_context.ts';
+import { Cancelled } from '../engine/stages/training_loop.ts';
 import type { Project } from '../store/project.ts';
 import { finishRun, getRun, latestCheckpoint, markRunning, requireRun, type RunKind } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent } from './events.ts';

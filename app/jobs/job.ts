@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { LOCK_TOKEN_ENV, type Project } from '../store/project.ts';
 import { finishRun, markInterruptedRuns, requireRun, type RunKind } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent, ParentMessage } from './events.ts';

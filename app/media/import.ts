@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { imageIdBySha, insertImage, type FileProblem } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';

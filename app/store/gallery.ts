@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { csvField } from './labels_csv.ts';
-import type { EmbeddingPoint, FileProblem, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../api/contract.ts';
+import type { EmbeddingPoint, FileProblem, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../contract/operations.ts';
 
 const withEntropy = new WeakSet<Database.Database>();
 

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { now } from './project.ts';
 
 export type LabelSource = 'human' | 'folder' | 'suggestion';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { classIdFor, setLabels } from './labels.ts';
 
 /** Splits CSV text into rows of fields (RFC 4180 quoting: "a ""b""", commas and newlines inside quotes). */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { migrate } from './migrations.ts';
 
 export const DB_FILE = 'project.db';

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../contract/errors.ts';
 import { now } from './project.ts';
 
 export type RunKind = 'pretrain' | 'finetune' | 'distill' | 'evaluate';

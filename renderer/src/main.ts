@@ -1,5 +1,5 @@
 import { mount } from 'svelte';
-import { mediaPath } from '../../app/api/contract.ts';
+import { mediaPath } from '../../app/contract/operations.ts';
 import { BRIDGE_KEY, DESKTOP_KEY, createIpcApi, type ContrastBridge, type ContrastDesktop } from '../../main/preload_api.ts';
 import App from './App.svelte';
 import { HttpApi, takeToken } from './lib/api_http.ts';

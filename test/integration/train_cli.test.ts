@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { decodePixels } from '../../app/engine/dataset.ts';
+import { decodePixels } from '../../app/engine/data/dataset.ts';
 import { runCli, shapesProject } from './train_fixtures.ts';
 
 const SEEDED = ['--seed', '3', '--json'];

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Rng } from '../../app/engine/random.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
 
 const created: string[] = [];
 process.once('exit', () => {

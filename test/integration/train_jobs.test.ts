@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createTrainingRun } from '../../app/engine/stage_config.ts';
+import { createTrainingRun } from '../../app/engine/stages/stage_config.ts';
 import type { JobEvent } from '../../app/jobs/events.ts';
 import { forkLauncher, startJob, type Launcher } from '../../app/jobs/job.ts';
 import { openProject } from '../../app/store/project.ts';

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { createTrainingRun, type TrainKind, type TrainOptions } from '../../app/engine/stage_config.ts';
+import { createTrainingRun, type TrainKind, type TrainOptions } from '../../app/engine/stages/stage_config.ts';
 import type { FinishedEvent, JobEvent } from '../../app/jobs/events.ts';
 import { startJob } from '../../app/jobs/job.ts';
 import { openProject, type Project } from '../../app/store/project.ts';

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dispatch } from '../../app/api/dispatch.ts';
-import { createHandlers, type Handlers } from '../../app/api/handlers.ts';
-import { Session } from '../../app/api/session.ts';
-import { SAMPLE_LABELS_PER_CLASS } from '../../app/api/sample_project.ts';
-import type { Output, ServerEvent } from '../../app/api/contract.ts';
+import { dispatch } from '../../app/services/dispatch.ts';
+import { createHandlers, type Handlers } from '../../app/services/handlers.ts';
+import { Session } from '../../app/services/session.ts';
+import { SAMPLE_LABELS_PER_CLASS } from '../../app/services/sample_project.ts';
+import type { Output, ServerEvent } from '../../app/contract/operations.ts';
 import { createRun, finishRun, markRunning, writeEmbeddings, writePredictions } from '../../app/store/runs.ts';
 import { writeImage } from '../helpers.ts';
 

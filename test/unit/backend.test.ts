@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { diagnoseBackends, explainNativeFailure, initBackend } from '../../app/engine/backend.ts';
-import { UserError } from '../../app/errors.ts';
+import { diagnoseBackends, explainNativeFailure, initBackend } from '../../app/engine/runtime/backend.ts';
+import { UserError } from '../../app/contract/errors.ts';
 
 function installed(pkg: string): boolean {
   try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
 
 function randomValues(size: number, seed: number, offset = 0): Float32Array {
   const values = new Float32Array(size);

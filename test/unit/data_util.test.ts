@@ -1,12 +1,12 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
 import {
   adjustHsv, applyColorJitter, augmentFinetune, augmentPretrain, blurKernelSize, centerResize, defaultPretrainAugment,
   flipHorizontally, gaussianBlur, resizedCrops, sampleColorJitter, sampleCropBoxes, toGrayscale, type ColorJitter,
-} from '../../app/engine/data_util.ts';
-import { Rng } from '../../app/engine/random.ts';
+} from '../../app/engine/simclr/data_util.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
 
 before(async () => {
   await initBackend('wasm');

@@ -1,8 +1,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
-import { LarsOptimizer, isExcludedFromLars } from '../../app/engine/lars_optimizer.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { LarsOptimizer, isExcludedFromLars } from '../../app/engine/simclr/lars_optimizer.ts';
 
 before(async () => {
   await initBackend('wasm');

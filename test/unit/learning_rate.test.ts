@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { learningRateAt, peakLearningRate, type LearningRateSchedule } from '../../app/engine/learning_rate.ts';
+import { learningRateAt, peakLearningRate, type LearningRateSchedule } from '../../app/engine/simclr/learning_rate.ts';
 
 function close(actual: number, expected: number): void {
   assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} vs ${expected}`);

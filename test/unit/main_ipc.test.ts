@@ -1,7 +1,7 @@
 /** IPC argument checks (the contract's valibot schemas) and the renderer's Api over the preload bridge. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiError, operationNames, type ServerEvent } from '../../app/api/contract.ts';
+import { ApiError, operationNames, type ServerEvent } from '../../app/contract/operations.ts';
 import { chooseFolderSchema, createIpcApi, operationChannel, validateCall, type ContrastBridge } from '../../main/preload_api.ts';
 import * as v from 'valibot';
 

@@ -1,12 +1,12 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
 import {
   buildClassifier, buildPretrainModel, copyWeightsByName, namedTrainableVariables, runClassifier, runPretrainModel,
   type ModelConfig,
-} from '../../app/engine/model.ts';
-import { UserError } from '../../app/errors.ts';
+} from '../../app/engine/simclr/model.ts';
+import { UserError } from '../../app/contract/errors.ts';
 
 before(async () => {
   await initBackend('wasm');

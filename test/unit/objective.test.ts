@@ -1,8 +1,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
-import { crossEntropy, distillationLoss, ntXentLoss } from '../../app/engine/objective.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { crossEntropy, distillationLoss, ntXentLoss } from '../../app/engine/simclr/objective.ts';
 
 before(async () => {
   await initBackend('wasm');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../app/engine/random.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
 
 test('same seed gives the same sequence, different seeds differ', () => {
   const a = new Rng(42);

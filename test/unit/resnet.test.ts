@@ -1,9 +1,9 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
-import { buildEncoder, countTrainableParams, encoderOutputWidth, type ModelConfig } from '../../app/engine/resnet.ts';
-import { UserError } from '../../app/errors.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { buildEncoder, countTrainableParams, encoderOutputWidth, type ModelConfig } from '../../app/engine/simclr/resnet.ts';
+import { UserError } from '../../app/contract/errors.ts';
 
 before(async () => {
   await initBackend('wasm');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { openProject, type Project } from '../../app/store/project.ts';
 import { tempDir } from '../integration/train_fixtures.ts';
-import { parseTrainOptions, planTrainingRun } from '../../app/engine/stage_config.ts';
+import { parseTrainOptions, planTrainingRun } from '../../app/engine/stages/stage_config.ts';
 import {
   addCheckpoint,
   appendMetrics,

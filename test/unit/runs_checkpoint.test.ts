@@ -12,13 +12,13 @@ import {
   restoreModelWeights,
   runCheckpointDir,
   saveCheckpoint,
-} from '../../app/engine/checkpoint.ts';
-import { LarsOptimizer } from '../../app/engine/lars_optimizer.ts';
-import { buildClassifier } from '../../app/engine/model.ts';
-import { Rng } from '../../app/engine/random.ts';
-import { checkpointSaver, resumeFromCheckpoint } from '../../app/engine/stage_common.ts';
-import type { StageContext } from '../../app/engine/stage_context.ts';
-import { classifierStep } from '../../app/engine/train_step.ts';
+} from '../../app/engine/data/checkpoint.ts';
+import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
+import { buildClassifier } from '../../app/engine/simclr/model.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
+import { checkpointSaver, resumeFromCheckpoint } from '../../app/engine/stages/stage_common.ts';
+import type { StageContext } from '../../app/engine/stages/stage_context.ts';
+import { classifierStep } from '../../app/engine/simclr/train_step.ts';
 import { tempDir } from '../integration/train_fixtures.ts';
 
 await tf.setBackend('cpu');

@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { openProject, type Project } from '../../app/store/project.ts';
 import { classIdFor, ensureSplits, setLabels } from '../../app/store/labels.ts';
-import { cachePath, epochOrder, labelledRows, openPixelCache, trainingClasses } from '../../app/engine/dataset.ts';
-import { Rng } from '../../app/engine/random.ts';
+import { cachePath, epochOrder, labelledRows, openPixelCache, trainingClasses } from '../../app/engine/data/dataset.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
 import { tempDir } from '../integration/train_fixtures.ts';
 
 /** A solid-colour 20×10 PNG (wider than tall, so the cache's centre crop is exercised). */

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
-import { defaultPretrainAugment } from '../../app/engine/data_util.ts';
-import { LarsOptimizer } from '../../app/engine/lars_optimizer.ts';
-import { checkMemory, estimateTrainingBytes, memoryLimitBytes } from '../../app/engine/memory.ts';
-import { buildPretrainModel } from '../../app/engine/model.ts';
-import { Rng } from '../../app/engine/random.ts';
-import { pretrainStep } from '../../app/engine/train_step.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { defaultPretrainAugment } from '../../app/engine/simclr/data_util.ts';
+import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
+import { checkMemory, estimateTrainingBytes, memoryLimitBytes } from '../../app/engine/runtime/memory.ts';
+import { buildPretrainModel } from '../../app/engine/simclr/model.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
+import { pretrainStep } from '../../app/engine/simclr/train_step.ts';
 
 test('the memory estimate of a pretraining step covers its measured peak without doubling it', async () => {
   await initBackend('wasm');

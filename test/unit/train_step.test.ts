@@ -1,11 +1,11 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../app/engine/backend.ts';
-import { LarsOptimizer } from '../../app/engine/lars_optimizer.ts';
-import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from '../../app/engine/model.ts';
-import { Rng } from '../../app/engine/random.ts';
-import { classifierStep, distillStep, pretrainStep, type PretrainStepConfig } from '../../app/engine/train_step.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
+import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from '../../app/engine/simclr/model.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
+import { classifierStep, distillStep, pretrainStep, type PretrainStepConfig } from '../../app/engine/simclr/train_step.ts';
 
 before(async () => {
   await initBackend('wasm');

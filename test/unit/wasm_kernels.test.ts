@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { initBackend } from '../../app/engine/backend.ts';
-import { filterGradientByConvolutionForTests, inputGradientByPhasesForTests } from '../../app/engine/wasm_kernels.ts';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { filterGradientByConvolutionForTests, inputGradientByPhasesForTests } from '../../app/engine/runtime/wasm/kernels.ts';
 
 type Shape4 = [number, number, number, number];
 

@@ -11,7 +11,7 @@ import {
   type OperationName,
   type Output,
   type ServerEvent,
-} from '../../../app/api/contract.ts';
+} from '../../../app/contract/operations.ts';
 
 const TOKEN_KEY = 'contrast.token';
 const TOKEN_HEADER = 'x-contrast-token';

@@ -1,5 +1,5 @@
 /** The gallery's filter menu: each entry a string key for the <select>, decoded into the contract's filter. */
-import type { ClassInfo, ImageFilter } from '../../../app/api/contract.ts';
+import type { ClassInfo, ImageFilter } from '../../../app/contract/operations.ts';
 
 export const LOW_CONFIDENCE = 0.6;
 

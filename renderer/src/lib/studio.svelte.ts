@@ -13,7 +13,7 @@ import {
   type Output,
   type ProjectStatus,
   type ServerEvent,
-} from '../../../app/api/contract.ts';
+} from '../../../app/contract/operations.ts';
 import { projectKey } from './format.ts';
 
 export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'export';

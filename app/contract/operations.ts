@@ -1,0 +1,375 @@
+/**
+ * The one contract between the studio UI and the core. Every front end (the browser through
+ * HTTP + WebSocket, Electron through IPC) calls the same operations with the same inputs,
+ * validated by the same valibot schemas, and receives the same outputs and events.
+ *
+ * No Node-only imports here: the renderer imports this file for its types and schemas.
+ */
+import * as v from 'valibot';
+import type { ImportProgress } from '../media/import.ts';
+import type { FileProblem } from '../store/images.ts';
+import type { StageEpoch, StageProgress } from '../engine/stages/stage_context.ts';
+
+// Types the core already defines; type-only, so the renderer bundle takes no Node code.
+export type { FileProblem, ImportProgress };
+
+// ---- shared shapes ----
+
+const id = v.pipe(v.number(), v.integer(), v.minValue(1));
+const imageIds = v.pipe(v.array(id), v.minLength(1, 'select at least one image'), v.maxLength(1_000_000));
+const className = v.pipe(v.string(), v.trim(), v.minLength(1, 'a class name cannot be empty'), v.maxLength(100));
+const folder = v.pipe(v.string(), v.trim(), v.minLength(1, 'give a folder path'));
+
+export const imageFilterSchema = v.variant('kind', [
+  v.object({ kind: v.literal('all') }),
+  v.object({ kind: v.literal('unlabelled') }),
+  /** Without classId: every labelled image. */
+  v.object({ kind: v.literal('labelled'), classId: v.optional(id) }),
+  v.object({ kind: v.literal('predicted'), classId: v.optional(id) }),
+  /** Latest prediction's confidence below `below` (0..1). */
+  v.object({ kind: v.literal('lowConfidence'), below: v.pipe(v.number(), v.minValue(0), v.maxValue(1)) }),
+  /** Labelled images whose latest prediction disagrees with the label. */
+  v.object({ kind: v.literal('misclassified') }),
+]);
+export type ImageFilter = v.InferOutput<typeof imageFilterSchema>;
+
+export const imageSortSchema = v.picklist(['import', 'confidence', 'uncertainty']);
+export type ImageSort = v.InferOutput<typeof imageSortSchema>;
+
+export const stageSchema = v.picklist(['pretrain', 'finetune', 'distill']);
+export type Stage = v.InferOutput<typeof stageSchema>;
+export const presetSchema = v.picklist(['quick', 'balanced', 'best']);
+export type Preset = v.InferOutput<typeof presetSchema>;
+
+/** Expert overrides of a preset (epochs, batchSize, learningRate, imageSize, ...); the engine checks names and ranges. */
+const advancedSchema = v.record(v.string(), v.union([v.number(), v.string(), v.boolean()]));
+
+const trainRequest = v.object({
+  stage: stageSchema,
+  preset: presetSchema,
+  /** Wall-clock budget; the engine sizes epochs to fit it. */
+  budgetMinutes: v.pipe(v.number(), v.minValue(0.1), v.maxValue(7 * 24 * 60)),
+  advanced: v.optional(advancedSchema),
+  /** Run to build on (a pretrain for finetune, a finetune for distill); default: the latest done one. */
+  parentRunId: v.optional(id),
+});
+export type TrainRequest = v.InferOutput<typeof trainRequest>;
+
+export type LabelSource = 'human' | 'folder' | 'suggestion';
+export type RunKind = 'pretrain' | 'finetune' | 'distill' | 'evaluate';
+export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface ClassInfo {
+  id: number;
+  name: string;
+  /** How many images carry this label. */
+  labels: number;
+}
+
+export interface ImageItem {
+  id: number;
+  labelClassId: number | null;
+  labelSource: LabelSource | null;
+  /** From the latest run with predictions; null before any model. */
+  predictedClassId: number | null;
+  confidence: number | null;
+}
+
+export interface ImagePage {
+  total: number;
+  offset: number;
+  items: ImageItem[];
+  /** The run whose predictions fill `predictedClassId`, or null. */
+  predictionRunId: number | null;
+}
+
+export interface ImageDetail extends ImageItem {
+  fileName: string;
+  path: string;
+  width: number;
+  height: number;
+  format: string;
+  size: number;
+  split: 'train' | 'val' | 'test' | null;
+  testSet: boolean;
+  /** Probability per class of the latest prediction, most likely first. */
+  probabilities: { classId: number; probability: number }[];
+}
+
+export interface JobInfo {
+  kind: 'import' | RunKind;
+  /** Run id for training jobs, import batch id for imports (0 until the batch row exists). */
+  id: number;
+  startedAt: string;
+}
+
+export interface BackendSummary {
+  backend: string;
+  device: string;
+  /** Plain-language advice when a faster backend could be installed, else null. */
+  hint: string | null;
+  notes: string[];
+}
+
+export interface ProjectStatus {
+  /** Null when no project is open (the Projects screen). */
+  project: {
+    dir: string;
+    name: string;
+    images: number;
+    labelled: number;
+    unlabelled: number;
+    testImages: number;
+    duplicates: number;
+    importErrors: number;
+    classes: ClassInfo[];
+    runs: number;
+    predictionRunId: number | null;
+    embeddingRunId: number | null;
+  } | null;
+  activeJob: JobInfo | null;
+}
+
+export interface RecentProject {
+  dir: string;
+  name: string;
+  openedAt: string;
+  exists: boolean;
+  /** Null when the project is gone or could not be read. */
+  images: number | null;
+  labelled: number | null;
+}
+
+export interface ImportSummary extends ImportProgress {
+  batchId: number;
+  seconds: number;
+}
+
+export interface LabelChange {
+  imageId: number;
+  previousClassId: number | null;
+}
+
+export interface RunInfo {
+  id: number;
+  kind: RunKind;
+  parentId: number | null;
+  status: RunStatus;
+  config: Record<string, unknown>;
+  summary: Record<string, unknown> | null;
+  backend: string | null;
+  device: string | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  resumable: boolean;
+}
+
+export interface MetricSeries {
+  name: string;
+  /** [step, epoch, value] */
+  points: [number, number, number][];
+}
+
+export interface RunDetail {
+  run: RunInfo;
+  lineage: RunInfo[];
+  metrics: MetricSeries[];
+}
+
+export interface TrainPlan {
+  stage: Stage;
+  /** The run's full config as the engine will store it (the preset with the overrides applied). */
+  config: Record<string, unknown>;
+  /** The settings the advanced panel may override for this stage, with the values they would take; null: decided when the run starts. */
+  settings: Record<string, number | string | boolean | null>;
+  /** The time budget, or for a fixed epoch count an estimate from an earlier similar run; null when unknown. */
+  estimateSeconds: number | null;
+  parentRunId: number | null;
+  /** Reasons the results may disappoint (too few labels, no pretrain yet, ...). */
+  warnings: string[];
+}
+
+export interface ClassMetrics {
+  classId: number;
+  name: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface Evaluation {
+  runId: number;
+  kind: RunKind;
+  split: string;
+  accuracy: number;
+  images: number;
+  perClass: ClassMetrics[];
+  /** confusion[t][p]: images of true class classIds[t] predicted as classIds[p]. */
+  classIds: number[];
+  confusion: number[][];
+  /** For a distilled student: its teacher's evaluation on the same images. */
+  teacher: { runId: number; accuracy: number; perClass: ClassMetrics[] } | null;
+}
+
+export interface EmbeddingPoint {
+  imageId: number;
+  x: number;
+  y: number;
+  labelClassId: number | null;
+  predictedClassId: number | null;
+}
+
+export interface ExportResult {
+  path: string;
+  count: number;
+}
+
+export interface LabelQueue {
+  /** 'uncertainty': least sure predictions spread over embedding clusters; 'diverse': stratified sample before any model. */
+  strategy: 'uncertainty' | 'diverse';
+  runId: number | null;
+  items: ImageItem[];
+}
+
+// ---- operations ----
+
+export const operations = {
+  // projects
+  'project.status': { input: v.object({}), output: {} as ProjectStatus },
+  'projects.recent': { input: v.object({}), output: {} as { projects: RecentProject[] } },
+  'projects.create': { input: v.object({ dir: folder }), output: {} as ProjectStatus },
+  'projects.open': { input: v.object({ dir: folder }), output: {} as ProjectStatus },
+  /** Builds (once) and opens the bundled sample project of CIFAR images. */
+  'projects.openSample': { input: v.object({}), output: {} as ProjectStatus },
+  'projects.close': { input: v.object({}), output: {} as ProjectStatus },
+
+  // import
+  'import.start': {
+    input: v.object({
+      paths: v.pipe(v.array(folder), v.minLength(1, 'give at least one folder or file')),
+      labelsFromFolders: v.optional(v.boolean()),
+      testSet: v.optional(v.boolean()),
+    }),
+    output: {} as { started: true },
+  },
+  'import.cancel': { input: v.object({}), output: {} as { cancelled: boolean } },
+  'import.problems': {
+    input: v.object({ status: v.optional(v.picklist(['duplicate', 'error'])), batchId: v.optional(id) }),
+    output: {} as { problems: FileProblem[] },
+  },
+
+  // images
+  'images.list': {
+    input: v.object({
+      filter: imageFilterSchema,
+      sort: imageSortSchema,
+      offset: v.pipe(v.number(), v.integer(), v.minValue(0)),
+      limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(5000)),
+    }),
+    output: {} as ImagePage,
+  },
+  /** Every id matching a filter in display order: the gallery places thumbnails by id before item details load. */
+  'images.ids': { input: v.object({ filter: imageFilterSchema, sort: imageSortSchema }), output: {} as { ids: number[] } },
+  'images.get': { input: v.object({ imageId: id }), output: {} as ImageDetail },
+
+  // labels and classes
+  'labels.set': {
+    input: v.object({ imageIds, classId: v.nullable(id) }),
+    output: {} as { changes: LabelChange[]; classes: ClassInfo[] },
+  },
+  /** Puts labels back as they were (undo): each image gets its own class or none. */
+  'labels.restore': {
+    input: v.object({ changes: v.pipe(v.array(v.object({ imageId: id, classId: v.nullable(id) })), v.minLength(1)) }),
+    output: {} as { classes: ClassInfo[] },
+  },
+  /** Labels images with their latest predicted class. */
+  'predictions.accept': {
+    input: v.object({ imageIds }),
+    output: {} as { changes: LabelChange[]; classes: ClassInfo[] },
+  },
+  'classes.list': { input: v.object({}), output: {} as { classes: ClassInfo[] } },
+  'classes.add': { input: v.object({ name: className }), output: {} as { classId: number; classes: ClassInfo[] } },
+  'classes.rename': { input: v.object({ classId: id, name: className }), output: {} as { classes: ClassInfo[] } },
+  'classes.merge': { input: v.object({ classId: id, intoClassId: id }), output: {} as { moved: number; classes: ClassInfo[] } },
+  'classes.delete': { input: v.object({ classId: id }), output: {} as { removed: number; classes: ClassInfo[] } },
+  'queue.next': {
+    input: v.object({ limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(500)) }),
+    output: {} as LabelQueue,
+  },
+
+  // training
+  'train.plan': { input: trainRequest, output: {} as TrainPlan },
+  'train.start': { input: trainRequest, output: {} as { runId: number } },
+  'train.cancel': { input: v.object({ runId: id }), output: {} as { cancelled: boolean } },
+  'train.resume': { input: v.object({ runId: id }), output: {} as { runId: number } },
+  'runs.list': { input: v.object({}), output: {} as { runs: RunInfo[] } },
+  'runs.get': { input: v.object({ runId: id }), output: {} as RunDetail },
+  'system.backend': { input: v.object({}), output: {} as BackendSummary },
+
+  // results
+  'results.evaluation': { input: v.object({ runId: v.optional(id) }), output: {} as Evaluation },
+  /** The images behind one confusion matrix cell. */
+  'results.cellImages': {
+    input: v.object({ runId: id, trueClassId: id, predictedClassId: id }),
+    output: {} as { items: ImageItem[] },
+  },
+  'results.embeddingMap': {
+    input: v.object({ runId: v.optional(id) }),
+    output: {} as { runId: number; points: EmbeddingPoint[] },
+  },
+
+  // export
+  'export.labels': { input: v.object({ format: v.picklist(['csv', 'folders']) }), output: {} as ExportResult },
+  'export.predictions': { input: v.object({ runId: v.optional(id) }), output: {} as ExportResult },
+  'export.model': { input: v.object({ runId: v.optional(id) }), output: {} as ExportResult },
+} as const;
+
+export type OperationName = keyof typeof operations;
+export type Input<N extends OperationName> = v.InferOutput<(typeof operations)[N]['input']>;
+export type Output<N extends OperationName> = (typeof operations)[N]['output'];
+export const operationNames = Object.keys(operations) as OperationName[];
+
+export type ServerEvent =
+  | { type: 'job.started'; runId: number; kind: RunKind; backend: string; device: string; resumedFromStep: number | null }
+  | ({ type: 'job.progress'; runId: number; kind: RunKind } & StageProgress)
+  /** End of an epoch: mean training values and, for classifiers, validation accuracy. */
+  | ({ type: 'job.epoch'; runId: number; kind: RunKind } & StageEpoch)
+  | { type: 'job.warning'; runId: number; message: string }
+  | { type: 'job.finished'; runId: number; kind: RunKind; status: RunStatus; error: string | null }
+  | ({ type: 'import.progress' } & ImportProgress)
+  /** summary is null when the import failed or was cancelled; error says why. */
+  | { type: 'import.finished'; summary: ImportSummary | null; error: string | null }
+  /** Labels or classes changed (by another window or a job); views reload what they show. */
+  | { type: 'labels.changed' }
+  | { type: 'project.changed'; dir: string | null };
+
+/** How an operation failed: `code` is stable for programs, `message` is one readable line for people. */
+export interface ApiErrorBody {
+  code: string;
+  message: string;
+}
+
+export interface Api {
+  call<N extends OperationName>(name: N, input: Input<N>): Promise<Output<N>>;
+  onEvent(listener: (e: ServerEvent) => void): () => void;
+}
+
+/** Thrown by Api implementations when an operation fails, carrying the server's readable message. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 500,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Server path of an image's thumbnail or original, always by id. */
+export function mediaPath(kind: 'thumb' | 'image', imageId: number): string {
+  return `/api/${kind}/${imageId}`;
+}

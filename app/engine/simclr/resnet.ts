@@ -1,0 +1,229 @@
+/**
+ * ResNet encoders (He et al. 2016) as SimCLRv2 uses them: depth 18/34 (basic blocks) or 50
+ * (bottleneck blocks), a width multiplier on the 64 base channels, and optional selective
+ * kernels (Li et al. 2019). Built only from stock TF.js layers so `model.save()` output loads
+ * with plain `tf.loadLayersModel`, and every layer has a fixed name (`stem_conv`,
+ * `block2_1_conv1`, ...) so weights can be copied between models by name.
+ *
+ * The encoder takes float32 NHWC images in [0, 1] and returns globally average-pooled features.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../../contract/errors.ts';
+import { Rng } from './random.ts';
+
+export interface ModelConfig {
+  depth: 18 | 34 | 50;
+  /** Multiplier on the 64 base channels, e.g. 0.25 … 2. */
+  width: number;
+  /** Selective-kernel convolutions (with the ResNet-D stem and shortcuts that go with them). */
+  sk: boolean;
+  /** Square input side in pixels; ≤ 64 selects the small-image stem. */
+  imageSize: number;
+  /** Projection output size; 128 when absent. */
+  projectionDim?: number;
+}
+
+export const BN_MOMENTUM = 0.9;
+export const BN_EPSILON = 1e-5;
+/** Images up to this side use the 3x3 stride-1 stem without max-pool (CIFAR style). */
+export const SMALL_IMAGE_MAX = 64;
+/** SK attention bottleneck: channels / 16, but never narrower than this. */
+const SK_RATIO = 1 / 16;
+const SK_MIN_DIM = 32;
+
+const BLOCKS_PER_GROUP: Record<ModelConfig['depth'], number[]> = {
+  18: [2, 2, 2, 2],
+  34: [3, 4, 6, 3],
+  50: [3, 4, 6, 3],
+};
+
+/** Channels of the pooled feature vector the encoder outputs. */
+export function encoderOutputWidth(cfg: ModelConfig): number {
+  const last = channels(512, cfg.width);
+  return cfg.depth === 50 ? 4 * last : last;
+}
+
+export function validateModelConfig(cfg: ModelConfig): void {
+  if (!(cfg.depth in BLOCKS_PER_GROUP)) throw new UserError(`ResNet depth must be 18, 34 or 50, got ${cfg.depth}`);
+  if (!(cfg.width > 0 && cfg.width <= 4)) throw new UserError(`width multiplier must be in (0, 4], got ${cfg.width}`);
+  if (!(Number.isInteger(cfg.imageSize) && cfg.imageSize >= 8)) {
+    throw new UserError(`image size must be a whole number of pixels ≥ 8, got ${cfg.imageSize}`);
+  }
+  if (cfg.projectionDim !== undefined && !(Number.isInteger(cfg.projectionDim) && cfg.projectionDim >= 1)) {
+    throw new UserError(`projection size must be a positive whole number, got ${cfg.projectionDim}`);
+  }
+}
+
+function channels(base: number, width: number): number {
+  return Math.max(1, Math.round(base * width));
+}
+
+/**
+ * Creates layers with the shared settings. With a seed, every initialiser gets its own seed
+ * drawn in build order, so two builds with the same seed have identical weights.
+ */
+export class LayerFactory {
+  private readonly rng: Rng | null;
+
+  constructor(seed?: number) {
+    this.rng = seed === undefined ? null : new Rng(seed);
+  }
+
+  private seed(): number | undefined {
+    return this.rng?.seed();
+  }
+
+  /** Convolution without bias (a BN follows). Strided convs pad symmetrically like TF's reference ResNet. */
+  conv(x: tf.SymbolicTensor, name: string, filters: number, kernelSize: number, strides = 1): tf.SymbolicTensor {
+    let input = x;
+    if (strides > 1) {
+      const before = Math.floor((kernelSize - 1) / 2);
+      const padding: [[number, number], [number, number]] = [[before, kernelSize - 1 - before], [before, kernelSize - 1 - before]];
+      input = tf.layers.zeroPadding2d({ padding, name: `${name}_pad` }).apply(input) as tf.SymbolicTensor;
+    }
+    return tf.layers.conv2d({
+      name,
+      filters,
+      kernelSize,
+      strides,
+      padding: strides > 1 ? 'valid' : 'same',
+      useBias: false,
+      // A BN follows every conv, so only the fan-in scaling matters, not the gain.
+      kernelInitializer: tf.initializers.varianceScaling({ scale: 1, mode: 'fanIn', distribution: 'truncatedNormal', seed: this.seed() }),
+    }).apply(input) as tf.SymbolicTensor;
+  }
+
+  /** zeroGamma: the last BN of a residual branch starts at 0 so each block begins as the identity. */
+  batchNorm(x: tf.SymbolicTensor, name: string, zeroGamma = false): tf.SymbolicTensor {
+    return tf.layers.batchNormalization({
+      name,
+      axis: -1,
+      momentum: BN_MOMENTUM,
+      epsilon: BN_EPSILON,
+      gammaInitializer: zeroGamma ? 'zeros' : 'ones',
+    }).apply(x) as tf.SymbolicTensor;
+  }
+
+  relu(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+    return tf.layers.activation({ activation: 'relu', name }).apply(x) as tf.SymbolicTensor;
+  }
+
+  convBn(x: tf.SymbolicTensor, name: string, filters: number, kernelSize: number, strides: number, suffix: string, relu: boolean, zeroGamma = false): tf.SymbolicTensor {
+    let y = this.conv(x, `${name}_conv${suffix}`, filters, kernelSize, strides);
+    y = this.batchNorm(y, `${name}_bn${suffix}`, zeroGamma);
+    return relu ? this.relu(y, `${name}_relu${suffix}`) : y;
+  }
+
+  dense(x: tf.SymbolicTensor, name: string, units: number, opts: { useBias: boolean; activation?: 'sigmoid'; stddev?: number }): tf.SymbolicTensor {
+    return tf.layers.dense({
+      name,
+      units,
+      useBias: opts.useBias,
+      activation: opts.activation,
+      kernelInitializer: opts.stddev === undefined
+        ? tf.initializers.varianceScaling({ scale: 1, mode: 'fanIn', distribution: 'truncatedNormal', seed: this.seed() })
+        : tf.initializers.randomNormal({ mean: 0, stddev: opts.stddev, seed: this.seed() }),
+    }).apply(x) as tf.SymbolicTensor;
+  }
+
+  /**
+   * Selective-kernel 3x3 conv: two 3x3 branches (conv-BN-ReLU each) mixed per channel by
+   * weights computed from their pooled sum. The reference softmaxes two logits per channel;
+   * softmax over two logits is sigmoid(a0 - a1), so one sigmoid Dense gives the same
+   * family of mixings with stock layers: out = g·A + (1 - g)·B.
+   */
+  selectiveKernel(x: tf.SymbolicTensor, name: string, filters: number, strides: number): tf.SymbolicTensor {
+    const a = this.convBn(x, name, filters, 3, strides, '_a', true);
+    const b = this.convBn(x, name, filters, 3, strides, '_b', true);
+    const sum = tf.layers.add({ name: `${name}_sum` }).apply([a, b]) as tf.SymbolicTensor;
+    let z = tf.layers.globalAveragePooling2d({ name: `${name}_squeeze` }).apply(sum) as tf.SymbolicTensor;
+    z = this.dense(z, `${name}_fc`, Math.max(Math.floor(filters * SK_RATIO), SK_MIN_DIM), { useBias: false });
+    z = this.batchNorm(z, `${name}_fc_bn`);
+    z = this.relu(z, `${name}_fc_relu`);
+    const gateFlat = this.dense(z, `${name}_gate`, filters, { useBias: false, activation: 'sigmoid' });
+    const gate = tf.layers.reshape({ targetShape: [1, 1, filters], name: `${name}_gate_map` }).apply(gateFlat) as tf.SymbolicTensor;
+    const inverse = tf.layers.rescaling({ scale: -1, offset: 1, name: `${name}_gate_inverse` }).apply(gate) as tf.SymbolicTensor;
+    const mixA = tf.layers.multiply({ name: `${name}_mix_a` }).apply([a, gate]) as tf.SymbolicTensor;
+    const mixB = tf.layers.multiply({ name: `${name}_mix_b` }).apply([b, inverse]) as tf.SymbolicTensor;
+    return tf.layers.add({ name: `${name}_mix` }).apply([mixA, mixB]) as tf.SymbolicTensor;
+  }
+}
+
+/** Identity, or a projection (1x1 conv + BN) when the block changes shape. SK models use ResNet-D's avg-pool-then-conv. */
+function shortcut(f: LayerFactory, x: tf.SymbolicTensor, name: string, outChannels: number, strides: number, sk: boolean): tf.SymbolicTensor {
+  const inChannels = x.shape[3];
+  if (strides === 1 && inChannels === outChannels) return x;
+  let s = x;
+  let convStrides = strides;
+  if (sk && strides > 1) {
+    // Pooling before the 1x1 conv uses every input pixel instead of skipping 3 of 4.
+    s = tf.layers.averagePooling2d({ poolSize: 2, strides, padding: 'same', name: `${name}_shortcut_pool` }).apply(s) as tf.SymbolicTensor;
+    convStrides = 1;
+  }
+  s = f.conv(s, `${name}_shortcut_conv`, outChannels, 1, convStrides);
+  return f.batchNorm(s, `${name}_shortcut_bn`);
+}
+
+function basicBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, sk: boolean): tf.SymbolicTensor {
+  const skip = shortcut(f, x, name, filters, strides, sk);
+  let y = sk ? f.selectiveKernel(x, `${name}_sk`, filters, strides) : f.convBn(x, name, filters, 3, strides, '1', true);
+  y = f.convBn(y, name, filters, 3, 1, '2', false, true);
+  const sum = tf.layers.add({ name: `${name}_add` }).apply([y, skip]) as tf.SymbolicTensor;
+  return f.relu(sum, `${name}_out`);
+}
+
+/** Stride sits on the 3x3 conv (ResNet v1.5), as in the SimCLR reference. */
+function bottleneckBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, sk: boolean): tf.SymbolicTensor {
+  const skip = shortcut(f, x, name, 4 * filters, strides, sk);
+  let y = f.convBn(x, name, filters, 1, 1, '1', true);
+  y = sk ? f.selectiveKernel(y, `${name}_sk`, filters, strides) : f.convBn(y, name, filters, 3, strides, '2', true);
+  y = f.convBn(y, name, 4 * filters, 1, 1, '3', false, true);
+  const sum = tf.layers.add({ name: `${name}_add` }).apply([y, skip]) as tf.SymbolicTensor;
+  return f.relu(sum, `${name}_out`);
+}
+
+function stem(f: LayerFactory, x: tf.SymbolicTensor, cfg: ModelConfig): tf.SymbolicTensor {
+  const c = channels(64, cfg.width);
+  if (cfg.imageSize <= SMALL_IMAGE_MAX) return f.convBn(x, 'stem', c, 3, 1, '', true);
+  let y: tf.SymbolicTensor;
+  if (cfg.sk) {
+    // ResNet-D deep stem: three 3x3 convs see the same 7x7 field more cheaply.
+    const half = channels(32, cfg.width);
+    y = f.convBn(x, 'stem', half, 3, 2, '1', true);
+    y = f.convBn(y, 'stem', half, 3, 1, '2', true);
+    y = f.convBn(y, 'stem', c, 3, 1, '3', true);
+  } else {
+    y = f.convBn(x, 'stem', c, 7, 2, '', true);
+  }
+  return tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' }).apply(y) as tf.SymbolicTensor;
+}
+
+/** Wires the encoder onto `input` and returns the pooled features (shape [batch, encoderOutputWidth]). */
+export function applyEncoder(f: LayerFactory, input: tf.SymbolicTensor, cfg: ModelConfig): tf.SymbolicTensor {
+  validateModelConfig(cfg);
+  const block = cfg.depth === 50 ? bottleneckBlock : basicBlock;
+  let x = stem(f, input, cfg);
+  BLOCKS_PER_GROUP[cfg.depth].forEach((count, g) => {
+    const filters = channels(64 * 2 ** g, cfg.width);
+    for (let b = 0; b < count; b++) {
+      const strides = g > 0 && b === 0 ? 2 : 1;
+      x = block(f, x, `block${g + 1}_${b + 1}`, filters, strides, cfg.sk);
+    }
+  });
+  return tf.layers.globalAveragePooling2d({ name: 'encoder_pool' }).apply(x) as tf.SymbolicTensor;
+}
+
+export function imageInput(cfg: ModelConfig): tf.SymbolicTensor {
+  return tf.input({ shape: [cfg.imageSize, cfg.imageSize, 3], name: 'images', dtype: 'float32' });
+}
+
+/** The encoder alone: images → pooled features. */
+export function buildEncoder(cfg: ModelConfig, seed?: number): tf.LayersModel {
+  const input = imageInput(cfg);
+  return tf.model({ inputs: input, outputs: applyEncoder(new LayerFactory(seed), input, cfg), name: 'encoder' });
+}
+
+/** Trainable parameters (what papers count: conv kernels, BN gamma/beta; not BN moving statistics). */
+export function countTrainableParams(model: tf.LayersModel): number {
+  return model.trainableWeights.reduce((sum, w) => sum + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
+}

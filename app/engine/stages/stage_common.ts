@@ -1,0 +1,201 @@
+/** Steps every training stage takes the same way: data, batch size, resume, saving, time budget. */
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../../contract/errors.ts';
+import type { Project } from '../../store/project.ts';
+import { latestCheckpoint, mergeSummary, metricSeries, modelCheckpoint, requireRun, type Run } from '../../store/runs.ts';
+import {
+  disposeCheckpoint,
+  loadCheckpoint,
+  modelWeights,
+  restoreModelWeights,
+  saveCheckpoint,
+  type LoopState,
+  type NamedTensor,
+} from '../data/checkpoint.ts';
+import { openPixelCache, type LabelledRows, type PixelCache } from '../data/dataset.ts';
+import { recalibrateBatchNorm, scoreClassifier } from '../data/inference.ts';
+import type { LarsOptimizer } from '../simclr/lars_optimizer.ts';
+import { DEFAULT_BATCH, runClasses, type TrainConfig } from './stage_config.ts';
+import { checkMemory, memoryLimitBytes } from '../runtime/memory.ts';
+import { buildClassifier, type ModelConfig } from '../simclr/model.ts';
+import type { StageContext } from './stage_context.ts';
+import { epochsForBudget, measureStepSeconds, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
+
+export function trainConfig(ctx: StageContext): TrainConfig {
+  return ctx.run.config as unknown as TrainConfig;
+}
+
+/** Opens the pixel cache, reporting decoding progress and unreadable images. */
+export async function openStageCache(ctx: StageContext, imageSize: number): Promise<PixelCache> {
+  const cache = await openPixelCache(ctx.project, imageSize, {
+    signal: ctx.signal,
+    warn: ctx.warn,
+    onProgress: ({ decoded, toDecode }) =>
+      ctx.progress({ phase: 'caching', step: decoded, totalSteps: toDecode, epoch: 0, epochs: 0, metrics: {}, etaSeconds: null }),
+  });
+  if (cache.count < 2) {
+    cache.close();
+    throw new UserError(`only ${cache.count} image(s) could be read; training needs at least 2`, 'no_data');
+  }
+  return cache;
+}
+
+/** Automatic batches are halved down to this before a run is refused for lack of memory. */
+const SMALLEST_AUTOMATIC_BATCH = 8;
+
+/**
+ * The batch size: the configured one, checked against memory, or by default the largest up to
+ * DEFAULT_BATCH whose step fits in the backend's memory. `bytesFor` is the estimate for a batch.
+ * The choice is kept in the summary, so a resumed run uses the same batch.
+ */
+export function chooseBatch(ctx: StageContext, bytesFor: (batch: number) => number): number {
+  const recorded = ctx.run.summary?.batchSize;
+  const fixed = trainConfig(ctx).batchSize ?? (typeof recorded === 'number' ? recorded : null);
+  const backend = ctx.backend.backend;
+  if (fixed !== null) {
+    checkMemory(bytesFor(fixed), backend, fixed);
+    return fixed;
+  }
+  let batch = DEFAULT_BATCH;
+  while (batch > SMALLEST_AUTOMATIC_BATCH && bytesFor(batch) > memoryLimitBytes(backend)) batch /= 2;
+  checkMemory(bytesFor(batch), backend, batch);
+  if (batch < DEFAULT_BATCH) ctx.warn(`batch size ${batch}: a batch of ${DEFAULT_BATCH} would not fit in the memory of the ${backend} backend`);
+  mergeSummary(ctx.project.db, ctx.run.id, { batchSize: batch });
+  return batch;
+}
+
+/** The batch size actually used: never more than the examples there are (batch norm needs at least 2). */
+export function effectiveBatch(ctx: StageContext, requested: number, examples: number, what: string): number {
+  if (examples < 2) throw new UserError(`${what}: ${examples} image(s) is too few to train on (need at least 2)`, 'no_data');
+  if (requested <= examples) return requested;
+  ctx.warn(`batch size lowered from ${requested} to ${examples}: there are only ${examples} ${what}`);
+  return examples;
+}
+
+function slots(optimizer: LarsOptimizer): NamedTensor[] {
+  return Object.entries(optimizer.getState()).map(([name, tensor]) => ({ name, tensor }));
+}
+
+/** Saves model, optimizer slots and loop state as the run's newest (and maybe best) checkpoint. */
+export function checkpointSaver(ctx: StageContext, model: tf.LayersModel, optimizer: LarsOptimizer) {
+  return async (state: LoopState, best: boolean) => {
+    const optimizerSlots = slots(optimizer);
+    try {
+      await saveCheckpoint(ctx.project, { runId: ctx.run.id, weights: modelWeights(model), optimizer: optimizerSlots, state, isBest: best });
+    } finally {
+      tf.dispose(optimizerSlots.map((slot) => slot.tensor));
+    }
+  };
+}
+
+/** Puts model and optimizer back where the run's last checkpoint left them; null when it has none. */
+export function resumeFromCheckpoint(ctx: StageContext, model: tf.LayersModel, optimizer: LarsOptimizer): LoopState | null {
+  const row = latestCheckpoint(ctx.project.db, ctx.run.id);
+  if (!row) return null;
+  const saved = loadCheckpoint(ctx.project, row);
+  try {
+    restoreModelWeights(model, saved.weights);
+    optimizer.setState(Object.fromEntries(saved.optimizer.map((slot) => [slot.name, slot.tensor])));
+  } finally {
+    disposeCheckpoint(saved);
+  }
+  return saved.state;
+}
+
+/** Loads the model a run produced (its best checkpoint, else its last) into `model`. */
+export function loadRunModel(project: Project, runId: number, model: tf.LayersModel): void {
+  const row = modelCheckpoint(project.db, runId);
+  if (!row) throw new UserError(`run ${runId} has no saved model`, 'no_model');
+  const saved = loadCheckpoint(project, row);
+  try {
+    restoreModelWeights(model, saved.weights);
+  } finally {
+    disposeCheckpoint(saved);
+  }
+}
+
+/**
+ * The run's epoch count: fixed by its config, or — for a time budget — measured once from a few
+ * timed steps and then kept in the summary and every checkpoint, so a resumed run keeps it.
+ */
+export async function chooseEpochs(
+  ctx: StageContext,
+  model: tf.LayersModel,
+  loop: TrainingLoop,
+  resumed: LoopState | null,
+  evaluatedImagesPerEpoch: number,
+  finalImages: number,
+): Promise<number> {
+  const config = trainConfig(ctx);
+  if (config.epochs !== null) return config.epochs;
+  const kept = resumed?.extra?.epochs;
+  if (typeof kept === 'number') return kept;
+  ctx.progress({ phase: 'measuring', step: 0, totalSteps: 1, epoch: 0, epochs: 0, metrics: {}, etaSeconds: null });
+  const secondsPerStep = await measureStepSeconds(model, loop);
+  // A forward pass costs about a third of a training step (no backward pass, no optimizer).
+  const forwardSecondsPerImage = secondsPerStep / loop.batchSize / 3;
+  const elapsed = (Date.now() - ctx.startedAt) / 1000;
+  const epochs = epochsForBudget({
+    secondsLeft: config.minutes! * 60 - elapsed - finalImages * forwardSecondsPerImage,
+    secondsPerStep,
+    stepsPerEpoch: stepsPerEpoch(loop.examples, loop.batchSize),
+    evaluationSecondsPerEpoch: evaluatedImagesPerEpoch * forwardSecondsPerImage,
+  });
+  mergeSummary(ctx.project.db, ctx.run.id, { epochs, measuredSecondsPerStep: secondsPerStep });
+  return epochs;
+}
+
+/** The newest value of a metric the run logged (e.g. the last epoch's mean loss). */
+export function lastMetric(ctx: StageContext, name: string): number | undefined {
+  return metricSeries(ctx.project.db, ctx.run.id, name).at(-1)?.value;
+}
+
+/**
+ * Scores a classifier on the validation split after each epoch and says whether it is the best
+ * so far. Without validation images every epoch counts as best, so the last one is kept.
+ */
+/**
+ * Ends each epoch of a classifier stage: batch-norm statistics measured afresh on `calibration` rows
+ * (what inference and the saved checkpoint will use), then the validation score that picks the best epoch.
+ */
+export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: LabelledRows, calibration: number[], batchSize: number) {
+  const judge = {
+    best: -1,
+    restore(resumed: LoopState | null) {
+      if (typeof resumed?.extra?.bestAccuracy === 'number') judge.best = resumed.extra.bestAccuracy;
+    },
+    async endEpoch(): Promise<EpochResult> {
+      recalibrateBatchNorm(model, cache, calibration, batchSize);
+      if (val.rows.length === 0) return { metrics: {}, best: true };
+      const score = await scoreClassifier(model, cache, val);
+      const best = score.accuracy > judge.best;
+      if (best) judge.best = score.accuracy;
+      return { metrics: { valAccuracy: score.accuracy, valLoss: score.loss }, best };
+    },
+  };
+  return judge;
+}
+
+/** A finished fine-tune or distillation as a ready classifier, with its classes in logit order. */
+export function loadTrainedClassifier(project: Project, runId: number): {
+  model: tf.LayersModel;
+  classes: { id: number; name: string }[];
+  architecture: ModelConfig;
+  run: Run;
+} {
+  const run = requireRun(project.db, runId);
+  if (run.kind !== 'finetune' && run.kind !== 'distill') {
+    throw new UserError(`run ${runId} is a ${run.kind} run; use a finetune or distill run, which has a classifier`, 'no_model');
+  }
+  if (run.status !== 'done') throw new UserError(`run ${runId} is ${run.status}, not done: it has no finished model`, 'no_model');
+  const architecture = (run.config as unknown as TrainConfig).model;
+  const classes = runClasses(project, runId);
+  const model = buildClassifier(architecture, classes.length);
+  try {
+    loadRunModel(project, runId, model);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, classes, architecture, run };
+}

@@ -1,0 +1,163 @@
+/**
+ * The epoch/step loop every training stage shares: seeded data order, learning-rate schedule,
+ * metrics, progress with ETA, checkpoints (each epoch, every few minutes, and on cancel) and
+ * exact continuation from a checkpoint taken anywhere inside an epoch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { appendMetrics, truncateMetricsAfter } from '../../store/runs.ts';
+import type { LoopState } from '../data/checkpoint.ts';
+import { epochOrder } from '../data/dataset.ts';
+import { learningRateAt } from '../simclr/learning_rate.ts';
+import { Rng } from '../simclr/random.ts';
+import type { StageContext } from './stage_context.ts';
+
+/** Even without an epoch ending, a run never loses more than this much work to a crash. */
+const CHECKPOINT_EVERY_MS = 5 * 60_000;
+const PROGRESS_EVERY_MS = 250;
+/** Metric points logged per epoch (plus the last step), enough for smooth curves. */
+const POINTS_PER_EPOCH = 20;
+
+export class Cancelled extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'Cancelled';
+  }
+}
+
+export interface EpochResult {
+  metrics: Record<string, number>;
+  best: boolean;
+}
+
+export interface TrainingLoop {
+  /** Number of examples the stage draws batches from (positions 0..count-1). */
+  examples: number;
+  batchSize: number;
+  epochs: number;
+  /** Class of each example, when batches should draw every class equally often. */
+  balancedLabels?: number[];
+  peakLearningRate: number;
+  warmupFraction: number;
+  seed: number;
+  /** Augmentation randomness; its state is checkpointed. */
+  rng: Rng;
+  /** One optimizer step on the examples at `positions`; returns scalar metrics such as loss. */
+  step(positions: number[], learningRate: number, rng: Rng): Promise<Record<string, number>>;
+  endEpoch?(epoch: number): Promise<EpochResult>;
+  save(state: LoopState, best: boolean): Promise<void>;
+  /** Stage values kept in every checkpoint (best validation accuracy so far, ...). */
+  extra(): Record<string, unknown>;
+}
+
+export function stepsPerEpoch(examples: number, batchSize: number): number {
+  return Math.max(1, Math.floor(examples / batchSize));
+}
+
+/** Each epoch's order comes from its own generator, so a resumed run rebuilds it without replaying earlier epochs. */
+function orderFor(loop: TrainingLoop, epoch: number): number[] {
+  const rng = new Rng((loop.seed ^ Math.imul(epoch + 1, 0x9e3779b1)) >>> 0);
+  return epochOrder(loop.examples, rng, loop.balancedLabels && { labels: loop.balancedLabels });
+}
+
+function schedule(loop: TrainingLoop, totalSteps: number) {
+  // The loop is given the peak rate already scaled for its batch, so the schedule takes it as is.
+  const warmupSteps = Math.round(loop.warmupFraction * totalSteps);
+  return (step: number) =>
+    learningRateAt(step, { baseLearningRate: loop.peakLearningRate, batchSize: 1, scaling: 'sqrt', warmupSteps, totalSteps });
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Runs the loop from `start` (a checkpoint's state) or from step 0; returns the final state. */
+export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, start: LoopState | null): Promise<LoopState> {
+  const perEpoch = stepsPerEpoch(loop.examples, loop.batchSize);
+  const totalSteps = perEpoch * loop.epochs;
+  const rateAt = schedule(loop, totalSteps);
+  const logEvery = Math.max(1, Math.floor(perEpoch / POINTS_PER_EPOCH));
+  let step = start?.step ?? 0;
+  if (start) {
+    loop.rng.setState(start.rng);
+    truncateMetricsAfter(ctx.project.db, ctx.run.id, step);
+  }
+  const state = (): LoopState => ({ step, epoch: Math.floor(step / perEpoch), rng: loop.rng.getState(), extra: loop.extra() });
+
+  const speed = { started: performance.now(), steps: 0 };
+  let lastProgress = 0;
+  let lastSave = performance.now();
+  while (step < totalSteps) {
+    const epoch = Math.floor(step / perEpoch);
+    const order = orderFor(loop, epoch);
+    const sums: Record<string, number> = {};
+    let counted = 0;
+    for (let position = step - epoch * perEpoch; position < perEpoch; position++) {
+      await nextTurn(); // lets a cancel request (signal, IPC message) arrive between steps
+      if (ctx.signal.aborted) {
+        await loop.save(state(), false);
+        throw new Cancelled();
+      }
+      const learningRate = rateAt(step);
+      const values = await loop.step(order.slice(position * loop.batchSize, (position + 1) * loop.batchSize), learningRate, loop.rng);
+      step++;
+      speed.steps++;
+      counted++;
+      for (const [name, value] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + value;
+      const secondsPerStep = (performance.now() - speed.started) / 1000 / speed.steps;
+      const metrics = { ...values, lr: learningRate, imagesPerSecond: loop.batchSize / secondsPerStep };
+      if (step % logEvery === 0 || step === totalSteps) appendMetrics(ctx.project.db, ctx.run.id, step, step / perEpoch, metrics);
+      if (performance.now() - lastProgress > PROGRESS_EVERY_MS || step === totalSteps) {
+        lastProgress = performance.now();
+        ctx.progress({
+          phase: 'training',
+          step,
+          totalSteps,
+          epoch: step / perEpoch,
+          epochs: loop.epochs,
+          metrics,
+          etaSeconds: (totalSteps - step) * secondsPerStep,
+        });
+      }
+      if (performance.now() - lastSave > CHECKPOINT_EVERY_MS && position < perEpoch - 1) {
+        await loop.save(state(), false);
+        lastSave = performance.now();
+      }
+    }
+    const means = Object.fromEntries(Object.entries(sums).map(([name, sum]) => [`epoch_${name}`, sum / counted]));
+    const result = loop.endEpoch ? await loop.endEpoch(epoch + 1) : { metrics: {}, best: false };
+    const epochMetrics = { ...means, ...result.metrics };
+    appendMetrics(ctx.project.db, ctx.run.id, step, epoch + 1, epochMetrics);
+    ctx.epochEnd({ epoch: epoch + 1, epochs: loop.epochs, metrics: epochMetrics, best: result.best });
+    await loop.save(state(), result.best);
+    lastSave = performance.now();
+  }
+  return state();
+}
+
+/**
+ * Seconds one training step takes, measured on a few steps at learning rate 0 with a throwaway
+ * generator, so the model's weights and the run's randomness are untouched. Batch-norm moving
+ * statistics do move in training mode, so they are put back afterwards.
+ */
+export async function measureStepSeconds(model: tf.LayersModel, loop: TrainingLoop, timedSteps = 3): Promise<number> {
+  const frozen = model.weights.filter((w) => !w.trainable);
+  const saved = frozen.map((w) => tf.clone(w.read()));
+  const rng = new Rng(loop.seed);
+  const batch = () => Array.from({ length: loop.batchSize }, (_, i) => i % loop.examples);
+  await loop.step(batch(), 0, rng); // the first step also compiles kernels; not representative
+  const started = performance.now();
+  for (let i = 0; i < timedSteps; i++) await loop.step(batch(), 0, rng);
+  const seconds = (performance.now() - started) / 1000 / timedSteps;
+  frozen.forEach((w, i) => w.write(saved[i]));
+  tf.dispose(saved);
+  return seconds;
+}
+
+/** Epochs that fit what is left of a time budget, given the cost of one step and of each epoch's evaluation. */
+export function epochsForBudget(options: {
+  secondsLeft: number;
+  secondsPerStep: number;
+  stepsPerEpoch: number;
+  evaluationSecondsPerEpoch: number;
+}): number {
+  const epochSeconds = options.secondsPerStep * options.stepsPerEpoch + options.evaluationSecondsPerEpoch;
+  return Math.max(1, Math.floor(options.secondsLeft / epochSeconds));
+}

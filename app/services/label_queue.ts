@@ -1,0 +1,156 @@
+/**
+ * Which unlabelled images to label next. With a model: the ones it is least sure about (highest
+ * entropy), taken in turn from k-means clusters of the latest embeddings so the queue does not
+ * fill with near-copies of one confusing image. Before any model: a sample spread evenly over
+ * clusters (or source folders when there are no embeddings yet).
+ */
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import { Rng } from '../engine/simclr/random.ts';
+import { readEmbeddings } from '../store/runs.ts';
+
+export interface QueueChoice {
+  strategy: 'uncertainty' | 'diverse';
+  imageIds: number[];
+}
+
+/** Caps the k-means work so a request stays well under a second on 50,000 images. */
+const MAX_CANDIDATES = 4000;
+const KMEANS_ITERATIONS = 12;
+
+export function chooseNext(
+  db: Database.Database,
+  limit: number,
+  predictionRunId: number | null,
+  embeddingRunId: number | null,
+  seed = 1,
+): QueueChoice {
+  const rng = new Rng(seed);
+  const unlabelled = db
+    .prepare(
+      `SELECT i.id, i.path, p.probabilities FROM images i
+       LEFT JOIN labels l ON l.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ?
+       WHERE l.image_id IS NULL AND i.test_set = 0 ORDER BY i.id`,
+    )
+    .all(predictionRunId) as { id: number; path: string; probabilities: Buffer | null }[];
+  if (unlabelled.length === 0) return { strategy: predictionRunId ? 'uncertainty' : 'diverse', imageIds: [] };
+
+  const vectors = embeddingRunId ? new Map(readEmbeddings(db, embeddingRunId).map((e) => [e.imageId, e.vector])) : new Map();
+  const withPrediction = unlabelled.filter((row) => row.probabilities);
+  if (predictionRunId && withPrediction.length > 0) {
+    const scored = withPrediction
+      .map((row) => ({ id: row.id, score: entropy(row.probabilities!) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, MAX_CANDIDATES);
+    const groups = clusterGroups(scored, (item) => vectors.get(item.id), limit, rng);
+    return { strategy: 'uncertainty', imageIds: roundRobin(groups, limit) };
+  }
+
+  const sample = rng.shuffled(unlabelled).slice(0, MAX_CANDIDATES);
+  const hasVectors = sample.some((row) => vectors.has(row.id));
+  const groups = hasVectors ? clusterGroups(sample, (row) => vectors.get(row.id), limit, rng) : byFolder(sample);
+  return { strategy: 'diverse', imageIds: roundRobin(groups, limit) };
+}
+
+function entropy(blob: Buffer): number {
+  let total = 0;
+  for (let offset = 0; offset + 4 <= blob.length; offset += 4) {
+    const p = blob.readFloatLE(offset);
+    if (p > 0) total -= p * Math.log(p);
+  }
+  return total;
+}
+
+/**
+ * Splits items (kept in their order) into k-means clusters of their vectors; items without a
+ * vector form one more group. Clusters are ordered by their first item, so the best-ranked
+ * item of the whole list still comes first.
+ */
+function clusterGroups<T extends { id: number }>(
+  items: T[],
+  vectorOf: (item: T) => Float32Array | undefined,
+  limit: number,
+  rng: Rng,
+): T[][] {
+  const withVector = items.filter((item) => vectorOf(item));
+  const k = Math.min(Math.max(2, Math.ceil(Math.sqrt(limit * 2))), withVector.length);
+  const assignment = k > 0 ? kmeans(withVector.map((item) => vectorOf(item)!), k, rng) : [];
+  const clusters: T[][] = Array.from({ length: k }, () => []);
+  withVector.forEach((item, i) => clusters[assignment[i]].push(item));
+  const rest = items.filter((item) => !vectorOf(item));
+  return [...clusters, rest].filter((group) => group.length > 0).sort((a, b) => items.indexOf(a[0]) - items.indexOf(b[0]));
+}
+
+function byFolder<T extends { path: string }>(items: T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const folder = path.dirname(item.path);
+    groups.set(folder, [...(groups.get(folder) ?? []), item]);
+  }
+  return [...groups.values()];
+}
+
+function roundRobin<T extends { id: number }>(groups: T[][], limit: number): number[] {
+  const chosen: number[] = [];
+  for (let round = 0; chosen.length < limit; round++) {
+    let took = false;
+    for (const group of groups) {
+      if (round < group.length && chosen.length < limit) {
+        chosen.push(group[round].id);
+        took = true;
+      }
+    }
+    if (!took) break;
+  }
+  return chosen;
+}
+
+/** Lloyd's k-means with k-means++ seeding on cosine-normalised vectors; returns each vector's cluster. */
+export function kmeans(raw: Float32Array[], k: number, rng: Rng): number[] {
+  const vectors = raw.map(normalise);
+  const centres: Float32Array[] = [vectors[rng.int(vectors.length)]];
+  const nearest = vectors.map((v) => distance(v, centres[0]));
+  while (centres.length < k) {
+    const total = nearest.reduce((sum, d) => sum + d, 0);
+    let pick = rng.next() * total;
+    let index = 0;
+    while (index < vectors.length - 1 && pick > nearest[index]) pick -= nearest[index++];
+    centres.push(vectors[index]);
+    vectors.forEach((v, i) => (nearest[i] = Math.min(nearest[i], distance(v, vectors[index]))));
+  }
+  const assignment = new Array<number>(vectors.length).fill(0);
+  for (let iteration = 0; iteration < KMEANS_ITERATIONS; iteration++) {
+    let moved = false;
+    vectors.forEach((v, i) => {
+      let best = 0;
+      for (let c = 1; c < k; c++) if (distance(v, centres[c]) < distance(v, centres[best])) best = c;
+      if (best !== assignment[i]) moved = true;
+      assignment[i] = best;
+    });
+    for (let c = 0; c < k; c++) {
+      const members = vectors.filter((_, i) => assignment[i] === c);
+      if (members.length > 0) centres[c] = normalise(mean(members));
+    }
+    if (!moved && iteration > 0) break;
+  }
+  return assignment;
+}
+
+function normalise(v: Float32Array): Float32Array {
+  let squares = 0;
+  for (const x of v) squares += x * x;
+  const norm = Math.sqrt(squares) || 1;
+  return v.map((x) => x / norm);
+}
+
+function mean(vectors: Float32Array[]): Float32Array {
+  const out = new Float32Array(vectors[0].length);
+  for (const v of vectors) for (let i = 0; i < v.length; i++) out[i] += v[i] / vectors.length;
+  return out;
+}
+
+function distance(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
+  return sum;
+}
