@@ -12,7 +12,7 @@ import type { ServerEvent } from '../app/contract/operations.ts';
 import { dispatch, failure } from '../app/services/dispatch.ts';
 import { createHandlers } from '../app/services/handlers.ts';
 import { Session } from '../app/services/session.ts';
-import { getImagePath, getThumbnail } from '../app/store/images.ts';
+import { originalPathOf, thumbnailOf } from '../app/services/images.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { bundledJobLauncher } from './job_launcher.ts';
 import type { IpcResult } from './preload_api.ts';
@@ -109,10 +109,10 @@ async function readMedia(kind: 'thumb' | 'image', imageId: number): Promise<Medi
   if (!project) return { ok: false, status: 409, error: { code: 'no_project', message: 'no project is open' } };
   const missing: MediaReply = { ok: false, status: 404, error: { code: 'not_found', message: `no image ${imageId} in this project` } };
   if (kind === 'thumb') {
-    const thumbnail = getThumbnail(project.db, imageId);
+    const thumbnail = thumbnailOf(project, imageId);
     return thumbnail ? { ok: true, contentType: sniffImageType(thumbnail), body: thumbnail } : missing;
   }
-  const file = getImagePath(project.db, imageId);
+  const file = originalPathOf(project, imageId);
   if (!file) return missing;
   try {
     const body = await fs.promises.readFile(file);

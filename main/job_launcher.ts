@@ -5,25 +5,8 @@
  * matching the better-sqlite3 build named in the environment it inherits. Plain Node code: the
  * tests run it with Node's binary, where the variable means nothing.
  */
-import { fork } from 'node:child_process';
-import type { JobEvent } from '../app/jobs/events.ts';
-import type { Launcher } from '../app/jobs/job.ts';
+import { childProcessLauncher, type Launcher } from '../app/services/training.ts';
 
 export function bundledJobLauncher(bundledEntry: string): Launcher {
-  // The runner names its TypeScript entry; the bundle built from it stands in for it here.
-  return (_typescriptEntry, args, env) => {
-    const child = fork(bundledEntry, args, {
-      env: { ...env, ELECTRON_RUN_AS_NODE: '1' },
-      execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    return {
-      send: (message) => {
-        if (child.connected) child.send(message);
-      },
-      onMessage: (listener) => child.on('message', (message) => listener(message as JobEvent)),
-      // 'close' comes after the last message, so a job that finished is never taken for a crash.
-      onExit: (listener) => child.once('close', (code) => listener(code)),
-    };
-  };
+  return childProcessLauncher({ entry: bundledEntry, execArgv: [], env: { ELECTRON_RUN_AS_NODE: '1' } });
 }

@@ -3,192 +3,25 @@
  * encoder forward pass) next to the same network and step in PyTorch on this machine, when
  * a Python with torch is available. The engine runs first, then PyTorch, never both at once.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../contract/errors.ts';
-import { initBackend, type BackendName } from '../engine/runtime/backend.ts';
-import { defaultPretrainAugment } from '../engine/simclr/data_util.ts';
-import { LarsOptimizer } from '../engine/simclr/lars_optimizer.ts';
-import { buildPretrainModel } from '../engine/simclr/model.ts';
-import { Rng } from '../engine/simclr/random.ts';
-import { buildEncoder, type ModelConfig } from '../engine/simclr/resnet.ts';
-import { pretrainStep } from '../engine/simclr/train_step.ts';
+import { ARCHITECTURES, BACKEND_CHOICES } from '../contract/train_options.ts';
+import {
+  measureEngine,
+  measureReference,
+  type BackendName,
+  type BenchConfig,
+  type BenchMode,
+  type EngineFigures,
+  type KernelTime,
+  type ReferenceFigures,
+} from '../services/bench.ts';
 import { numberOption, printJson, stringOption, type Command, type Invocation } from './command.ts';
 
-type Mode = 'train' | 'infer';
-
-interface BenchConfig {
-  mode: Mode;
-  depth: ModelConfig['depth'];
-  width: number;
-  size: number;
-  batch: number;
-  warmup: number;
-  steps: number;
-  threads: number;
-}
-
-export interface EngineFigures {
-  backend: BackendName;
-  device: string;
-  imagesPerSecond: number;
-  medianStepSeconds: number;
-  stepSeconds: number[];
-  /** CPU time (all threads) per step: unlike wall time, barely affected by other processes. */
-  medianCpuSeconds: number;
-  peakRssMb: number;
-  /** Live tensors after the first and the last timed step: equal when nothing leaks. */
-  tensors: { first: number; last: number; growth: number };
-  bytesGrowth: number;
-}
-
-export interface ReferenceFigures {
-  torch: string;
-  threads: number;
-  imagesPerSecond: number;
-  medianStepSeconds: number;
-  stepSeconds: number[];
-  medianCpuSeconds: number;
-  peakRssMb: number;
-}
-
-const ARCH_DEPTH: Record<string, ModelConfig['depth']> = { resnet18: 18, resnet34: 34, resnet50: 50 };
-const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
-const REFERENCE_SCRIPT = fileURLToPath(new URL('../../test/bench/reference/simclr_step.py', import.meta.url));
-/** Temperature and learning rate only need plausible values: speed does not depend on them. */
-const TEMPERATURE = 0.2;
-const LEARNING_RATE = 0.3;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function syntheticImages(batch: number, size: number): tf.Tensor4D {
-  const rng = new Rng(1);
-  const values = new Float32Array(batch * size * size * 3);
-  for (let i = 0; i < values.length; i++) values[i] = rng.next();
-  return tf.tensor4d(values, [batch, size, size, 3]);
-}
-
-/** The engine's SimCLR pretraining step itself (train_step.ts): two views, forward, NT-Xent, backward, LARS. */
-function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
-  const model = buildPretrainModel(modelConfig, 1);
-  const optimizer = new LarsOptimizer({ weightDecay: 1e-6 });
-  const images = syntheticImages(cfg.batch, cfg.size);
-  const stepConfig = { imageSize: cfg.size, temperature: TEMPERATURE, learningRate: LEARNING_RATE, augment: defaultPretrainAugment(cfg.size) };
-  const rng = new Rng(2);
-  return {
-    step: () => { pretrainStep(model, optimizer, images, stepConfig, rng); },
-    dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); },
-  };
-}
-
-function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
-  const model = buildEncoder(modelConfig, 1);
-  const images = syntheticImages(cfg.batch, cfg.size);
-  const step = () => {
-    const features = model.apply(images, { training: false }) as tf.Tensor;
-    features.dataSync();
-    features.dispose();
-  };
-  return { step, dispose: () => { model.dispose(); images.dispose(); } };
-}
-
-export interface KernelTime {
-  kernel: string;
-  calls: number;
-  ms: number;
-}
-
-/** Kernel time of one step by kernel name, largest first (tf.profile). */
-async function profileStep(step: () => void): Promise<KernelTime[]> {
-  const profile = await tf.profile(step);
-  const byKernel = new Map<string, KernelTime>();
-  for (const k of profile.kernels) {
-    const entry = byKernel.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
-    entry.calls++;
-    entry.ms += k.kernelTimeMs as number;
-    byKernel.set(k.name, entry);
-  }
-  return [...byKernel.values()].sort((a, b) => b.ms - a.ms);
-}
-
-async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, profile: boolean): Promise<EngineFigures & { kernels?: KernelTime[] }> {
-  const info = await initBackend(backend, { wasmThreads: cfg.threads });
-  const modelConfig: ModelConfig = { depth: cfg.depth, width: cfg.width, sk: false, imageSize: cfg.size };
-  const runner = cfg.mode === 'train' ? trainStepRunner(cfg, modelConfig) : inferStepRunner(cfg, modelConfig);
-  try {
-    for (let i = 0; i < cfg.warmup; i++) runner.step();
-    const stepSeconds: number[] = [];
-    const cpuSeconds: number[] = [];
-    const tensorCounts: number[] = [];
-    const bytes: number[] = [];
-    for (let i = 0; i < cfg.steps; i++) {
-      const start = performance.now();
-      const cpuStart = process.cpuUsage();
-      runner.step();
-      stepSeconds.push((performance.now() - start) / 1000);
-      const cpu = process.cpuUsage(cpuStart);
-      cpuSeconds.push((cpu.user + cpu.system) / 1e6);
-      tensorCounts.push(tf.memory().numTensors);
-      bytes.push(tf.memory().numBytes);
-    }
-    const medianStepSeconds = median(stepSeconds);
-    const kernels = profile ? await profileStep(runner.step) : undefined;
-    return {
-      ...(kernels ? { kernels } : {}),
-      backend: info.backend,
-      device: info.device,
-      imagesPerSecond: cfg.batch / medianStepSeconds,
-      medianStepSeconds,
-      stepSeconds,
-      medianCpuSeconds: median(cpuSeconds),
-      peakRssMb: process.resourceUsage().maxRSS / 1024,
-      tensors: { first: tensorCounts[0], last: tensorCounts.at(-1)!, growth: tensorCounts.at(-1)! - tensorCounts[0] },
-      bytesGrowth: bytes.at(-1)! - bytes[0],
-    };
-  } finally {
-    runner.dispose();
-  }
-}
-
-function findTorchPython(): string | null {
-  for (const python of PYTHON_CANDIDATES) {
-    const probe = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
-    if (probe.status === 0) return python;
-  }
-  return null;
-}
-
-/** Runs the PyTorch reference, or says why it could not. */
-function measureReference(cfg: BenchConfig): { figures: ReferenceFigures } | { skipped: string } {
-  if (cfg.depth === 50) return { skipped: 'the PyTorch reference has basic blocks only (resnet18, resnet34)' };
-  if (!existsSync(REFERENCE_SCRIPT)) return { skipped: `reference script not found at ${REFERENCE_SCRIPT}` };
-  const python = findTorchPython();
-  if (!python) return { skipped: `no Python with torch (tried ${PYTHON_CANDIDATES.join(', ')})` };
-  const args = [REFERENCE_SCRIPT, '--mode', cfg.mode, '--depth', String(cfg.depth), '--width', String(cfg.width), '--size', String(cfg.size),
-    '--batch', String(cfg.batch), '--warmup', String(cfg.warmup), '--steps', String(cfg.steps), '--threads', String(cfg.threads)];
-  const run = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (run.status !== 0) return { skipped: `PyTorch reference failed: ${(run.stderr || run.stdout).trim().split('\n').at(-1)}` };
-  const result = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { torch: string; threads: number; seconds: number[]; cpuSeconds: number[]; peakRssMb: number };
-  const medianStepSeconds = median(result.seconds);
-  return {
-    figures: {
-      torch: result.torch, threads: result.threads, imagesPerSecond: cfg.batch / medianStepSeconds,
-      medianStepSeconds, stepSeconds: result.seconds, medianCpuSeconds: median(result.cpuSeconds), peakRssMb: result.peakRssMb,
-    },
-  };
-}
-
-function readConfig(mode: Mode, call: Invocation): BenchConfig {
+function readConfig(mode: BenchMode, call: Invocation): BenchConfig {
   const arch = stringOption(call, 'arch') ?? 'resnet18';
-  const depth = ARCH_DEPTH[arch];
-  if (!depth) throw new UserError(`--arch must be one of ${Object.keys(ARCH_DEPTH).join(', ')}, got "${arch}"`, 'usage');
+  const depth = ARCHITECTURES[arch as keyof typeof ARCHITECTURES];
+  if (!depth) throw new UserError(`--arch must be one of ${Object.keys(ARCHITECTURES).join(', ')}, got "${arch}"`, 'usage');
   return {
     mode,
     depth,
@@ -203,8 +36,8 @@ function readConfig(mode: Mode, call: Invocation): BenchConfig {
 
 function readBackend(call: Invocation): 'auto' | BackendName {
   const backend = stringOption(call, 'backend') ?? 'auto';
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend)) {
-    throw new UserError(`--backend must be auto, tensorflow, wasm or cpu, got "${backend}"`, 'usage');
+  if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
+    throw new UserError(`--backend must be ${BACKEND_CHOICES.slice(0, -1).join(', ')} or ${BACKEND_CHOICES.at(-1)}, got "${backend}"`, 'usage');
   }
   return backend as 'auto' | BackendName;
 }

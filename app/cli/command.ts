@@ -1,6 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../contract/errors.ts';
-import { openProject, type Project } from '../store/project.ts';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -78,14 +77,7 @@ export function printJson(io: CliIO, value: unknown): void {
 }
 
 /**
- * Opens a project for one command and always closes it. A command killed half-way (Ctrl-C,
- * SIGKILL) leaves its lock to a dead process, which the next open notices and takes over.
+ * One command's project, opened and always closed. A command killed half-way (Ctrl-C, SIGKILL)
+ * leaves its lock to a dead process, which the next open notices and takes over.
  */
-export async function withProject<T>(dir: string, work: (project: Project) => Promise<T> | T, readonly = false): Promise<T> {
-  const project = openProject(dir, { readonly });
-  try {
-    return await work(project);
-  } finally {
-    project.close();
-  }
-}
+export { withProject } from '../services/projects.ts';

@@ -1,4 +1,4 @@
-import { diagnoseBackends } from '../engine/runtime/backend.ts';
+import { backendReportOf } from '../services/training.ts';
 import { printJson, type Command } from './command.ts';
 
 const doctor: Command = {
@@ -10,7 +10,7 @@ const doctor: Command = {
   minArgs: 0,
   maxArgs: 0,
   async run({ values, io }) {
-    const report = await diagnoseBackends();
+    const report = await backendReportOf();
     if (values.json) return printJson(io, report);
     for (const c of report.candidates) {
       const status = c.usable ? `usable: ${c.device}` : c.found ? 'found, not usable' : 'not found';

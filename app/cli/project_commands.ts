@@ -1,11 +1,7 @@
-import os from 'node:os';
-import { importPaths } from '../media/import.ts';
-import { listFileProblems } from '../store/images.ts';
-import { addClass, deleteClass, listClasses, mergeClasses, renameClass } from '../store/labels.ts';
-import { applyLabelCsv, exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
-import { openProject } from '../store/project.ts';
-import { projectStatus } from '../store/status.ts';
 import { UserError } from '../contract/errors.ts';
+import { importErrors, importFiles } from '../services/imports.ts';
+import { changeClasses, classesOf, exportLabels, labelFromCsv } from '../services/labels.ts';
+import { openProjectFor, projectCounts } from '../services/projects.ts';
 import { printJson, stringOption, withProject, type Command } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
 
@@ -17,7 +13,7 @@ const init: Command = {
   minArgs: 1,
   maxArgs: 1,
   async run({ positionals, io }) {
-    const project = openProject(positionals[0], { create: true });
+    const project = openProjectFor(positionals[0], { create: true });
     project.close();
     io.out(`created project at ${project.dir}\n`);
   },
@@ -39,7 +35,7 @@ const importCommand: Command = {
     if (split !== undefined && split !== 'test') throw new UserError(`--split only takes "test", got "${split}"`, 'usage');
     const bar = progressBar(io, 'importing');
     const summary = await withProject(dir, (project) =>
-      importPaths(project, paths, {
+      importFiles(project, paths, {
         labelsFromFolders: Boolean(values['labels-from-folders']),
         testSet: split === 'test',
         onProgress: (p) => {
@@ -73,7 +69,7 @@ const label: Command = {
   async run({ positionals: [dir], values, io }) {
     const csv = values.csv;
     if (typeof csv !== 'string') throw new UserError('give the labels with --csv <file>', 'usage');
-    const result = await withProject(dir, (project) => applyLabelCsv(project.db, csv, os.userInfo().username));
+    const result = await withProject(dir, (project) => labelFromCsv(project, csv));
     if (values.json) return printJson(io, result);
     io.out(`labelled ${result.applied} images\n`);
     if (result.unknownPaths.length) {
@@ -99,15 +95,15 @@ const classes: Command = {
     const message = await withProject(dir, (project) => {
       switch (action) {
         case undefined: return null;
-        case 'add': needs(1); addClass(project.db, a); return `added class "${a}"`;
-        case 'rename': needs(2); renameClass(project.db, a, b); return `renamed "${a}" to "${b}"`;
-        case 'merge': needs(2); return `merged "${a}" into "${b}" (${mergeClasses(project.db, a, b)} labels moved)`;
-        case 'delete': needs(1); return `deleted class "${a}" and its ${deleteClass(project.db, a)} labels`;
+        case 'add': needs(1); changeClasses(project, { kind: 'add', name: a }); return `added class "${a}"`;
+        case 'rename': needs(2); changeClasses(project, { kind: 'rename', from: a, to: b }); return `renamed "${a}" to "${b}"`;
+        case 'merge': needs(2); return `merged "${a}" into "${b}" (${changeClasses(project, { kind: 'merge', from: a, into: b }).moved} labels moved)`;
+        case 'delete': needs(1); return `deleted class "${a}" and its ${changeClasses(project, { kind: 'delete', name: a }).removed} labels`;
         default: throw new UserError(`unknown action "${action}" (add, rename, merge or delete)`, 'usage');
       }
     });
     if (message) return void io.out(message + '\n');
-    const list = await withProject(dir, (project) => listClasses(project.db), true);
+    const list = await withProject(dir, (project) => classesOf(project), true);
     if (values.json) return printJson(io, list);
     if (list.length === 0) io.out('no classes yet\n');
     for (const c of list) io.out(`${String(c.labels).padStart(7)}  ${c.name}\n`);
@@ -125,14 +121,14 @@ const status: Command = {
   async run({ positionals: [dir], values, io }) {
     const { summary, errors } = await withProject(
       dir,
-      (project) => ({ summary: projectStatus(project.db), errors: values.errors ? listFileProblems(project.db, 'error') : [] }),
+      (project) => ({ summary: projectCounts(project), errors: values.errors ? importErrors(project) : [] }),
       true,
     );
     if (values.json) return printJson(io, values.errors ? { ...summary, errorFiles: errors } : summary);
     io.out(
       [
         `images:      ${summary.images} (${summary.labelled} labelled, ${summary.unlabelled} unlabelled)`,
-        `import:      ${summary.importErrors} errors, ${summary.duplicatesSkipped} duplicates skipped`,
+        `import:      ${summary.importErrors} errors, ${summary.duplicates} duplicates skipped`,
         `splits:      ${summary.splits.train} train, ${summary.splits.val} val, ${summary.splits.test} test`,
         `runs:        ${summary.runs.total}${summary.runs.total ? ' (' + Object.entries(summary.runs.byStatus).map(([k, n]) => `${n} ${k}`).join(', ') + ')' : ''}`,
         `classes:     ${summary.classes.length === 0 ? 'none' : ''}`,
@@ -143,7 +139,7 @@ const status: Command = {
   },
 };
 
-const exportLabels: Command = {
+const exportLabelsCommand: Command = {
   name: 'export-labels',
   args: '<project>',
   summary: 'Write the labels as labels.csv or as one folder of images per class.',
@@ -157,12 +153,12 @@ const exportLabels: Command = {
     if (typeof values.out !== 'string') throw new UserError('give the destination with --out <dir>', 'usage');
     const out = values.out;
     await withProject(dir, (project) => {
-      if (format === 'csv') return void io.out(`wrote ${exportLabelsCsv(project.db, out)}\n`);
-      const { written, missing } = exportLabelFolders(project.db, out);
+      const { path: target, written, missing } = exportLabels(project, format, out);
+      if (format === 'csv') return void io.out(`wrote ${target}\n`);
       io.out(`copied ${written} images into ${out}\n`);
       for (const m of missing) io.err(`missing (moved or deleted since import): ${m}\n`);
     }, true);
   },
 };
 
-export const projectCommands: Command[] = [init, importCommand, label, classes, status, exportLabels];
+export const projectCommands: Command[] = [init, importCommand, label, classes, status, exportLabelsCommand];

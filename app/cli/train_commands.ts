@@ -1,57 +1,17 @@
+import type { Stage } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
-import type { BackendChoice, TrainKind, TrainOptions } from '../engine/stages/stage_config.ts';
-import { createEvaluateRun, createTrainingRun } from '../engine/stages/stage_config.ts';
-import { exportModel } from '../engine/data/export.ts';
-import { predictFiles } from '../engine/data/predict.ts';
-import type { JobEvent } from '../jobs/events.ts';
-import { startJob } from '../jobs/job.ts';
-import type { Project } from '../store/project.ts';
-import { isResumable, listRuns, markInterruptedRuns, processIsAlive, requireRun, type Run } from '../store/runs.ts';
+import type { RunInfo } from '../contract/operations.ts';
+import { BACKEND_CHOICES, TRAIN_OPTIONS, optionsForStage, type BackendChoice, type OptionDefinition, type TrainOptionName } from '../contract/train_options.ts';
+import { exportModelOf, predictOutsideFiles } from '../services/exports.ts';
+import type { Project } from '../services/projects.ts';
+import { createEvaluation, createStageRun, requireResumable, runHere, runOf, runsOf, type JobEvent, type Run } from '../services/training.ts';
 import { numberOption, printJson, stringOption, withProject, type CliIO, type Command, type Invocation, type OptionSpec } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
-
-const ARCHITECTURES: Record<string, number> = { resnet18: 18, resnet34: 34, resnet50: 50 };
-const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow'];
-
-const commonOptions: OptionSpec = {
-  arch: { type: 'string' },
-  width: { type: 'string' },
-  sk: { type: 'boolean' },
-  size: { type: 'string' },
-  batch: { type: 'string' },
-  epochs: { type: 'string' },
-  minutes: { type: 'string' },
-  lr: { type: 'string' },
-  'weight-decay': { type: 'string' },
-  backend: { type: 'string' },
-  seed: { type: 'string' },
-  json: { type: 'boolean' },
-};
-
-const commonHelp: Record<string, string> = {
-  from: 'run to build on (default: the latest finished run of the previous stage)',
-  arch: 'resnet18 (default), resnet34 or resnet50',
-  width: 'channel width multiplier (default 0.5)',
-  sk: 'selective-kernel convolutions',
-  size: 'image side in pixels the network sees (default 32)',
-  batch: 'images per step (default 128)',
-  epochs: 'passes over the data',
-  minutes: 'time budget instead of --epochs: the epoch count is fitted to it',
-  lr: 'peak learning rate (default scales with √batch)',
-  'weight-decay': 'L2 weight decay',
-  backend: 'auto (default), wasm, cpu or tensorflow',
-  seed: 'random seed, for repeatable runs',
-  json: 'print events as JSON lines',
-};
 
 function choice(call: Invocation, name: string, allowed: string[]): string | undefined {
   const value = stringOption(call, name);
   if (value !== undefined && !allowed.includes(value)) throw new UserError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`, 'usage');
   return value;
-}
-
-function optionalNumber(call: Invocation, name: string, min: number, max = Infinity): number | undefined {
-  return call.values[name] === undefined ? undefined : numberOption(call, name, 0, min, max);
 }
 
 function runIdOption(call: Invocation, name: string): number | undefined {
@@ -68,32 +28,38 @@ function requiredRunId(call: Invocation, name: string): number {
   return id;
 }
 
-function trainOptions(call: Invocation): TrainOptions {
-  const arch = choice(call, 'arch', Object.keys(ARCHITECTURES));
-  const flag = (name: string) => (call.values[name] === undefined ? undefined : Boolean(call.values[name]));
-  return {
-    parentRunId: runIdOption(call, 'from'),
-    depth: arch === undefined ? undefined : ARCHITECTURES[arch],
-    width: optionalNumber(call, 'width', 0, 4),
-    sk: flag('sk'),
-    imageSize: optionalNumber(call, 'size', 8, 1024),
-    batchSize: optionalNumber(call, 'batch', 2, 8192),
-    epochs: optionalNumber(call, 'epochs', 1, 100_000),
-    minutes: optionalNumber(call, 'minutes', 0, 7 * 24 * 60),
-    learningRate: optionalNumber(call, 'lr', 0),
-    weightDecay: optionalNumber(call, 'weight-decay', 0),
-    seed: optionalNumber(call, 'seed', 0, 2 ** 32 - 1),
-    backend: choice(call, 'backend', BACKENDS) as BackendChoice | undefined,
-    temperature: optionalNumber(call, 'temperature', 0),
-    balanced: flag('balanced'),
-    supervised: flag('supervised'),
-    tau: optionalNumber(call, 'tau', 0),
-    labelWeight: optionalNumber(call, 'label-weight', 0),
-  };
+/** The flags of a stage, derived from the one definition of the training settings. */
+function stageFlags(stage: Stage): { options: OptionSpec; help: Record<string, string> } {
+  const options: OptionSpec = { json: { type: 'boolean' } };
+  const help: Record<string, string> = { json: 'print events as JSON lines' };
+  for (const name of optionsForStage(stage)) {
+    const definition: OptionDefinition = TRAIN_OPTIONS[name];
+    options[definition.flag] = { type: definition.type === 'boolean' ? 'boolean' : 'string' };
+    help[definition.flag] = definition.help;
+  }
+  return { options, help };
+}
+
+/** Reads a stage's flags as the settings record the services check; numbers in range, names as given. */
+function flagValues(call: Invocation, stage: Stage): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (const name of optionsForStage(stage)) {
+    const definition: OptionDefinition = TRAIN_OPTIONS[name];
+    const raw = call.values[definition.flag];
+    if (raw === undefined) continue;
+    record[name] = definition.type === 'boolean' ? Boolean(raw) : definition.type === 'choice' ? choice(call, definition.flag, [...definition.choices]) : flagNumber(call, name, definition);
+  }
+  return record;
+}
+
+function flagNumber(call: Invocation, name: TrainOptionName, definition: Extract<OptionDefinition, { type: 'number' }>): number {
+  const value = numberOption(call, definition.flag, 0, definition.min, definition.max);
+  if (definition.integer && !Number.isInteger(value)) throw new UserError(`--${definition.flag} must be a whole number, got "${call.values[definition.flag]}"`, 'usage', { name });
+  return value;
 }
 
 /** The number that says how good a run is, for listings and final lines. */
-function keyMetric(run: Pick<Run, 'kind' | 'summary'>): string {
+function keyMetric(run: Pick<RunInfo, 'kind' | 'summary'>): string {
   const summary = run.summary ?? {};
   const percent = (value: unknown) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : undefined);
   if (run.kind === 'pretrain') return percent(summary.top1) ? `contrastive top-1 ${percent(summary.top1)}` : '';
@@ -156,7 +122,7 @@ function reporter(io: CliIO, json: boolean) {
  * keeps a checkpoint); a second Ctrl-C quits at once and leaves the run to be resumed.
  */
 async function follow(project: Project, runId: number, io: CliIO, json: boolean): Promise<number> {
-  const job = startJob(project, runId, { isolation: 'inline' });
+  const job = runHere(project, runId);
   job.on('event', reporter(io, json));
   let interrupts = 0;
   const onInterrupt = () => {
@@ -177,7 +143,7 @@ async function follow(project: Project, runId: number, io: CliIO, json: boolean)
       return 130;
     }
     if (finished.status === 'interrupted') throw new UserError(finished.error ?? `run ${runId} was interrupted`, 'run_failed');
-    const run = requireRun(project.db, runId);
+    const run = runOf(project, runId);
     if (!json) io.out(`run ${runId} ${run.kind} done${keyMetric(run) ? `: ${keyMetric(run)}` : ''}\n`);
     return 0;
   } finally {
@@ -185,67 +151,50 @@ async function follow(project: Project, runId: number, io: CliIO, json: boolean)
   }
 }
 
-function trainCommand(kind: TrainKind, summary: string, extra: OptionSpec, extraHelp: Record<string, string>): Command {
-  const withParent: OptionSpec = kind === 'pretrain' ? {} : { from: { type: 'string' } };
+function trainCommand(stage: Stage, summary: string): Command {
+  const { options, help } = stageFlags(stage);
   return {
-    name: kind,
+    name: stage,
     args: '<project>',
     summary,
-    options: { ...withParent, ...commonOptions, ...extra },
-    optionHelp: { ...commonHelp, ...extraHelp },
+    options,
+    optionHelp: help,
     minArgs: 1,
     maxArgs: 1,
     async run(call) {
-      const options = trainOptions(call);
+      const flags = flagValues(call, stage);
       const json = Boolean(call.values.json);
       return withProject(call.positionals[0], async (project) => {
-        const { runId, plan } = createTrainingRun(project, kind, options);
+        const { runId, plan } = createStageRun(project, stage, flags);
         for (const warning of plan.warnings) call.io.err(`warning: ${warning}\n`);
-        if (json) printJson(call.io, { event: 'created', runId, kind, parentId: plan.parent?.id ?? null, config: plan.config });
+        if (json) printJson(call.io, { event: 'created', runId, kind: stage, parentId: plan.parent?.id ?? null, config: plan.config });
         return follow(project, runId, call.io, json);
       });
     },
   };
 }
 
-const pretrain = trainCommand(
-  'pretrain',
-  'Self-supervised contrastive pretraining (SimCLR) on every image, labelled or not.',
-  { temperature: { type: 'string' } },
-  { temperature: 'NT-Xent temperature (default 0.5 up to 64 px, else 0.1)' },
-);
-
-const finetune = trainCommand(
-  'finetune',
-  'Fine-tune a pretrained network on the labelled training images; keeps the epoch best on validation.',
-  { balanced: { type: 'boolean' }, supervised: { type: 'boolean' } },
-  { balanced: 'draw every class equally often', supervised: 'train from random weights instead (a baseline to compare with)' },
-);
-
-const distill = trainCommand(
-  'distill',
-  'Distil a fine-tuned teacher into a student (same or smaller network) through all images.',
-  { tau: { type: 'string' }, 'label-weight': { type: 'string' } },
-  { tau: 'softmax temperature of teacher and student (default 1)', 'label-weight': 'weight of an extra cross-entropy on labelled images (default 0)' },
-);
+const pretrain = trainCommand('pretrain', 'Self-supervised contrastive pretraining (SimCLR) on every image, labelled or not.');
+const finetune = trainCommand('finetune', 'Fine-tune a pretrained network on the labelled training images; keeps the epoch best on validation.');
+const distill = trainCommand('distill', 'Distil a fine-tuned teacher into a student (same or smaller network) through all images.');
 
 const evaluate: Command = {
   name: 'evaluate',
   args: '<project>',
   summary: 'Score a fine-tuned or distilled model on the val or test split; stores predictions for every image.',
   options: { run: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: { run: 'the finetune or distill run to evaluate (required)', split: 'val (default) or test', backend: commonHelp.backend, json: commonHelp.json },
+  optionHelp: { run: 'the finetune or distill run to evaluate (required)', split: 'val (default) or test', backend: TRAIN_OPTIONS.backend.help, json: 'print events as JSON lines' },
   minArgs: 1,
   maxArgs: 1,
   async run(call) {
     const modelRunId = requiredRunId(call, 'run');
     const split = (choice(call, 'split', ['val', 'test']) ?? 'val') as 'val' | 'test';
-    const backend = (choice(call, 'backend', BACKENDS) ?? 'auto') as BackendChoice;
+    const backend = (choice(call, 'backend', [...BACKEND_CHOICES]) ?? 'auto') as BackendChoice;
     const json = Boolean(call.values.json);
     return withProject(call.positionals[0], async (project) => {
-      const runId = createEvaluateRun(project, modelRunId, split, backend);
+      const runId = createEvaluation(project, modelRunId, split, backend);
       const code = await follow(project, runId, call.io, json);
-      if (code === 0 && !json) printEvaluation(call.io, requireRun(project.db, runId));
+      if (code === 0 && !json) printEvaluation(call.io, runOf(project, runId));
       return code;
     });
   },
@@ -274,16 +223,14 @@ const resume: Command = {
   args: '<project> <run>',
   summary: 'Continue an interrupted or cancelled run from its last checkpoint.',
   options: { json: { type: 'boolean' } },
-  optionHelp: { json: commonHelp.json },
+  optionHelp: { json: 'print events as JSON lines' },
   minArgs: 2,
   maxArgs: 2,
   async run(call) {
     const runId = Number(call.positionals[1]);
     if (!Number.isInteger(runId) || runId < 1) throw new UserError(`run must be a run id (a whole number), got "${call.positionals[1]}"`, 'usage');
     return withProject(call.positionals[0], async (project) => {
-      markInterruptedRuns(project.db);
-      const run = requireRun(project.db, runId);
-      if (!isResumable(run.status)) throw new UserError(`run ${runId} is ${run.status}; only interrupted or cancelled runs can be resumed`, 'not_resumable');
+      requireResumable(project, runId);
       return follow(project, runId, call.io, Boolean(call.values.json));
     });
   },
@@ -301,13 +248,9 @@ const runs: Command = {
     return withProject(
       call.positionals[0],
       async (project) => {
-        const all = listRuns(project.db).map((run) => ({
-          ...run,
-          // A run whose process died still says 'running' in a read-only view; show the truth.
-          status: run.status === 'running' && (run.pid === null || !processIsAlive(run.pid)) ? 'interrupted' : run.status,
-        }));
+        const all = runsOf(project);
         if (call.values.json) {
-          printJson(call.io, all.map(({ pid: _pid, ...run }) => ({ ...run, keyMetric: keyMetric(run) })));
+          printJson(call.io, all.map((run) => ({ ...run, keyMetric: keyMetric(run) })));
           return;
         }
         if (all.length === 0) {
@@ -328,17 +271,17 @@ const runs: Command = {
 const predict: Command = {
   name: 'predict',
   args: '<project> <path...>',
-  summary: 'Classify image files or folders with a trained model and write a CSV (path, predicted, confidence).',
+  summary: 'Classify image files or folders with a trained model (default: the current one) and write a CSV (path, predicted, confidence).',
   options: { run: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
-  optionHelp: { run: 'the finetune or distill run whose model to use (required)', out: 'CSV file to write (required)', backend: commonHelp.backend },
+  optionHelp: { run: 'the finetune or distill run whose model to use (default: the current model)', out: 'CSV file to write (required)', backend: TRAIN_OPTIONS.backend.help },
   minArgs: 2,
   async run(call) {
-    const runId = requiredRunId(call, 'run');
+    const runId = runIdOption(call, 'run');
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the CSV file to write', 'usage');
-    const backend = (choice(call, 'backend', BACKENDS) ?? 'auto') as BackendChoice;
+    const backend = (choice(call, 'backend', [...BACKEND_CHOICES]) ?? 'auto') as BackendChoice;
     const [dir, ...paths] = call.positionals;
-    const result = await withProject(dir, (project) => predictFiles(project, runId, paths, out, backend), true);
+    const result = await withProject(dir, (project) => predictOutsideFiles(project, paths, out, backend, runId), true);
     for (const problem of result.problems) call.io.err(`skipped ${problem.path}: ${problem.reason}\n`);
     call.io.out(`wrote ${result.count} prediction(s) to ${out}\n`);
   },
@@ -349,15 +292,14 @@ const exportCommand: Command = {
   args: '<project>',
   summary: 'Export a trained model as a TF.js layers model (model.json + weights) with labels.json.',
   options: { run: { type: 'string' }, out: { type: 'string' } },
-  optionHelp: { run: 'the finetune or distill run to export (required)', out: 'folder to write (required)' },
+  optionHelp: { run: 'the finetune or distill run to export (default: the current model)', out: 'folder to write (required)' },
   minArgs: 1,
   maxArgs: 1,
   async run(call) {
-    const runId = requiredRunId(call, 'run');
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the folder to write the model into', 'usage');
-    const written = await withProject(call.positionals[0], (project) => exportModel(project, runId, out), true);
-    call.io.out(`exported run ${runId} to ${written}\n`);
+    const written = await withProject(call.positionals[0], (project) => exportModelOf(project, out, runIdOption(call, 'run')), true);
+    call.io.out(`exported run ${written.runId} to ${written.path}\n`);
   },
 };
 

@@ -6,12 +6,21 @@
  * No Node-only imports here: the renderer imports this file for its types and schemas.
  */
 import * as v from 'valibot';
-import type { ImportProgress } from '../media/import.ts';
-import type { FileProblem } from '../store/images.ts';
-import type { StageEpoch, StageProgress } from '../engine/stages/stage_context.ts';
+import type {
+  ClassInfo,
+  FileProblem,
+  ImportProgress,
+  LabelChange,
+  LabelSource,
+  ProjectCounts,
+  RunKind,
+  RunStatus,
+  Stage,
+  StageEpoch,
+  StageProgress,
+} from './domain.ts';
 
-// Types the core already defines; type-only, so the renderer bundle takes no Node code.
-export type { FileProblem, ImportProgress };
+export type { ClassInfo, FileProblem, ImportProgress, LabelChange, LabelSource, ProjectCounts, RunKind, RunStatus, Stage, StageEpoch, StageProgress };
 
 // ---- shared shapes ----
 
@@ -36,8 +45,7 @@ export type ImageFilter = v.InferOutput<typeof imageFilterSchema>;
 export const imageSortSchema = v.picklist(['import', 'confidence', 'uncertainty']);
 export type ImageSort = v.InferOutput<typeof imageSortSchema>;
 
-export const stageSchema = v.picklist(['pretrain', 'finetune', 'distill']);
-export type Stage = v.InferOutput<typeof stageSchema>;
+export const stageSchema = v.picklist(['pretrain', 'finetune', 'distill'] as const satisfies Stage[]);
 export const presetSchema = v.picklist(['quick', 'balanced', 'best']);
 export type Preset = v.InferOutput<typeof presetSchema>;
 
@@ -54,17 +62,6 @@ const trainRequest = v.object({
   parentRunId: v.optional(id),
 });
 export type TrainRequest = v.InferOutput<typeof trainRequest>;
-
-export type LabelSource = 'human' | 'folder' | 'suggestion';
-export type RunKind = 'pretrain' | 'finetune' | 'distill' | 'evaluate';
-export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
-
-export interface ClassInfo {
-  id: number;
-  name: string;
-  /** How many images carry this label. */
-  labels: number;
-}
 
 export interface ImageItem {
   id: number;
@@ -113,20 +110,15 @@ export interface BackendSummary {
 
 export interface ProjectStatus {
   /** Null when no project is open (the Projects screen). */
-  project: {
-    dir: string;
-    name: string;
-    images: number;
-    labelled: number;
-    unlabelled: number;
-    testImages: number;
-    duplicates: number;
-    importErrors: number;
-    classes: ClassInfo[];
-    runs: number;
-    predictionRunId: number | null;
-    embeddingRunId: number | null;
-  } | null;
+  project:
+    | (ProjectCounts & {
+        dir: string;
+        name: string;
+        /** The current model (services/current_model.ts), whose predictions the studio shows. */
+        predictionRunId: number | null;
+        embeddingRunId: number | null;
+      })
+    | null;
   activeJob: JobInfo | null;
 }
 
@@ -143,11 +135,6 @@ export interface RecentProject {
 export interface ImportSummary extends ImportProgress {
   batchId: number;
   seconds: number;
-}
-
-export interface LabelChange {
-  imageId: number;
-  previousClassId: number | null;
 }
 
 export interface RunInfo {

@@ -2,8 +2,7 @@
  * What a running job reports. The same objects travel in-process (inline jobs), as child-process
  * messages (job_process.ts) and, mapped to the API's ServerEvents, to the UI.
  */
-import type { StageEpoch, StageProgress } from '../engine/stages/stage_context.ts';
-import type { RunKind, RunStatus } from '../store/runs.ts';
+import type { RunKind, RunStatus, StageEpoch, StageProgress } from '../contract/domain.ts';
 
 export interface StartedEvent {
   type: 'started';

@@ -4,17 +4,18 @@
  * the reason, or cancelled with its checkpoint kept). Never leaves the row 'running' unless the
  * process itself dies, which markInterruptedRuns then detects.
  */
+import type { RunKind } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
 import { initBackend } from '../engine/runtime/backend.ts';
 import { distill } from '../engine/stages/distill.ts';
 import { evaluate } from '../engine/stages/evaluate.ts';
 import { finetune } from '../engine/stages/finetune.ts';
 import { pretrain } from '../engine/stages/pretrain.ts';
-import type { BackendChoice } from '../engine/stages/stage_config.ts';
+import type { BackendChoice } from '../contract/train_options.ts';
 import type { StageContext } from '../engine/stages/stage_context.ts';
 import { Cancelled } from '../engine/stages/training_loop.ts';
 import type { Project } from '../store/project.ts';
-import { finishRun, getRun, latestCheckpoint, markRunning, requireRun, type RunKind } from '../store/runs.ts';
+import { finishRun, getRun, latestCheckpoint, markRunning, requireRun } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent } from './events.ts';
 
 type Stage = (ctx: StageContext) => Promise<Record<string, unknown>>;

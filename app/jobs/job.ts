@@ -8,12 +8,13 @@
  *   job.cancel();                                  // stops after the current step, keeps a checkpoint
  *   const finished = await job.done;               // the 'finished' event
  */
+import type { RunKind } from '../contract/domain.ts';
 import { EventEmitter } from 'node:events';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../contract/errors.ts';
 import { LOCK_TOKEN_ENV, type Project } from '../store/project.ts';
-import { finishRun, markInterruptedRuns, requireRun, type RunKind } from '../store/runs.ts';
+import { finishRun, markInterruptedRuns, requireRun } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent, ParentMessage } from './events.ts';
 import { executeRun } from './execute.ts';
 
@@ -159,15 +160,27 @@ function failure(job: Job, error: unknown): FinishedEvent {
   return { type: 'finished', runId: job.runId, kind: job.kind, status: 'failed', error: String((error as Error)?.message ?? error), summary: null };
 }
 
-/** Node's child_process.fork, running the TypeScript entry through tsx like bin/contrast.js does. */
-export const forkLauncher: Launcher = (entry, args, env) => {
-  const child = fork(entry, args, { env, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return {
-    send: (message) => {
-      if (child.connected) child.send(message);
-    },
-    onMessage: (listener) => child.on('message', (message) => listener(message as JobEvent)),
-    // 'close', not 'exit': it comes after the last message, so a finished child is never mistaken for a crash.
-    onExit: (listener) => child.once('close', (code) => listener(code)),
+/**
+ * Starts a job entry with Node's child_process.fork and speaks JobEvents over its IPC channel.
+ * `entry` replaces the TypeScript entry the runner names (the desktop app runs a bundle of it).
+ */
+export function childProcessLauncher(options: { entry?: string; execArgv: string[]; env?: NodeJS.ProcessEnv }): Launcher {
+  return (typescriptEntry, args, env) => {
+    const child = fork(options.entry ?? typescriptEntry, args, {
+      env: { ...env, ...options.env },
+      execArgv: options.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    return {
+      send: (message) => {
+        if (child.connected) child.send(message);
+      },
+      onMessage: (listener) => child.on('message', (message) => listener(message as JobEvent)),
+      // 'close', not 'exit': it comes after the last message, so a finished child is never mistaken for a crash.
+      onExit: (listener) => child.once('close', (code) => listener(code)),
+    };
   };
-};
+}
+
+/** Runs the TypeScript entry through tsx, like bin/contrast.js does. */
+export const forkLauncher = childProcessLauncher({ execArgv: ['--import', 'tsx'] });

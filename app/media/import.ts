@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { UserError } from '../contract/errors.ts';
-import { imageIdBySha, insertImage, type FileProblem } from '../store/images.ts';
+import type { FileProblem, ImportProgress } from '../contract/domain.ts';
+import { imageIdBySha, insertImage } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
 import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
@@ -15,17 +16,6 @@ export interface ImportOptions {
   signal?: AbortSignal;
 }
 
-export interface ImportProgress {
-  phase: 'scanning' | 'importing' | 'done';
-  total: number;
-  done: number;
-  added: number;
-  duplicates: number;
-  errors: number;
-  alreadyKnown: number;
-  imagesPerSecond: number;
-  etaSeconds: number | null;
-}
 
 export interface ImportSummary extends ImportProgress {
   batchId: number;

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { Rng } from '../engine/simclr/random.ts';
+import { entropy, unlabelledCandidates } from '../store/gallery.ts';
 import { readEmbeddings } from '../store/runs.ts';
 
 export interface QueueChoice {
@@ -26,13 +27,7 @@ export function chooseNext(
   seed = 1,
 ): QueueChoice {
   const rng = new Rng(seed);
-  const unlabelled = db
-    .prepare(
-      `SELECT i.id, i.path, p.probabilities FROM images i
-       LEFT JOIN labels l ON l.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ?
-       WHERE l.image_id IS NULL AND i.test_set = 0 ORDER BY i.id`,
-    )
-    .all(predictionRunId) as { id: number; path: string; probabilities: Buffer | null }[];
+  const unlabelled = unlabelledCandidates(db, predictionRunId);
   if (unlabelled.length === 0) return { strategy: predictionRunId ? 'uncertainty' : 'diverse', imageIds: [] };
 
   const vectors = embeddingRunId ? new Map(readEmbeddings(db, embeddingRunId).map((e) => [e.imageId, e.vector])) : new Map();
@@ -50,15 +45,6 @@ export function chooseNext(
   const hasVectors = sample.some((row) => vectors.has(row.id));
   const groups = hasVectors ? clusterGroups(sample, (row) => vectors.get(row.id), limit, rng) : byFolder(sample);
   return { strategy: 'diverse', imageIds: roundRobin(groups, limit) };
-}
-
-function entropy(blob: Buffer): number {
-  let total = 0;
-  for (let offset = 0; offset + 4 <= blob.length; offset += 4) {
-    const p = blob.readFloatLE(offset);
-    if (p > 0) total -= p * Math.log(p);
-  }
-  return total;
 }
 
 /**

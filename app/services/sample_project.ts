@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../contract/errors.ts';
 import { importPaths } from '../media/import.ts';
+import { imagePaths } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { isProjectDir, openProject, type Project } from '../store/project.ts';
 import type { Session } from './session.ts';
@@ -50,8 +51,7 @@ async function buildSample(dir: string, imagesDir: string): Promise<void> {
 
 function labelFirstOfEachFolder(project: Project): void {
   const byClass = new Map<string, number[]>();
-  const rows = project.db.prepare('SELECT id, path FROM images ORDER BY path').all() as { id: number; path: string }[];
-  for (const row of rows) {
+  for (const row of imagePaths(project.db)) {
     const folder = path.basename(path.dirname(row.path));
     byClass.set(folder, [...(byClass.get(folder) ?? []), row.id]);
   }

@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
 import { DB_FILE, openProject, type Project } from '../store/project.ts';
+import { countProject } from '../store/status.ts';
+import { openProjectFor } from './projects.ts';
 import type { Launcher } from '../jobs/job.ts';
 import type { JobInfo, RecentProject, ServerEvent } from '../contract/operations.ts';
 
@@ -48,7 +50,7 @@ export class Session {
   open(dir: string, create = false): Project {
     if (this.current && this.current.dir === path.resolve(dir)) return this.current;
     if (this.job) throw new UserError(`a ${this.job.kind} job is running: wait for it or cancel it before switching projects`, 'busy');
-    const next = openProject(dir, { create });
+    const next = openProjectFor(dir, { create });
     this.current?.close();
     this.current = next;
     this.remember(next.dir);
@@ -77,6 +79,16 @@ export class Session {
     return () => {
       if (this.job === job) this.job = null;
     };
+  }
+
+  /** Names the job holding the slot once its run exists (a training run is created after the slot is claimed). */
+  setJobId(id: number): void {
+    if (this.job) this.job.id = id;
+  }
+
+  /** How to cancel the job holding the slot, once it has started. */
+  setJobCancel(cancel: () => void): void {
+    if (this.job) this.job.cancel = cancel;
   }
 
   /** Frees the job slot if the job with this id still holds it. */
@@ -146,8 +158,8 @@ function countsOf(dir: string): { images: number | null; labelled: number | null
   let project: Project | undefined;
   try {
     project = openProject(dir, { readonly: true });
-    const count = (table: string) => project!.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
-    return { images: count('images'), labelled: count('labels') };
+    const counts = countProject(project.db);
+    return { images: counts.images, labelled: counts.labelled };
   } catch {
     return { images: null, labelled: null }; // damaged or from a newer version: the list still shows it
   } finally {

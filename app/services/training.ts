@@ -1,16 +1,26 @@
 /**
- * The Train screen's side of the core: presets turned into engine options, plans with an
- * estimate, and training jobs run in a child process whose events become ServerEvents.
+ * Training: presets and expert settings turned into a run's plan, runs started, followed,
+ * cancelled and resumed, and the runs' history. The studio calls the handlers; the CLI calls the
+ * same functions and follows the job in its own process.
  */
+import type { Stage } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
-import { diagnoseBackends } from '../engine/runtime/backend.ts';
-import { createTrainingRun, planTrainingRun, type TrainKind, type TrainOptions, type TrainPlan as EnginePlan } from '../engine/stages/stage_config.ts';
-import { startJob, type Launcher } from '../jobs/job.ts';
+import type { BackendSummary, Preset, RunInfo, TrainPlan, TrainRequest } from '../contract/operations.ts';
+import { formOptions, type BackendChoice, type TrainOptions } from '../contract/train_options.ts';
+import { diagnoseBackends, type DoctorReport as BackendReport } from '../engine/runtime/backend.ts';
+import { createEvaluateRun, createTrainingRun, planTrainingRun, type TrainPlan as EnginePlan } from '../engine/stages/stage_config.ts';
 import type { JobEvent } from '../jobs/events.ts';
+import { startJob, type Job, type Launcher } from '../jobs/job.ts';
+import { imageCount, medianImageSide } from '../store/images.ts';
+import { splitSize } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
-import { getRun, isResumable, listRuns, requireRun } from '../store/runs.ts';
-import type { BackendSummary, Preset, TrainPlan, TrainRequest } from '../contract/operations.ts';
+import { getRun, isResumable, listRuns, metricNames, metricSeries, processIsAlive, requireRun, runLineage, type Run } from '../store/runs.ts';
+import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
+import { parseTrainOptions } from './train_options.ts';
+
+export { childProcessLauncher } from '../jobs/job.ts';
+export type { BackendChoice, BackendReport, Job, JobEvent, Launcher, Run, TrainOptions };
 
 type Setting = number | string | boolean;
 
@@ -24,46 +34,41 @@ const presets: Record<Preset, { depth: 18 | 34 | 50; width: number; imageSize: n
   best: { depth: 50, width: 1, imageSize: 96 },
 };
 
-/** Options a user may override per stage (others are fixed by the parent run). */
-const editable: Record<TrainKind, (keyof TrainOptions)[]> = {
-  pretrain: ['depth', 'width', 'sk', 'imageSize', 'batchSize', 'epochs', 'learningRate', 'weightDecay', 'temperature', 'seed', 'backend'],
-  finetune: ['batchSize', 'epochs', 'learningRate', 'weightDecay', 'balanced', 'seed', 'backend'],
-  distill: ['depth', 'width', 'sk', 'batchSize', 'epochs', 'learningRate', 'weightDecay', 'tau', 'labelWeight', 'seed', 'backend'],
-};
-
 /** Image side to train at: the preset's, but never above the images' own size (upscaling adds cost, not detail). */
 function imageSizeFor(project: Project, preset: Preset): number {
-  const typical = project.db.prepare('SELECT MAX(width, height) AS side FROM images ORDER BY side LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM images)').pluck().get() as
-    | number
-    | undefined;
+  const typical = medianImageSide(project.db);
   const wanted = presets[preset].imageSize;
   return typical ? Math.max(16, Math.min(wanted, Math.round(typical / 8) * 8)) : wanted;
 }
 
+/** The studio's request as engine options: the preset's network, the form's overrides, the budget. */
 function toOptions(project: Project, request: TrainRequest): TrainOptions {
-  const preset = presets[request.preset];
-  const options: TrainOptions = {};
-  if (request.stage === 'pretrain') Object.assign(options, { depth: preset.depth, width: preset.width, imageSize: imageSizeFor(project, request.preset) });
-  if (request.parentRunId !== undefined) options.parentRunId = request.parentRunId;
-  for (const [key, value] of Object.entries(request.advanced ?? {})) {
-    if (!editable[request.stage].includes(key as keyof TrainOptions)) {
-      throw new UserError(`"${key}" cannot be set for ${request.stage} (settable: ${editable[request.stage].join(', ')})`);
-    }
-    (options as Record<string, Setting>)[key] = value;
+  const hasParent = request.stage !== 'pretrain';
+  const allowed = formOptions(request.stage, hasParent);
+  for (const key of Object.keys(request.advanced ?? {})) {
+    if (!(allowed as string[]).includes(key)) throw new UserError(`"${key}" cannot be set for ${request.stage} (settable: ${allowed.join(', ')})`, 'bad_setting', { name: key });
   }
+  const options = parseTrainOptions(request.stage, request.advanced ?? {});
+  if (request.stage === 'pretrain') {
+    const preset = presets[request.preset];
+    options.depth ??= preset.depth;
+    options.width ??= preset.width;
+    options.imageSize ??= imageSizeFor(project, request.preset);
+  }
+  if (request.parentRunId !== undefined) options.parentRunId = request.parentRunId;
   // An epoch count replaces the time budget; otherwise the engine fits epochs to the budget.
   if (options.epochs === undefined) options.minutes = request.budgetMinutes;
   return options;
 }
 
 /**
- * The values the advanced panel shows for each setting the user may change; null where the engine
+ * The values the advanced form shows for each setting the user may change; null where the engine
  * decides when the run starts (epochs from the budget, batch from memory, rate from the batch, a random seed).
  */
-function settingsOf(plan: EnginePlan, kind: TrainKind, options: TrainOptions): Record<string, Setting | null> {
+function settingsOf(plan: EnginePlan, stage: Stage, options: TrainOptions): Record<string, Setting | null> {
   const values: Record<string, unknown> = { ...plan.config.model, ...(plan.config as unknown as Record<string, unknown>), seed: options.seed };
   const settings: Record<string, Setting | null> = {};
-  for (const key of editable[kind]) {
+  for (const key of formOptions(stage, plan.parent !== null)) {
     const value = values[key];
     settings[key] = typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean' ? value : null;
   }
@@ -74,20 +79,16 @@ function settingsOf(plan: EnginePlan, kind: TrainKind, options: TrainOptions): R
  * Seconds the run should take: the budget when one is set; for a fixed epoch count, the step
  * time measured by an earlier run of the same stage and network, or null when there is none yet.
  */
-function estimateSeconds(project: Project, plan: EnginePlan, kind: TrainKind): number | null {
+function estimateSeconds(project: Project, plan: EnginePlan, stage: Stage): number | null {
   if (plan.config.minutes !== null) return plan.config.minutes * 60;
   const similar = listRuns(project.db)
-    .filter((run) => run.kind === kind && JSON.stringify((run.config as { model?: unknown }).model) === JSON.stringify(plan.config.model))
+    .filter((run) => run.kind === stage && JSON.stringify((run.config as { model?: unknown }).model) === JSON.stringify(plan.config.model))
     .map((run) => ({ secondsPerStep: run.summary?.measuredSecondsPerStep, batch: run.summary?.batchSize ?? (run.config as { batchSize?: number }).batchSize }))
     .filter((m): m is { secondsPerStep: number; batch: number } => typeof m.secondsPerStep === 'number' && typeof m.batch === 'number')
     .at(-1);
   if (!similar) return null;
-  const images = project.db
-    .prepare(kind === 'finetune' ? `SELECT COUNT(*) FROM splits WHERE split = 'train'` : 'SELECT COUNT(*) FROM images')
-    .pluck()
-    .get() as number;
-  const perImage = similar.secondsPerStep / similar.batch;
-  return perImage * images * (plan.config.epochs ?? 0);
+  const images = stage === 'finetune' ? splitSize(project.db, 'train') : imageCount(project.db);
+  return (similar.secondsPerStep / similar.batch) * images * (plan.config.epochs ?? 0);
 }
 
 export function planRequest(project: Project, request: TrainRequest): TrainPlan {
@@ -103,34 +104,57 @@ export function planRequest(project: Project, request: TrainRequest): TrainPlan 
   };
 }
 
-export function startTraining(session: Session, request: TrainRequest, launcher?: Launcher): number {
-  const project = session.requireProject();
-  const { runId } = createTrainingRun(project, request.stage, toOptions(project, request));
-  runJob(session, project, runId, launcher);
-  return runId;
+/** Plans and records a queued run of one stage (the CLI's way in: options straight from flags). */
+export function createStageRun(project: Project, stage: Stage, flags: Record<string, unknown>): { runId: number; plan: EnginePlan } {
+  return createTrainingRun(project, stage, parseTrainOptions(stage, flags));
 }
 
-export function resumeTraining(session: Session, runId: number, launcher?: Launcher): number {
-  const project = session.requireProject();
+export function createEvaluation(project: Project, modelRunId: number, split: 'val' | 'test', backend: BackendChoice): number {
+  return createEvaluateRun(project, modelRunId, split, backend);
+}
+
+/** A run that may be resumed, or a clear refusal. */
+export function requireResumable(project: Project, runId: number): Run {
   const run = requireRun(project.db, runId);
-  if (!isResumable(run.status)) throw new UserError(`run ${runId} is ${run.status}: only interrupted or cancelled runs can be resumed`, 'not_resumable');
-  runJob(session, project, runId, launcher);
-  return runId;
+  if (!isResumable(run.status)) throw new UserError(`run ${runId} is ${run.status}: only interrupted or cancelled runs can be resumed`, 'not_resumable', { runId, status: run.status });
+  return run;
 }
 
-/** Runs in a child process, so training never blocks the server that answers the UI. */
-function runJob(session: Session, project: Project, runId: number, launcher?: Launcher): void {
-  const kind = requireRun(project.db, runId).kind;
-  let cancel = () => {};
-  const release = session.beginJob({ kind, id: runId, startedAt: new Date().toISOString() }, () => cancel());
-  let job;
+/** Runs a job in this process (the CLI follows it there). */
+export function runHere(project: Project, runId: number): Job {
+  return startJob(project, runId, { isolation: 'inline' });
+}
+
+export function runInfo(run: Run): RunInfo {
+  const { pid: _pid, ...rest } = run;
+  return { ...rest, resumable: isResumable(run.status) };
+}
+
+/**
+ * Every run, as a read-only view tells it: a run whose process died still says 'running' in the
+ * database until a writer opens the project, so it is shown as interrupted here too.
+ */
+export function runsOf(project: Project): RunInfo[] {
+  return listRuns(project.db).map((run) => {
+    const dead = run.status === 'running' && (run.pid === null || !processIsAlive(run.pid));
+    return runInfo(dead ? { ...run, status: 'interrupted' } : run);
+  });
+}
+
+export function runOf(project: Project, runId: number): Run {
+  return requireRun(project.db, runId);
+}
+
+/** Starts a run in a child process, so training never blocks the server that answers the UI. */
+function runInChild(session: Session, project: Project, runId: number, release: () => void): void {
+  let job: Job;
   try {
-    job = startJob(project, runId, { isolation: 'process', launcher });
+    job = startJob(project, runId, { isolation: 'process', launcher: session.launcher });
   } catch (error) {
     release();
     throw error;
   }
-  cancel = () => job.cancel();
+  session.setJobCancel(() => job.cancel());
   job.on('event', (event: JobEvent) => forward(session, event));
   void job.done.then(() => release());
 }
@@ -140,20 +164,11 @@ function forward(session: Session, event: JobEvent): void {
     case 'started':
       session.emit({ type: 'job.started', runId: event.runId, kind: event.kind, backend: event.backend, device: event.device, resumedFromStep: event.resumedFromStep });
       break;
-    case 'progress':
-      session.emit({
-        type: 'job.progress',
-        runId: event.runId,
-        kind: event.kind,
-        phase: event.phase,
-        step: event.step,
-        totalSteps: event.totalSteps,
-        epoch: event.epoch,
-        epochs: event.epochs,
-        metrics: event.metrics,
-        etaSeconds: event.etaSeconds,
-      });
+    case 'progress': {
+      const { type: _type, ...progress } = event;
+      session.emit({ type: 'job.progress', ...progress });
       break;
+    }
     case 'epoch':
       session.emit({ type: 'job.epoch', runId: event.runId, kind: event.kind, epoch: event.epoch, epochs: event.epochs, metrics: event.metrics, best: event.best });
       break;
@@ -185,4 +200,63 @@ export function backendSummary(): Promise<BackendSummary> {
     return { backend: chosen.backend, device: chosen.device ?? chosen.package, hint, notes: report.notes };
   });
   return backendReport;
+}
+
+/** Every backend this machine could train on, and why each is or is not usable (`contrast doctor`). */
+export function backendReportOf(): Promise<BackendReport> {
+  return diagnoseBackends();
+}
+
+type TrainingOperations = 'train.plan' | 'train.start' | 'train.cancel' | 'train.resume' | 'runs.list' | 'runs.get' | 'system.backend';
+
+export function trainingHandlers(session: Session): Pick<Handlers, TrainingOperations> {
+  const project = () => session.requireProject();
+  /** Claims the job slot before any run row is written, so a refused start leaves no orphan run. */
+  const claim = (kind: Run['kind']) => session.beginJob({ kind, id: 0, startedAt: new Date().toISOString() }, () => {});
+  return {
+    async 'train.plan'(request) {
+      return planRequest(project(), request);
+    },
+    async 'train.start'(request) {
+      const release = claim(request.stage);
+      let runId: number;
+      try {
+        runId = createTrainingRun(project(), request.stage, toOptions(project(), request)).runId;
+      } catch (error) {
+        release();
+        throw error;
+      }
+      session.setJobId(runId);
+      runInChild(session, project(), runId, release);
+      return { runId };
+    },
+    async 'train.cancel'({ runId }) {
+      const run = requireRun(project().db, runId);
+      if (session.activeJob?.id === runId && session.activeJob.kind === run.kind) return { cancelled: session.cancelJob() };
+      if (run.status === 'running') throw new UserError(`run ${runId} is running in another process; cancel it there`, 'busy', { runId });
+      return { cancelled: false };
+    },
+    async 'train.resume'({ runId }) {
+      const run = requireResumable(project(), runId);
+      const release = claim(run.kind);
+      session.setJobId(runId);
+      runInChild(session, project(), runId, release);
+      return { runId };
+    },
+    async 'runs.list'() {
+      return { runs: listRuns(project().db).map(runInfo) };
+    },
+    async 'runs.get'({ runId }) {
+      const { db } = project();
+      const run = requireRun(db, runId);
+      const metrics = metricNames(db, runId).map((name) => ({
+        name,
+        points: metricSeries(db, runId, name).map((p) => [p.step, p.epoch, p.value] as [number, number, number]),
+      }));
+      return { run: runInfo(run), lineage: runLineage(db, runId).map(runInfo), metrics };
+    },
+    async 'system.backend'() {
+      return backendSummary();
+    },
+  };
 }

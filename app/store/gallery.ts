@@ -6,23 +6,37 @@ import type Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { csvField } from './labels_csv.ts';
-import type { EmbeddingPoint, FileProblem, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../contract/operations.ts';
+import type { FileProblem } from '../contract/domain.ts';
+import type { EmbeddingPoint, ImageDetail, ImageFilter, ImageItem, ImageSort } from '../contract/operations.ts';
 
 const withEntropy = new WeakSet<Database.Database>();
 
 /** Registers entropy(probabilities) once per connection, so "most uncertain first" sorts in SQL. */
 function registerEntropy(db: Database.Database): void {
   if (withEntropy.has(db)) return;
-  db.function('entropy', { deterministic: true }, (blob: unknown) => {
-    if (!Buffer.isBuffer(blob)) return null;
-    let total = 0;
-    for (let offset = 0; offset + 4 <= blob.length; offset += 4) {
-      const p = blob.readFloatLE(offset);
-      if (p > 0) total -= p * Math.log(p);
-    }
-    return total;
-  });
+  db.function('entropy', { deterministic: true }, (blob: unknown) => (Buffer.isBuffer(blob) ? entropy(blob) : null));
   withEntropy.add(db);
+}
+
+/** Shannon entropy (nats) of a probability vector stored as float32 little-endian. */
+export function entropy(blob: Buffer): number {
+  let total = 0;
+  for (let offset = 0; offset + 4 <= blob.length; offset += 4) {
+    const p = blob.readFloatLE(offset);
+    if (p > 0) total -= p * Math.log(p);
+  }
+  return total;
+}
+
+/** Unlabelled images outside the test set, with a run's probabilities where it predicted them. */
+export function unlabelledCandidates(db: Database.Database, runId: number | null): { id: number; path: string; probabilities: Buffer | null }[] {
+  return db
+    .prepare(
+      `SELECT i.id, i.path, p.probabilities FROM images i
+       LEFT JOIN labels l ON l.image_id = i.id LEFT JOIN predictions p ON p.image_id = i.id AND p.run_id = ?
+       WHERE l.image_id IS NULL AND i.test_set = 0 ORDER BY i.id`,
+    )
+    .all(runId) as { id: number; path: string; probabilities: Buffer | null }[];
 }
 
 /**
@@ -169,33 +183,16 @@ function rankedProbabilities(blob: Buffer, classOrder: number[]): { classId: num
   return ranked.sort((a, b) => b.probability - a.probability);
 }
 
-export function fileProblems(db: Database.Database, status?: 'duplicate' | 'error', batchId?: number): FileProblem[] {
+/** Files imports skipped, by path; `limit` keeps a page bounded for the studio (-1: all of them). */
+export function fileProblems(db: Database.Database, status?: 'duplicate' | 'error', batchId?: number, limit = 10_000): FileProblem[] {
   return db
     .prepare(
       `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
        FROM files f LEFT JOIN images i ON i.id = f.image_id
        WHERE f.status != 'imported' AND (@status IS NULL OR f.status = @status) AND (@batchId IS NULL OR f.batch_id = @batchId)
-       ORDER BY f.path LIMIT 10000`,
+       ORDER BY f.path LIMIT @limit`,
     )
-    .all({ status: status ?? null, batchId: batchId ?? null }) as FileProblem[];
-}
-
-export interface LabelledPrediction {
-  imageId: number;
-  labelClassId: number;
-  predictedClassId: number;
-}
-
-/** Held-out labelled images (test split when there is one, else validation) with a run's prediction. */
-export function heldOutPredictions(db: Database.Database, runId: number): { split: 'test' | 'val'; rows: LabelledPrediction[] } {
-  const query = db.prepare(
-    `SELECT l.image_id AS imageId, l.class_id AS labelClassId, p.class_id AS predictedClassId
-     FROM labels l JOIN splits s ON s.image_id = l.image_id JOIN predictions p ON p.image_id = l.image_id AND p.run_id = ?
-     WHERE s.split = ? ORDER BY l.image_id`,
-  );
-  const test = query.all(runId, 'test') as LabelledPrediction[];
-  if (test.length > 0) return { split: 'test', rows: test };
-  return { split: 'val', rows: query.all(runId, 'val') as LabelledPrediction[] };
+    .all({ status: status ?? null, batchId: batchId ?? null, limit }) as FileProblem[];
 }
 
 /** Label and latest prediction of every image that has an embedding in `embeddingRunId`. */

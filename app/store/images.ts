@@ -28,9 +28,25 @@ export function imageIdBySha(db: Database.Database, sha256: string): number | un
   return row?.id;
 }
 
-export function imageIdByPath(db: Database.Database, path: string): number | undefined {
-  const row = db.prepare('SELECT id FROM images WHERE path = ?').get(path) as { id: number } | undefined;
-  return row?.id;
+export function imageCount(db: Database.Database): number {
+  return db.prepare('SELECT COUNT(*) FROM images').pluck().get() as number;
+}
+
+/** Every image's id, path and content hash, in id order (the pixel cache's rows). */
+export function imageFiles(db: Database.Database): { id: number; path: string; sha256: string }[] {
+  return db.prepare('SELECT id, path, sha256 FROM images ORDER BY id').all() as { id: number; path: string; sha256: string }[];
+}
+
+/** Every image's id and path, in path order. */
+export function imagePaths(db: Database.Database): { id: number; path: string }[] {
+  return db.prepare('SELECT id, path FROM images ORDER BY path').all() as { id: number; path: string }[];
+}
+
+/** The median of each image's longer side, or undefined for an empty project. */
+export function medianImageSide(db: Database.Database): number | undefined {
+  return db.prepare('SELECT MAX(width, height) AS side FROM images ORDER BY side LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM images)').pluck().get() as
+    | number
+    | undefined;
 }
 
 export function getThumbnail(db: Database.Database, imageId: number): Buffer | undefined {
@@ -42,21 +58,4 @@ export function getThumbnail(db: Database.Database, imageId: number): Buffer | u
 export function getImagePath(db: Database.Database, imageId: number): string | undefined {
   const row = db.prepare('SELECT path FROM images WHERE id = ?').get(imageId) as { path: string } | undefined;
   return row?.path;
-}
-
-export interface FileProblem {
-  path: string;
-  status: 'duplicate' | 'error';
-  reason: string;
-}
-
-export function listFileProblems(db: Database.Database, status?: 'duplicate' | 'error'): FileProblem[] {
-  const rows = db
-    .prepare(
-      `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
-       FROM files f LEFT JOIN images i ON i.id = f.image_id
-       WHERE f.status != 'imported' AND (? IS NULL OR f.status = ?) ORDER BY f.path`,
-    )
-    .all(status ?? null, status ?? null);
-  return rows as FileProblem[];
 }

@@ -1,16 +1,9 @@
+import type { ClassInfo, LabelChange, LabelSource, Split } from '../contract/domain.ts';
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { UserError } from '../contract/errors.ts';
 import { now } from './project.ts';
 
-export type LabelSource = 'human' | 'folder' | 'suggestion';
-export type Split = 'train' | 'val' | 'test';
-
-export interface ClassInfo {
-  id: number;
-  name: string;
-  labels: number;
-}
 
 export function listClasses(db: Database.Database): ClassInfo[] {
   return db
@@ -83,12 +76,6 @@ export function deleteClass(db: Database.Database, name: string): number {
     db.prepare('DELETE FROM classes WHERE id = ?').run(target.id);
     return removed;
   })();
-}
-
-export interface LabelChange {
-  imageId: number;
-  /** The class before the change, so a front end can undo it. */
-  previousClassId: number | null;
 }
 
 /** Labels images with one class (or removes their labels when classId is null). */
@@ -166,6 +153,11 @@ export function ensureSplits(db: Database.Database, valFraction = 0.2): void {
       else current.train++;
     }
   })();
+}
+
+/** How many labelled images a split holds. */
+export function splitSize(db: Database.Database, split: Split): number {
+  return db.prepare('SELECT COUNT(*) FROM splits WHERE split = ?').pluck().get(split) as number;
 }
 
 export interface LabelledImage {

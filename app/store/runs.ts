@@ -1,9 +1,8 @@
+import type { RunKind, RunStatus } from '../contract/domain.ts';
 import type Database from 'better-sqlite3';
 import { UserError } from '../contract/errors.ts';
 import { now } from './project.ts';
 
-export type RunKind = 'pretrain' | 'finetune' | 'distill' | 'evaluate';
-export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
 
 export interface Run<Config = Record<string, unknown>> {
   id: number;
@@ -162,16 +161,19 @@ export function markInterruptedRuns(db: Database.Database): number[] {
 }
 
 /** The chain of runs that produced this one, oldest first (pretrain → finetune → distill → evaluate). */
+/** The class ids of a classifier run's probability vectors, in order, from the summary it wrote. */
+export function runClassIds(db: Database.Database, runId: number): number[] {
+  const list = (getRun(db, runId)?.summary as { classes?: unknown } | null | undefined)?.classes;
+  if (!Array.isArray(list)) return [];
+  return list.map((entry) => (typeof entry === 'number' ? entry : Number((entry as { id?: unknown })?.id)));
+}
+
 export function runLineage(db: Database.Database, id: number): Run[] {
   const chain: Run[] = [];
   for (let run = getRun(db, id); run; run = run.parentId === null ? undefined : getRun(db, run.parentId)) {
     chain.unshift(run);
   }
   return chain;
-}
-
-export function childRuns(db: Database.Database, id: number): Run[] {
-  return (db.prepare('SELECT * FROM runs WHERE parent_id = ? ORDER BY id').all(id) as RunRow[]).map(toRun);
 }
 
 // ---- metrics ----

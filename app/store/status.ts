@@ -1,31 +1,23 @@
 import type Database from 'better-sqlite3';
-import { listClasses, type ClassInfo } from './labels.ts';
+import type { ProjectCounts, RunStatus } from '../contract/domain.ts';
+import { listClasses } from './labels.ts';
 
-export interface ProjectStatus {
-  images: number;
-  labelled: number;
-  unlabelled: number;
-  importErrors: number;
-  duplicatesSkipped: number;
-  classes: ClassInfo[];
-  splits: { train: number; val: number; test: number };
-  runs: { total: number; byStatus: Record<string, number> };
-}
-
-export function projectStatus(db: Database.Database): ProjectStatus {
-  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
-  const images = count('SELECT COUNT(*) AS n FROM images');
-  const labelled = count('SELECT COUNT(*) AS n FROM labels');
+/** Every count a project reports, in one pass of small queries. */
+export function countProject(db: Database.Database): ProjectCounts {
+  const count = (sql: string) => db.prepare(sql).pluck().get() as number;
+  const images = count('SELECT COUNT(*) FROM images');
+  const labelled = count('SELECT COUNT(*) FROM labels');
   const splitRows = db.prepare('SELECT split, COUNT(*) AS n FROM splits GROUP BY split').all() as { split: string; n: number }[];
-  const runRows = db.prepare('SELECT status, COUNT(*) AS n FROM runs GROUP BY status').all() as { status: string; n: number }[];
+  const runRows = db.prepare('SELECT status, COUNT(*) AS n FROM runs GROUP BY status').all() as { status: RunStatus; n: number }[];
   const splits = { train: 0, val: 0, test: 0 };
   for (const row of splitRows) splits[row.split as keyof typeof splits] = row.n;
   return {
     images,
     labelled,
     unlabelled: images - labelled,
-    importErrors: count("SELECT COUNT(*) AS n FROM files WHERE status = 'error'"),
-    duplicatesSkipped: count("SELECT COUNT(*) AS n FROM files WHERE status = 'duplicate'"),
+    testImages: count('SELECT COUNT(*) FROM images WHERE test_set = 1'),
+    duplicates: count("SELECT COUNT(*) FROM files WHERE status = 'duplicate'"),
+    importErrors: count("SELECT COUNT(*) FROM files WHERE status = 'error'"),
     classes: listClasses(db),
     splits,
     runs: { total: runRows.reduce((sum, r) => sum + r.n, 0), byStatus: Object.fromEntries(runRows.map((r) => [r.status, r.n])) },

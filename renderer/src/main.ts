@@ -1,6 +1,6 @@
 import { mount } from 'svelte';
 import { mediaPath } from '../../app/contract/operations.ts';
-import { BRIDGE_KEY, DESKTOP_KEY, createIpcApi, type ContrastBridge, type ContrastDesktop } from '../../main/preload_api.ts';
+import { BRIDGE_KEY, DESKTOP_KEY, createIpcApi, type ContrastBridge, type ContrastDesktop } from '../../app/contract/bridge.ts';
 import App from './App.svelte';
 import { HttpApi, takeToken } from './lib/api_http.ts';
 import { studio, type Backend } from './lib/studio.svelte.ts';

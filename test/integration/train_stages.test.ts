@@ -6,7 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { createTrainingRun, type TrainKind, type TrainOptions } from '../../app/engine/stages/stage_config.ts';
+import type { Stage } from '../../app/contract/domain.ts';
+import type { TrainOptions } from '../../app/contract/train_options.ts';
+import { createTrainingRun } from '../../app/engine/stages/stage_config.ts';
 import type { FinishedEvent, JobEvent } from '../../app/jobs/events.ts';
 import { startJob } from '../../app/jobs/job.ts';
 import { openProject, type Project } from '../../app/store/project.ts';
@@ -22,7 +24,7 @@ before(async () => {
 
 after(() => project.close());
 
-async function train(kind: TrainKind, options: TrainOptions, onEvent?: (event: JobEvent) => void): Promise<{ runId: number; finished: FinishedEvent }> {
+async function train(kind: Stage, options: TrainOptions, onEvent?: (event: JobEvent) => void): Promise<{ runId: number; finished: FinishedEvent }> {
   const { runId } = createTrainingRun(project, kind, { ...TINY, ...options });
   const job = startJob(project, runId);
   if (onEvent) job.on('event', onEvent);

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { openProject, type Project } from '../../app/store/project.ts';
 import { classIdFor, ensureSplits, setLabels } from '../../app/store/labels.ts';
-import { cachePath, epochOrder, labelledRows, openPixelCache, trainingClasses } from '../../app/engine/data/dataset.ts';
+import { cachePath, epochOrder, labelledRows, openPixelCache } from '../../app/engine/data/dataset.ts';
+import { trainingClasses } from '../../app/store/ground_truth.ts';
 import { Rng } from '../../app/engine/simclr/random.ts';
 import { tempDir } from '../integration/train_fixtures.ts';
 
@@ -114,7 +115,7 @@ test('labelled rows follow the splits, ignore suggested labels and map classes t
   setLabels(project.db, ids.slice(10), dog, 'suggestion', 'model');
   ensureSplits(project.db, 0.2);
   const cache = await openPixelCache(project, 2);
-  const classes = trainingClasses(project);
+  const classes = trainingClasses(project.db);
   assert.deepEqual(classes.map((c) => c.name), ['cat', 'dog']);
   const train = labelledRows(project, cache, 'train', classes);
   const val = labelledRows(project, cache, 'val', classes);

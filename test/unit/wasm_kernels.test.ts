@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
-import { filterGradientByConvolutionForTests, inputGradientByPhasesForTests } from '../../app/engine/runtime/wasm/kernels.ts';
+import { filterGradientByConvolution, inputGradientByPhases } from '../../app/engine/runtime/wasm/kernels.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -94,7 +94,7 @@ test('the filter gradient by forward convolution (the fallback without wasm SIMD
     const expected = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x: [xShape, xValues], dy: [dyShape, dyValues] }, attrs);
     await tf.setBackend('wasm');
     const [x, dy] = [tf.tensor(xValues, xShape), tf.tensor(dyValues, dyShape)];
-    const out = filterGradientByConvolutionForTests({ inputs: { x, dy }, attrs, backend: tf.backend() as BackendWasm });
+    const out = filterGradientByConvolution({ inputs: { x, dy }, attrs, backend: tf.backend() as BackendWasm });
     const actual = tf.engine().makeTensorFromTensorInfo(out);
     assert.deepEqual(actual.shape, expected.shape, label(c));
     assert.ok(relativeError(await actual.data(), expected.values) < 1e-4, label(c));
@@ -114,7 +114,7 @@ test('the input gradient by stride-phase convolutions (the fallback without wasm
     const expected = await runKernelOn('cpu', 'Conv2DBackpropInput', { dy: [dyShape, dyValues], filter: [filterShape, filterValues] }, attrs);
     await tf.setBackend('wasm');
     const [dy, filter] = [tf.tensor(dyValues, dyShape), tf.tensor(filterValues, filterShape)];
-    const actual = tf.engine().makeTensorFromTensorInfo(inputGradientByPhasesForTests({ inputs: { dy, filter }, attrs, backend: tf.backend() as BackendWasm }));
+    const actual = tf.engine().makeTensorFromTensorInfo(inputGradientByPhases({ inputs: { dy, filter }, attrs, backend: tf.backend() as BackendWasm }));
     assert.deepEqual(actual.shape, expected.shape, label(c));
     assert.ok(relativeError(await actual.data(), expected.values) < 1e-4, label(c));
     tf.dispose([dy, filter, actual]);

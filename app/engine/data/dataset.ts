@@ -5,12 +5,14 @@
  * rows stream to disk as they are decoded (no size limit from memory) and the file is replaced by a
  * rename, so a crash never leaves an index that disagrees with its rows.
  */
+import { truthLabels, type TruthClass } from '../../store/ground_truth.ts';
+import { imageFiles } from '../../store/images.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import type { Project } from '../../store/project.ts';
-import type { Split } from '../../store/labels.ts';
+import type { Split } from '../../contract/domain.ts';
 import type { Rng } from '../simclr/random.ts';
 
 interface CacheIndex {
@@ -132,7 +134,7 @@ const key = (imageId: number, sha256: string) => `${imageId}:${sha256}`;
  */
 export async function openPixelCache(project: Project, imageSize: number, options: CacheOptions = {}): Promise<PixelCache> {
   const file = cachePath(project, imageSize);
-  const images = project.db.prepare('SELECT id, path, sha256 FROM images ORDER BY id').all() as ImageRow[];
+  const images: ImageRow[] = imageFiles(project.db);
   let fd = openIfExists(file);
   const index = fd === undefined ? undefined : readIndex(fd);
   const cachedRow = new Map<string, number>();
@@ -222,38 +224,15 @@ async function decodeInto(
   await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, worker));
 }
 
-export interface TrainingClass {
-  id: number;
-  name: string;
-}
-
-/**
- * Classes a classifier learns: those with at least one training label. Suggested labels are the
- * model's own guesses and never count as ground truth.
- */
-export function trainingClasses(project: Project): TrainingClass[] {
-  return project.db
-    .prepare(
-      `SELECT DISTINCT c.id, c.name FROM classes c JOIN labels l ON l.class_id = c.id JOIN splits s ON s.image_id = l.image_id
-       WHERE s.split = 'train' AND l.source != 'suggestion' ORDER BY c.id`,
-    )
-    .all() as TrainingClass[];
-}
-
 /** Cache rows and class indices (positions in `classes`) of the labelled images of one split. */
 export interface LabelledRows {
   rows: number[];
   labels: number[];
 }
 
-export function labelledRows(project: Project, cache: PixelCache, split: Split, classes: TrainingClass[]): LabelledRows {
+export function labelledRows(project: Project, cache: PixelCache, split: Split, classes: TruthClass[]): LabelledRows {
   const classIndex = new Map(classes.map((c, index) => [c.id, index]));
-  const labelled = project.db
-    .prepare(
-      `SELECT l.image_id AS imageId, l.class_id AS classId FROM labels l JOIN splits s ON s.image_id = l.image_id
-       WHERE s.split = ? AND l.source != 'suggestion' ORDER BY l.image_id`,
-    )
-    .all(split) as { imageId: number; classId: number }[];
+  const labelled = truthLabels(project.db, split);
   const result: LabelledRows = { rows: [], labels: [] };
   for (const { imageId, classId } of labelled) {
     const row = cache.rowOf(imageId);

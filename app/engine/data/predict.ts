@@ -8,7 +8,7 @@ import { decodePixels } from './dataset.ts';
 import { INFERENCE_BATCH } from './inference.ts';
 import { runClassifier } from '../simclr/model.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
-import type { BackendChoice } from '../stages/stage_config.ts';
+import type { BackendChoice } from '../../contract/train_options.ts';
 
 function csvField(value: string): string {
   return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;

@@ -12,7 +12,6 @@
  * The embedding output (input of the logits layer) is what evaluation plots and searches.
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../../contract/errors.ts';
 import { LayerFactory, applyEncoder, encoderOutputWidth, imageInput, type ModelConfig } from './resnet.ts';
 
 export type { ModelConfig } from './resnet.ts';
@@ -57,7 +56,7 @@ function freezeProjectionCenter(model: tf.LayersModel): void {
 
 /** Classifier: outputs [logits (numClasses), embedding (encoder width)]. */
 export function buildClassifier(cfg: ModelConfig, numClasses: number, seed?: number): tf.LayersModel {
-  if (!(Number.isInteger(numClasses) && numClasses >= 2)) throw new UserError(`a classifier needs at least 2 classes, got ${numClasses}`);
+  if (!(Number.isInteger(numClasses) && numClasses >= 2)) throw new RangeError(`a classifier needs at least 2 classes, got ${numClasses}`);
   const f = new LayerFactory(seed);
   const input = imageInput(cfg);
   const features = applyEncoder(f, input, cfg);
@@ -110,7 +109,7 @@ export function copyWeightsByName(from: tf.LayersModel, to: tf.LayersModel): str
     const shapes = target.weights.map((w) => w.shape.join('x'));
     const sourceShapes = values.map((v) => v.shape.join('x'));
     if (shapes.join() !== sourceShapes.join()) {
-      throw new UserError(`cannot copy weights of layer ${target.name}: shapes ${sourceShapes.join(', ')} do not fit ${shapes.join(', ')} (different architecture)`);
+      throw new RangeError(`cannot copy weights of layer ${target.name}: shapes ${sourceShapes.join(', ')} do not fit ${shapes.join(', ')} (different architecture)`);
     }
     target.setWeights(values);
     copied.push(target.name);

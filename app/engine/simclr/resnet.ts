@@ -8,7 +8,6 @@
  * The encoder takes float32 NHWC images in [0, 1] and returns globally average-pooled features.
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../../contract/errors.ts';
 import { Rng } from './random.ts';
 
 export interface ModelConfig {
@@ -44,13 +43,13 @@ export function encoderOutputWidth(cfg: ModelConfig): number {
 }
 
 export function validateModelConfig(cfg: ModelConfig): void {
-  if (!(cfg.depth in BLOCKS_PER_GROUP)) throw new UserError(`ResNet depth must be 18, 34 or 50, got ${cfg.depth}`);
-  if (!(cfg.width > 0 && cfg.width <= 4)) throw new UserError(`width multiplier must be in (0, 4], got ${cfg.width}`);
+  if (!(cfg.depth in BLOCKS_PER_GROUP)) throw new RangeError(`ResNet depth must be 18, 34 or 50, got ${cfg.depth}`);
+  if (!(cfg.width > 0 && cfg.width <= 4)) throw new RangeError(`width multiplier must be in (0, 4], got ${cfg.width}`);
   if (!(Number.isInteger(cfg.imageSize) && cfg.imageSize >= 8)) {
-    throw new UserError(`image size must be a whole number of pixels ≥ 8, got ${cfg.imageSize}`);
+    throw new RangeError(`image size must be a whole number of pixels ≥ 8, got ${cfg.imageSize}`);
   }
   if (cfg.projectionDim !== undefined && !(Number.isInteger(cfg.projectionDim) && cfg.projectionDim >= 1)) {
-    throw new UserError(`projection size must be a positive whole number, got ${cfg.projectionDim}`);
+    throw new RangeError(`projection size must be a positive whole number, got ${cfg.projectionDim}`);
   }
 }
 

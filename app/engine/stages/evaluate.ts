@@ -4,7 +4,7 @@
  * split: top-1 accuracy, per-class precision/recall/F1 and the confusion matrix.
  */
 import { score } from './metrics.ts';
-import type { LabelledPrediction } from '../../store/gallery.ts';
+import { scoredPredictions } from '../../store/ground_truth.ts';
 import { writeClassifierOutputs } from '../data/inference.ts';
 import { loadTrainedClassifier, openStageCache } from './stage_common.ts';
 import type { EvaluateConfig } from './stage_config.ts';
@@ -23,12 +23,6 @@ export async function evaluate(ctx: StageContext): Promise<Record<string, unknow
   } finally {
     model.dispose();
   }
-  const rows = ctx.project.db
-    .prepare(
-      `SELECT p.image_id AS imageId, l.class_id AS labelClassId, p.class_id AS predictedClassId
-       FROM predictions p JOIN labels l ON l.image_id = p.image_id JOIN splits s ON s.image_id = p.image_id
-       WHERE p.run_id = ? AND s.split = ? AND l.source != 'suggestion' ORDER BY p.image_id`,
-    )
-    .all(ctx.run.id, split) as LabelledPrediction[];
+  const rows = scoredPredictions(ctx.project.db, ctx.run.id, split);
   return { split, modelRunId: modelRun.id, classes, images: rows.length, ...score(rows, classes) };
 }

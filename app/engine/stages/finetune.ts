@@ -6,7 +6,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
 import { bestCheckpoint, mergeSummary } from '../../store/runs.ts';
-import { labelledRows, trainingClasses } from '../data/dataset.ts';
+import { labelledRows } from '../data/dataset.ts';
+import { trainingClasses } from '../../store/ground_truth.ts';
 import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingBytes } from '../runtime/memory.ts';
@@ -33,7 +34,7 @@ import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
 export function runClassList(ctx: StageContext): { id: number; name: string }[] {
   const recorded = ctx.run.summary?.classes as { id: number; name: string }[] | undefined;
   if (recorded) return recorded;
-  const classes = trainingClasses(ctx.project);
+  const classes = trainingClasses(ctx.project.db);
   if (classes.length < 2) {
     throw new UserError(`fine-tuning needs labelled images of at least 2 classes in the training split; found ${classes.length}`, 'no_labels');
   }

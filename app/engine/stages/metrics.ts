@@ -1,6 +1,6 @@
 /** Accuracy, per-class precision/recall/F1 and the confusion matrix from labelled predictions. */
 import type { ClassMetrics } from '../../contract/operations.ts';
-import type { LabelledPrediction } from '../../store/gallery.ts';
+import type { LabelledPrediction } from '../../store/ground_truth.ts';
 
 export interface Scores {
   accuracy: number;

@@ -10,7 +10,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError } from '../../contract/errors.ts';
-import { getImagePath, getThumbnail } from '../../store/images.ts';
+import { originalPathOf, thumbnailOf } from '../../services/images.ts';
 import { dispatch } from '../../services/dispatch.ts';
 import type { Handlers } from '../../services/handlers.ts';
 import type { Session } from '../../services/session.ts';
@@ -199,13 +199,13 @@ async function serveMedia(session: Session, kind: 'thumb' | 'image', rawId: stri
   const imageId = Number(rawId);
   const cache = { 'Cache-Control': 'private, max-age=3600' };
   if (kind === 'thumb') {
-    const thumbnail = getThumbnail(project.db, imageId);
+    const thumbnail = thumbnailOf(project, imageId);
     if (!thumbnail) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
     response.writeHead(200, { 'Content-Type': imageType(thumbnail), 'Content-Length': thumbnail.length, ...cache });
     response.end(thumbnail);
     return;
   }
-  const file = getImagePath(project.db, imageId);
+  const file = originalPathOf(project, imageId);
   if (!file) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
   let bytes: Buffer;
   try {

@@ -58,7 +58,7 @@ function filterGradientInfo(x: tf.TensorInfo, attrs: Attrs): tf.backend_util.Con
  * stride, that sum is a plain forward convolution whose output is the KHxKW filter grid.
  * The fallback when our SIMD kernel cannot run (no wasm SIMD).
  */
-function filterGradientByConvolution({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+export function filterGradientByConvolution({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
   const { x, dy } = inputs;
   const info = filterGradientInfo(x, attrs);
   const [kh, kw] = [info.filterHeight, info.filterWidth];
@@ -121,7 +121,6 @@ function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: Simd
 }
 
 /** The fallback implementation, exported so tests can check it where SIMD is available. */
-export const filterGradientByConvolutionForTests = filterGradientByConvolution;
 
 function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const simd = backendSimd(args.backend);
@@ -233,7 +232,7 @@ function inputGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: SimdK
  * stride phase, interleaved back on the heap: the fallback without wasm SIMD. Cases this
  * does not cover (unequal strides) go to the backend's own kernel.
  */
-function inputGradientByPhases(args: KernelArgs): tf.TensorInfo {
+export function inputGradientByPhases(args: KernelArgs): tf.TensorInfo {
   const { inputs, attrs, backend } = args;
   const { dy, filter } = inputs;
   const info = inputGradientInfo(filter, attrs);
@@ -261,7 +260,6 @@ function inputGradientByPhases(args: KernelArgs): tf.TensorInfo {
 }
 
 /** The fallback implementation, exported so tests can check it where SIMD is available. */
-export const inputGradientByPhasesForTests = inputGradientByPhases;
 
 function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   if ((args.attrs as unknown as InputGradientAttrs).dataFormat === 'NCHW') {

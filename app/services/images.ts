@@ -1,0 +1,45 @@
+/** Browsing images: pages and ids for the gallery, one image's detail, and its files by id. */
+import { UserError } from '../contract/errors.ts';
+import { imageDetail, listImageIds, listImages } from '../store/gallery.ts';
+import { getImagePath, getThumbnail } from '../store/images.ts';
+import type { Project } from '../store/project.ts';
+import { runClassIds } from '../store/runs.ts';
+import { currentModelRunId } from './current_model.ts';
+import type { Handlers } from './handlers.ts';
+import type { Session } from './session.ts';
+
+/** The stored thumbnail of an image, or undefined for an unknown id. */
+export function thumbnailOf(project: Project, imageId: number): Buffer | undefined {
+  return getThumbnail(project.db, imageId);
+}
+
+/** Where an image's original was imported from, or undefined for an unknown id. */
+export function originalPathOf(project: Project, imageId: number): string | undefined {
+  return getImagePath(project.db, imageId);
+}
+
+export function requireImages(project: Project, imageIds: number[]): void {
+  const missing = imageIds.filter((id) => getImagePath(project.db, id) === undefined);
+  if (missing.length > 0) {
+    throw new UserError(`no image ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''} in this project`, 'not_found', { imageIds: missing });
+  }
+}
+
+export function imageHandlers(session: Session): Pick<Handlers, 'images.list' | 'images.ids' | 'images.get'> {
+  const db = () => session.requireProject().db;
+  return {
+    async 'images.list'({ filter, sort, offset, limit }) {
+      const runId = currentModelRunId(db());
+      return { ...listImages(db(), filter, sort, runId, offset, limit), offset, predictionRunId: runId };
+    },
+    async 'images.ids'({ filter, sort }) {
+      return { ids: listImageIds(db(), filter, sort, currentModelRunId(db())) };
+    },
+    async 'images.get'({ imageId }) {
+      const runId = currentModelRunId(db());
+      const detail = imageDetail(db(), imageId, runId, runId ? runClassIds(db(), runId) : []);
+      if (!detail) throw new UserError(`no image ${imageId} in this project`, 'not_found', { imageId });
+      return detail;
+    },
+  };
+}
