@@ -1,4 +1,5 @@
 import { UserError } from './contract/errors.ts';
+import { cliMessage } from './cli/error_words.ts';
 import { commandHelp, parseInvocation, type CliIO, type Command } from './cli/command.ts';
 import { projectCommands } from './cli/project_commands.ts';
 import { doctorCommands } from './cli/doctor_command.ts';
@@ -47,8 +48,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     return code ?? 0;
   } catch (error) {
     if (error instanceof UserError) {
-      io.err(`contrast ${name}: ${error.message}\n`);
-      return error.code === 'usage' ? 2 : 1;
+      io.err(`contrast ${name}: ${cliMessage(error)}\n`);
+      return error.code === 'usage' || error.code === 'bad_setting' ? 2 : 1;
     }
     throw error;
   }

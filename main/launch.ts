@@ -3,6 +3,7 @@
  * the desktop bundles and the Electron build of better-sqlite3 when missing, then open the
  * desktop window; without it, say so in one line and serve the studio to the browser instead.
  */
+import { cliMessage } from '../app/cli/error_words.ts';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,7 +46,7 @@ async function serveInBrowser(requested: string | undefined): Promise<number> {
     dir = openStartupProject(session, requested).dir;
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
-    console.error(`contrast: ${error.message}`);
+    console.error(`contrast: ${cliMessage(error)}`);
     return 1;
   } finally {
     session.dispose(); // serve opens it again, in its own session

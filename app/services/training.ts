@@ -116,7 +116,7 @@ export function createEvaluation(project: Project, modelRunId: number, split: 'v
 /** A run that may be resumed, or a clear refusal. */
 export function requireResumable(project: Project, runId: number): Run {
   const run = requireRun(project.db, runId);
-  if (!isResumable(run.status)) throw new UserError(`run ${runId} is ${run.status}: only interrupted or cancelled runs can be resumed`, 'not_resumable', { runId, status: run.status });
+  if (!isResumable(run.status)) throw new UserError(`run ${runId} is ${run.status}; only interrupted or cancelled runs can be resumed`, 'not_resumable', { runId, status: run.status });
   return run;
 }
 

@@ -56,7 +56,7 @@ export function isProjectDir(dir: string): boolean {
 export function openProject(dir: string, options: OpenOptions = {}): Project {
   const root = path.resolve(dir);
   if (!isProjectDir(root)) {
-    if (!options.create) throw new UserError(`no project at ${root} (create one with: contrast init ${dir})`);
+    if (!options.create) throw new UserError(`no project at ${root}`, 'no_project', { dir });
     if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) throw new UserError(`${root} is a file, not a folder`);
     fs.mkdirSync(root, { recursive: true });
   }

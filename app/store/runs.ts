@@ -83,7 +83,7 @@ export function getRun<Config = Record<string, unknown>>(db: Database.Database, 
 
 export function requireRun<Config = Record<string, unknown>>(db: Database.Database, id: number): Run<Config> {
   const run = getRun<Config>(db, id);
-  if (!run) throw new UserError(`no run ${id} in this project (list them with: contrast runs <project>)`, 'unknown_run');
+  if (!run) throw new UserError(`no run ${id} in this project`, 'unknown_run', { runId: id });
   return run;
 }
 

@@ -32,7 +32,7 @@ test('a new project has the current schema, WAL journal and foreign keys', () =>
 });
 
 test('opening a folder that is not a project says how to create one', () => {
-  assert.throws(() => openProject(path.join(tempDir(), 'missing')), /no project at .*contrast init/);
+  assert.throws(() => openProject(path.join(tempDir(), 'missing')), { code: 'no_project', message: /^no project at .*missing$/ });
 });
 
 test('a project written by a newer version is refused, not damaged', () => {

@@ -90,12 +90,12 @@ function findParent(project: Project, kind: Stage, options: TrainOptions): Run |
     }
     if (options.parentRunId !== undefined) return requireDoneParent(project, options.parentRunId, ['pretrain'], 'the run to fine-tune');
     const latest = latestDoneRun(project.db, ['pretrain']);
-    if (!latest) throw new UserError('there is no finished pretraining to fine-tune', 'no_parent', { stage: kind, needs: 'pretrain' });
+    if (!latest) throw new UserError('no finished pretrain run to fine-tune', 'no_parent', { stage: kind, needs: 'pretrain' });
     return latest;
   }
   if (options.parentRunId !== undefined) return requireDoneParent(project, options.parentRunId, ['finetune', 'distill'], 'the teacher');
   const teacher = latestDoneRun(project.db, ['finetune', 'distill']);
-  if (!teacher) throw new UserError('distillation needs a teacher: there is no fine-tuned model yet', 'no_parent', { stage: kind, needs: 'finetune' });
+  if (!teacher) throw new UserError('distillation needs a teacher', 'no_parent', { stage: kind, needs: 'finetune' });
   return teacher;
 }
 
@@ -134,7 +134,7 @@ function checkData(project: Project, kind: Stage, warnings: string[]): void {
   const classes = trainingClasses(project.db);
   if (kind === 'finetune' && classes.length < 2) {
     throw new UserError(
-      `fine-tuning needs labelled images of at least 2 classes in the training split; found ${classes.length} class(es) ("contrast label")`,
+      `fine-tuning needs labelled images of at least 2 classes in the training split; found ${classes.length} class(es)`,
       'no_labels',
     );
   }

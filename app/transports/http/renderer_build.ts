@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const rendererDist = path.join(repoRoot, 'dist', 'renderer');
-const sources = [path.join(repoRoot, 'renderer'), path.join(repoRoot, 'app', 'api', 'contract.ts'), path.join(repoRoot, 'vite.config.ts')];
+const sources = [path.join(repoRoot, 'renderer'), path.join(repoRoot, 'app', 'contract'), path.join(repoRoot, 'vite.config.ts')];
 
 function newestMtime(entry: string): number {
   const stat = fs.statSync(entry, { throwIfNoEntry: false });
