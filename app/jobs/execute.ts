@@ -15,7 +15,7 @@ import type { BackendChoice } from '../contract/train_options.ts';
 import type { StageContext } from '../engine/stages/stage_context.ts';
 import { Cancelled } from '../engine/stages/training_loop.ts';
 import type { Project } from '../store/project.ts';
-import { finishRun, getRun, latestCheckpoint, markRunning, requireRun } from '../store/runs.ts';
+import { appendMetrics, finishRun, getRun, latestCheckpoint, markRunning, metricSeries, requireRun, truncateMetricsAfter } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent } from './events.ts';
 
 type Stage = (ctx: StageContext) => Promise<Record<string, unknown>>;
@@ -65,6 +65,11 @@ export async function executeRun(project: Project, runId: number, options: Execu
     signal,
     backend,
     startedAt,
+    metrics: {
+      record: (step, epoch, values) => appendMetrics(project.db, runId, step, epoch, values),
+      forgetAfter: (step) => truncateMetricsAfter(project.db, runId, step),
+      last: (name) => metricSeries(project.db, runId, name).at(-1)?.value,
+    },
     progress: (progress) => emit({ type: 'progress', runId, kind: run.kind, ...progress }),
     epochEnd: (epoch) => emit({ type: 'epoch', runId, kind: run.kind, ...epoch }),
     warn: (message) => emit({ type: 'warning', runId, message }),

@@ -14,7 +14,7 @@ import { Rng } from '../simclr/random.ts';
 import {
   checkpointSaver,
   chooseBatch,
-  chooseEpochs,
+  chooseSteps,
   effectiveBatch,
   lastMetric,
   loadRunModel,
@@ -26,7 +26,7 @@ import {
 import { peakLearningRate, runClasses, type TrainConfig } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { distillStep, type LabelledBatch } from '../simclr/train_step.ts';
-import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
+import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 function sameArchitecture(a: ModelConfig, b: ModelConfig): boolean {
   return a.depth === b.depth && a.width === b.width && a.sk === b.sk;
@@ -64,7 +64,7 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
       const loop: TrainingLoop = {
         examples: cache.count,
         batchSize,
-        epochs: 0,
+        totalSteps: 0,
         peakLearningRate: peakLearningRate('distill', config, batchSize),
         warmupFraction: config.warmupFraction,
         seed: config.seed,
@@ -83,18 +83,18 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
         },
         endEpoch: judge.endEpoch,
         save: checkpointSaver(ctx, student, optimizer),
-        extra: () => ({ epochs: loop.epochs, bestAccuracy: judge.best }),
+        extra: () => ({ totalSteps: loop.totalSteps, bestAccuracy: judge.best }),
       };
       const resumed = resumeFromCheckpoint(ctx, student, optimizer);
       judge.restore(resumed);
-      loop.epochs = await chooseEpochs(ctx, student, loop, resumed, val.rows.length, cache.count);
+      loop.totalSteps = await chooseSteps(ctx, student, loop, resumed, val.rows.length, cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       loadRunModel(ctx.project, ctx.run.id, student);
       await writeClassifierOutputs(ctx, student, cache, classes.map((c) => c.id));
       return {
         classes,
         teacherRunId,
-        epochs: loop.epochs,
+        epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),
         steps: final.step,
         images: cache.count,
         valAccuracy: val.rows.length > 0 ? judge.best : undefined,

@@ -16,7 +16,7 @@ import { Rng } from '../simclr/random.ts';
 import {
   checkpointSaver,
   chooseBatch,
-  chooseEpochs,
+  chooseSteps,
   effectiveBatch,
   lastMetric,
   loadRunModel,
@@ -28,7 +28,7 @@ import {
 import { peakLearningRate } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { classifierStep } from '../simclr/train_step.ts';
-import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
+import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 /** Classes fixed when the run first starts, so a resumed run keeps its logit order. */
 export function runClassList(ctx: StageContext): { id: number; name: string }[] {
@@ -71,7 +71,7 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
       const loop: TrainingLoop = {
         examples: train.rows.length,
         batchSize,
-        epochs: 0,
+        totalSteps: 0,
         balancedLabels: config.balanced ? train.labels : undefined,
         peakLearningRate: peakLearningRate('finetune', config, batchSize),
         warmupFraction: config.warmupFraction,
@@ -88,17 +88,17 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
         },
         endEpoch: judge.endEpoch,
         save: checkpointSaver(ctx, model, optimizer),
-        extra: () => ({ epochs: loop.epochs, bestAccuracy: judge.best }),
+        extra: () => ({ totalSteps: loop.totalSteps, bestAccuracy: judge.best }),
       };
       const resumed = resumeFromCheckpoint(ctx, model, optimizer);
       judge.restore(resumed);
-      loop.epochs = await chooseEpochs(ctx, model, loop, resumed, val.rows.length, cache.count);
+      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, val.rows.length, cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       loadRunModel(ctx.project, ctx.run.id, model); // the best epoch, not necessarily the last
       await writeClassifierOutputs(ctx, model, cache, classes.map((c) => c.id));
       return {
         classes,
-        epochs: loop.epochs,
+        epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),
         steps: final.step,
         trainImages: train.rows.length,
         valImages: val.rows.length,

@@ -8,11 +8,11 @@ import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingBytes } from '../runtime/memory.ts';
 import { buildPretrainModel } from '../simclr/model.ts';
 import { Rng } from '../simclr/random.ts';
-import { checkpointSaver, chooseBatch, chooseEpochs, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
+import { checkpointSaver, chooseBatch, chooseSteps, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
 import { peakLearningRate } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { pretrainStep } from '../simclr/train_step.ts';
-import { runTrainingLoop, type TrainingLoop } from './training_loop.ts';
+import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 export async function pretrain(ctx: StageContext): Promise<Record<string, unknown>> {
   const config = trainConfig(ctx);
@@ -29,7 +29,7 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
       const loop: TrainingLoop = {
         examples: cache.count,
         batchSize,
-        epochs: 0,
+        totalSteps: 0,
         peakLearningRate: peakLearningRate('pretrain', config, batchSize),
         warmupFraction: config.warmupFraction,
         seed: config.seed,
@@ -43,13 +43,13 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
           }
         },
         save: checkpointSaver(ctx, model, optimizer),
-        extra: () => ({ epochs: loop.epochs }),
+        extra: () => ({ totalSteps: loop.totalSteps }),
       };
       const resumed = resumeFromCheckpoint(ctx, model, optimizer);
-      loop.epochs = await chooseEpochs(ctx, model, loop, resumed, 0, cache.count);
+      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, 0, cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       await writeFeatureEmbeddings(ctx, model, cache);
-      return { epochs: loop.epochs, steps: final.step, images: cache.count, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
+      return { epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)), steps: final.step, images: cache.count, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
     } finally {
       cache.close();
     }

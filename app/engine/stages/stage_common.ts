@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
 import type { Project } from '../../store/project.ts';
-import { latestCheckpoint, mergeSummary, metricSeries, modelCheckpoint, requireRun, type Run } from '../../store/runs.ts';
+import { latestCheckpoint, mergeSummary, modelCheckpoint, requireRun, type Run } from '../../store/runs.ts';
 import {
   disposeCheckpoint,
   loadCheckpoint,
@@ -19,7 +19,7 @@ import { DEFAULT_BATCH, runClasses, type TrainConfig } from './stage_config.ts';
 import { checkMemory, memoryLimitBytes } from '../runtime/memory.ts';
 import { buildClassifier, type ModelConfig } from '../simclr/model.ts';
 import type { StageContext } from './stage_context.ts';
-import { epochsForBudget, measureStepSeconds, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
+import { epochsOf, measureStepSeconds, stepsForBudget, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
 
 export function trainConfig(ctx: StageContext): TrainConfig {
   return ctx.run.config as unknown as TrainConfig;
@@ -115,10 +115,12 @@ export function loadRunModel(project: Project, runId: number, model: tf.LayersMo
 }
 
 /**
- * The run's epoch count: fixed by its config, or — for a time budget — measured once from a few
- * timed steps and then kept in the summary and every checkpoint, so a resumed run keeps it.
+ * The run's step count: its epochs when fixed by the config, or — for a time budget — fitted to
+ * the budget from a few timed steps, leaving time for each epoch's evaluation and the final
+ * predictions. The count is kept in the summary and every checkpoint, so a resumed run keeps
+ * it; a budgeted first attempt also gets a deadline, so slow steps cannot overrun it.
  */
-export async function chooseEpochs(
+export async function chooseSteps(
   ctx: StageContext,
   model: tf.LayersModel,
   loop: TrainingLoop,
@@ -127,27 +129,30 @@ export async function chooseEpochs(
   finalImages: number,
 ): Promise<number> {
   const config = trainConfig(ctx);
-  if (config.epochs !== null) return config.epochs;
-  const kept = resumed?.extra?.epochs;
+  const perEpoch = stepsPerEpoch(loop.examples, loop.batchSize);
+  if (config.epochs !== null) return config.epochs * perEpoch;
+  const kept = resumed?.extra?.totalSteps;
   if (typeof kept === 'number') return kept;
   ctx.progress({ phase: 'measuring', step: 0, totalSteps: 1, epoch: 0, epochs: 0, metrics: {}, etaSeconds: null });
   const secondsPerStep = await measureStepSeconds(model, loop);
   // A forward pass costs about a third of a training step (no backward pass, no optimizer).
   const forwardSecondsPerImage = secondsPerStep / loop.batchSize / 3;
-  const elapsed = (Date.now() - ctx.startedAt) / 1000;
-  const epochs = epochsForBudget({
-    secondsLeft: config.minutes! * 60 - elapsed - finalImages * forwardSecondsPerImage,
+  const finalSeconds = finalImages * forwardSecondsPerImage;
+  const budgetEnds = ctx.startedAt + config.minutes! * 60_000;
+  const steps = stepsForBudget({
+    secondsLeft: (budgetEnds - Date.now()) / 1000 - finalSeconds,
     secondsPerStep,
-    stepsPerEpoch: stepsPerEpoch(loop.examples, loop.batchSize),
+    stepsPerEpoch: perEpoch,
     evaluationSecondsPerEpoch: evaluatedImagesPerEpoch * forwardSecondsPerImage,
   });
-  mergeSummary(ctx.project.db, ctx.run.id, { epochs, measuredSecondsPerStep: secondsPerStep });
-  return epochs;
+  loop.deadline = budgetEnds - finalSeconds * 1000;
+  mergeSummary(ctx.project.db, ctx.run.id, { plannedSteps: steps, epochs: epochsOf(steps, perEpoch), measuredSecondsPerStep: secondsPerStep });
+  return steps;
 }
 
 /** The newest value of a metric the run logged (e.g. the last epoch's mean loss). */
 export function lastMetric(ctx: StageContext, name: string): number | undefined {
-  return metricSeries(ctx.project.db, ctx.run.id, name).at(-1)?.value;
+  return ctx.metrics.last(name);
 }
 
 /**

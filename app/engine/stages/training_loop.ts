@@ -1,10 +1,11 @@
 /**
- * The epoch/step loop every training stage shares: seeded data order, learning-rate schedule,
- * metrics, progress with ETA, checkpoints (each epoch, every few minutes, and on cancel) and
- * exact continuation from a checkpoint taken anywhere inside an epoch.
+ * The step loop every training stage shares: seeded data order, learning-rate schedule, metrics
+ * (through the context's recorder), progress with ETA, checkpoints (each epoch, every few
+ * minutes, and on cancel) and exact continuation from a checkpoint taken anywhere in an epoch.
+ * Runs are planned in steps, so a time budget may end inside an epoch; a deadline stops the
+ * loop early when the steps take longer than measured.
  */
 import * as tf from '@tensorflow/tfjs';
-import { appendMetrics, truncateMetricsAfter } from '../../store/runs.ts';
 import type { LoopState } from '../data/checkpoint.ts';
 import { epochOrder } from '../data/dataset.ts';
 import { learningRateAt } from '../simclr/learning_rate.ts';
@@ -33,7 +34,10 @@ export interface TrainingLoop {
   /** Number of examples the stage draws batches from (positions 0..count-1). */
   examples: number;
   batchSize: number;
-  epochs: number;
+  /** Optimizer steps of the whole run; need not be a whole number of epochs. */
+  totalSteps: number;
+  /** Wall-clock time (Date.now()) by which the loop must have stopped, when the run has a budget. */
+  deadline?: number;
   /** Class of each example, when batches should draw every class equally often. */
   balancedLabels?: number[];
   peakLearningRate: number;
@@ -51,6 +55,11 @@ export interface TrainingLoop {
 
 export function stepsPerEpoch(examples: number, batchSize: number): number {
   return Math.max(1, Math.floor(examples / batchSize));
+}
+
+/** Epochs a number of steps makes, to two decimals: what plans and summaries show. */
+export function epochsOf(steps: number, perEpoch: number): number {
+  return Math.round((steps / perEpoch) * 100) / 100;
 }
 
 /** Each epoch's order comes from its own generator, so a resumed run rebuilds it without replaying earlier epochs. */
@@ -71,64 +80,71 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 /** Runs the loop from `start` (a checkpoint's state) or from step 0; returns the final state. */
 export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, start: LoopState | null): Promise<LoopState> {
   const perEpoch = stepsPerEpoch(loop.examples, loop.batchSize);
-  const totalSteps = perEpoch * loop.epochs;
+  let totalSteps = loop.totalSteps;
+  const epochs = epochsOf(totalSteps, perEpoch);
   const rateAt = schedule(loop, totalSteps);
   const logEvery = Math.max(1, Math.floor(perEpoch / POINTS_PER_EPOCH));
   let step = start?.step ?? 0;
   if (start) {
     loop.rng.setState(start.rng);
-    truncateMetricsAfter(ctx.project.db, ctx.run.id, step);
+    ctx.metrics.forgetAfter(step);
   }
   const state = (): LoopState => ({ step, epoch: Math.floor(step / perEpoch), rng: loop.rng.getState(), extra: loop.extra() });
-
   const speed = { started: performance.now(), steps: 0 };
+  const secondsPerStep = () => (performance.now() - speed.started) / 1000 / Math.max(1, speed.steps);
   let lastProgress = 0;
   let lastSave = performance.now();
-  while (step < totalSteps) {
-    const epoch = Math.floor(step / perEpoch);
-    const order = orderFor(loop, epoch);
-    const sums: Record<string, number> = {};
-    let counted = 0;
-    for (let position = step - epoch * perEpoch; position < perEpoch; position++) {
-      await nextTurn(); // lets a cancel request (signal, IPC message) arrive between steps
-      if (ctx.signal.aborted) {
-        await loop.save(state(), false);
-        throw new Cancelled();
-      }
-      const learningRate = rateAt(step);
-      const values = await loop.step(order.slice(position * loop.batchSize, (position + 1) * loop.batchSize), learningRate, loop.rng);
-      step++;
-      speed.steps++;
-      counted++;
-      for (const [name, value] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + value;
-      const secondsPerStep = (performance.now() - speed.started) / 1000 / speed.steps;
-      const metrics = { ...values, lr: learningRate, imagesPerSecond: loop.batchSize / secondsPerStep };
-      if (step % logEvery === 0 || step === totalSteps) appendMetrics(ctx.project.db, ctx.run.id, step, step / perEpoch, metrics);
-      if (performance.now() - lastProgress > PROGRESS_EVERY_MS || step === totalSteps) {
-        lastProgress = performance.now();
-        ctx.progress({
-          phase: 'training',
-          step,
-          totalSteps,
-          epoch: step / perEpoch,
-          epochs: loop.epochs,
-          metrics,
-          etaSeconds: (totalSteps - step) * secondsPerStep,
-        });
-      }
-      if (performance.now() - lastSave > CHECKPOINT_EVERY_MS && position < perEpoch - 1) {
-        await loop.save(state(), false);
-        lastSave = performance.now();
-      }
-    }
-    const means = Object.fromEntries(Object.entries(sums).map(([name, sum]) => [`epoch_${name}`, sum / counted]));
-    const result = loop.endEpoch ? await loop.endEpoch(epoch + 1) : { metrics: {}, best: false };
+  let sums: Record<string, number> = {};
+  let counted = 0;
+
+  const endEpoch = async (epoch: number) => {
+    const means = Object.fromEntries(Object.entries(sums).map(([name, sum]) => [`epoch_${name}`, sum / Math.max(1, counted)]));
+    const result = loop.endEpoch ? await loop.endEpoch(Math.ceil(epoch)) : { metrics: {}, best: false };
     const epochMetrics = { ...means, ...result.metrics };
-    appendMetrics(ctx.project.db, ctx.run.id, step, epoch + 1, epochMetrics);
-    ctx.epochEnd({ epoch: epoch + 1, epochs: loop.epochs, metrics: epochMetrics, best: result.best });
+    ctx.metrics.record(step, epoch, epochMetrics);
+    ctx.epochEnd({ epoch: Math.ceil(epoch), epochs: Math.ceil(epochs), metrics: epochMetrics, best: result.best });
     await loop.save(state(), result.best);
     lastSave = performance.now();
+    sums = {};
+    counted = 0;
+  };
+
+  while (step < totalSteps) {
+    await nextTurn(); // lets a cancel request (signal, IPC message) arrive between steps
+    if (ctx.signal.aborted) {
+      await loop.save(state(), false);
+      throw new Cancelled();
+    }
+    if (loop.deadline !== undefined && speed.steps > 0 && Date.now() + secondsPerStep() * 1000 > loop.deadline) {
+      ctx.warn(`stopped at step ${step} of ${totalSteps}: the time budget is spent (steps ran slower than measured)`);
+      totalSteps = step;
+      break;
+    }
+    const epoch = Math.floor(step / perEpoch);
+    const position = step - epoch * perEpoch;
+    const order = orderFor(loop, epoch);
+    const learningRate = rateAt(step);
+    const values = await loop.step(order.slice(position * loop.batchSize, (position + 1) * loop.batchSize), learningRate, loop.rng);
+    step++;
+    speed.steps++;
+    counted++;
+    for (const [name, value] of Object.entries(values)) sums[name] = (sums[name] ?? 0) + value;
+    const metrics = { ...values, lr: learningRate, imagesPerSecond: loop.batchSize / secondsPerStep() };
+    if (step % logEvery === 0 || step === totalSteps) ctx.metrics.record(step, step / perEpoch, metrics);
+    if (performance.now() - lastProgress > PROGRESS_EVERY_MS || step === totalSteps) {
+      lastProgress = performance.now();
+      const etaSeconds = (totalSteps - step) * secondsPerStep();
+      ctx.progress({ phase: 'training', step, totalSteps, epoch: step / perEpoch, epochs, metrics, etaSeconds });
+    }
+    const epochDone = step % perEpoch === 0;
+    if (epochDone || step === totalSteps) await endEpoch(step / perEpoch);
+    else if (performance.now() - lastSave > CHECKPOINT_EVERY_MS) {
+      await loop.save(state(), false);
+      lastSave = performance.now();
+    }
   }
+  // Stopped by the deadline inside an epoch: judge and keep the weights reached.
+  if (counted > 0) await endEpoch(step / perEpoch);
   return state();
 }
 
@@ -151,13 +167,13 @@ export async function measureStepSeconds(model: tf.LayersModel, loop: TrainingLo
   return seconds;
 }
 
-/** Epochs that fit what is left of a time budget, given the cost of one step and of each epoch's evaluation. */
-export function epochsForBudget(options: {
+/** Steps that fit what is left of a time budget, given the cost of one step and of each epoch's evaluation. */
+export function stepsForBudget(options: {
   secondsLeft: number;
   secondsPerStep: number;
   stepsPerEpoch: number;
   evaluationSecondsPerEpoch: number;
 }): number {
-  const epochSeconds = options.secondsPerStep * options.stepsPerEpoch + options.evaluationSecondsPerEpoch;
-  return Math.max(1, Math.floor(options.secondsLeft / epochSeconds));
+  const perStep = options.secondsPerStep + options.evaluationSecondsPerEpoch / options.stepsPerEpoch;
+  return Math.max(1, Math.floor(options.secondsLeft / perStep));
 }
