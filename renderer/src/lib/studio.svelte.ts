@@ -15,6 +15,7 @@ import {
   type ServerEvent,
 } from '../../../app/api/contract.ts';
 import { projectKey } from './format.ts';
+import { assignClassKeys, chooseClassKey, type ClassKeys } from './label_keys.ts';
 
 export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'export';
 
@@ -64,6 +65,13 @@ class Studio {
   readonly projectDir: string | null = $derived(this.status?.project?.dir ?? null);
   readonly predictionRunId: number | null = $derived(this.status?.project?.predictionRunId ?? null);
   readonly embeddingRunId: number | null = $derived(this.status?.project?.embeddingRunId ?? null);
+  /** Bumped when the user picks a class key, so the keys are read again from storage. */
+  private chosenKeysVersion = $state(0);
+  /** Which key labels with which class in this project. */
+  readonly classKeys: ClassKeys = $derived.by(() => {
+    void this.chosenKeysVersion;
+    return assignClassKeys(this.classes.map((c) => c.id), chosenKeys(this.projectDir));
+  });
 
   get project() {
     return this.status?.project ?? null;
@@ -125,6 +133,13 @@ class Studio {
     }
     this.screen = screen;
     if (typeof location !== 'undefined') history.replaceState(null, '', `#/${screen}`);
+  }
+
+  /** Gives a class a key (swapping with the class that held it); kept per project in this browser. */
+  setClassKey(classId: number, key: string): void {
+    if (!this.projectDir) return;
+    localStorage.setItem(chosenKeysItem(this.projectDir), JSON.stringify(chooseClassKey(this.classKeys, classId, key)));
+    this.chosenKeysVersion++;
   }
 
   openLabeller(sequence: LabelSequence | null): void {
@@ -191,6 +206,24 @@ class Studio {
         void this.refreshStatus();
         break;
     }
+  }
+}
+
+/**
+ * The contract has no place for UI preferences, so chosen keys live in this browser's storage,
+ * one entry per project folder.
+ */
+function chosenKeysItem(projectDir: string): string {
+  return `contrast.classKeys:${projectDir}`;
+}
+
+function chosenKeys(projectDir: string | null): Record<number, string> {
+  if (!projectDir) return {};
+  try {
+    const stored = JSON.parse(localStorage.getItem(chosenKeysItem(projectDir)) ?? '{}');
+    return stored && typeof stored === 'object' ? stored : {};
+  } catch {
+    return {}; // unreadable storage: fall back to the default keys
   }
 }
 

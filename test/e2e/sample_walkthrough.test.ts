@@ -1,0 +1,99 @@
+/**
+ * The studio on the bundled sample (ten CIFAR-10 classes, 200 images, 50 labelled) in a 1280×800
+ * window, walked through as in issue #11 (the studio's part of it).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
+
+const classNames = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+
+let home: string;
+let served: Served;
+let browser: Browser;
+let page: Page;
+let problems: string[];
+
+before(async () => {
+  home = tempDir('sample');
+  served = await serve([], { CONTRAST_HOME: home });
+  browser = await launchBrowser();
+  page = await newPage(browser, { width: 1280, height: 800 });
+  problems = watchPage(page);
+  await page.goto(served.url);
+  await page.click('text=Open the sample project');
+  await page.waitForSelector('[role="gridcell"] img', { timeout: 120_000 });
+});
+
+after(async () => {
+  await browser?.close();
+  await served?.stop();
+  if (home) fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function go(screen: string): Promise<void> {
+  await page.click(`nav button[data-screen="${screen}"]`);
+}
+
+/** The Label screen's "Labels per class" count for one class. */
+async function waitForClassLabels(name: string, count: number): Promise<void> {
+  await page.waitForFunction(
+    ([className, n]) =>
+      [...document.querySelectorAll('.counts tr')].find((row) => row.textContent?.includes(className))?.querySelector('td.num')?.textContent === String(n),
+    [name, count] as const,
+  );
+}
+
+async function buttonKeys(): Promise<string[]> {
+  return page.$$eval('.side .class-button', (buttons) => buttons.map((b) => `${(b as HTMLElement).dataset.class}:${b.querySelector('kbd')?.textContent ?? ''}`));
+}
+
+/** Boxes of the shown screen whose content is wider than they are: cut off, or scrolling sideways. */
+function overflowing(selector = 'main.content, main.content > *, .dialog'): Promise<string[]> {
+  return page.$$eval(selector, (elements) =>
+    elements.filter((e) => e.scrollWidth > e.clientWidth).map((e) => `${e.tagName.toLowerCase()}.${e.classList[0]}: ${e.scrollWidth} px wide in ${e.clientWidth} px`),
+  );
+}
+
+describe('the sample project at 1280×800', () => {
+  it('gives the tenth class key 0 and lets the Classes dialog change a key, kept after a reload', async () => {
+    await go('label');
+    await page.waitForSelector('[data-testid="file-name"]');
+    assert.deepEqual(await buttonKeys(), classNames.map((name, i) => `${name}:${(i + 1) % 10}`));
+    await page.keyboard.press('0');
+    await waitForClassLabels('truck', 6);
+
+    await page.click('text=Classes…');
+    await page.selectOption('select[aria-label="Key for truck"]', 'x');
+    await page.keyboard.press('Escape');
+    assert.equal((await buttonKeys()).at(-1), 'truck:x');
+    await page.keyboard.press('x');
+    await waitForClassLabels('truck', 7);
+
+    // Taking a key another class holds swaps the two.
+    await page.click('text=Classes…');
+    await page.selectOption('select[aria-label="Key for truck"]', '1');
+    assert.deepEqual(
+      await page.$$eval('.dialog select', (selects) => selects.map((s) => (s as HTMLSelectElement).value)),
+      ['x', '2', '3', '4', '5', '6', '7', '8', '9', '1'],
+    );
+    const clippedButtons = await page.$$eval('.dialog tbody button', (buttons) => {
+      const dialog = document.querySelector('.dialog')!.getBoundingClientRect();
+      return buttons.filter((b) => b.getBoundingClientRect().right > dialog.right).map((b) => b.textContent);
+    });
+    assert.deepEqual(clippedButtons, []);
+    assert.deepEqual(await overflowing('.dialog'), []);
+    await screenshot(page, 'sample-classes-dialog');
+    await page.keyboard.press('Escape');
+
+    await page.reload();
+    await page.waitForSelector('[data-testid="file-name"]');
+    assert.deepEqual((await buttonKeys()).filter((k) => /^(airplane|truck):/.test(k)), ['airplane:x', 'truck:1']);
+  });
+
+  it('saw no console errors, CSP violations or failed requests', () => {
+    assert.deepEqual(problems, []);
+  });
+});
