@@ -37,6 +37,18 @@ async function go(screen: string): Promise<void> {
   await page.click(`nav button[data-screen="${screen}"]`);
 }
 
+async function labelledCount(): Promise<number> {
+  return Number(/· (\d+) labelled/.exec((await page.textContent('.sidebar .project'))!)![1]);
+}
+
+async function waitForLabelled(count: number): Promise<void> {
+  await page.waitForFunction((n) => document.querySelector('.sidebar .project')?.textContent?.includes(`· ${n} labelled`), count);
+}
+
+async function waitForGalleryCount(count: number): Promise<void> {
+  await page.waitForFunction((n) => new RegExp(`^${n} images`).test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''), count);
+}
+
 /** The Label screen's "Labels per class" count for one class. */
 async function waitForClassLabels(name: string, count: number): Promise<void> {
   await page.waitForFunction(
@@ -91,6 +103,53 @@ describe('the sample project at 1280×800', () => {
     await page.reload();
     await page.waitForSelector('[data-testid="file-name"]');
     assert.deepEqual((await buttonKeys()).filter((k) => /^(airplane|truck):/.test(k)), ['airplane:x', 'truck:1']);
+  });
+
+  it('labels a few images at once without asking, and undoes them with u', async () => {
+    await go('gallery');
+    await page.selectOption('select[name="filter"]', 'unlabelled');
+    await waitForGalleryCount(148);
+    const before = await labelledCount();
+    await page.click('[role="gridcell"][data-index="0"]');
+    await page.click('[role="gridcell"][data-index="2"]', { modifiers: ['Shift'] });
+    await page.keyboard.press('5');
+    await waitForLabelled(before + 3);
+    assert.equal(await page.locator('.dialog').count(), 0, 'no confirmation for 3 images');
+    await page.keyboard.press('u');
+    await waitForLabelled(before);
+    await waitForGalleryCount(148);
+  });
+
+  it('asks before labelling more than 50 images, and undoes with u, Ctrl+Z or the toast when the focus is on the page', async () => {
+    const before = await labelledCount();
+    await page.click('[role="gridcell"][data-index="0"]');
+    await page.keyboard.press('Control+a');
+    await page.keyboard.press('5');
+    assert.match((await page.textContent('.dialog'))!, /Label 148 images “deer”\?/);
+    await screenshot(page, 'sample-bulk-confirm');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('.dialog', { state: 'detached' });
+    assert.equal(await labelledCount(), before);
+
+    for (const undo of ['u', 'Control+z', 'the toast']) {
+      await page.click('[role="gridcell"][data-index="0"]');
+      await page.keyboard.press('Control+a');
+      await page.keyboard.press('5');
+      await page.click('.dialog button.primary');
+      await waitForLabelled(before + 148);
+      await page.waitForSelector('text=No images match this filter');
+      assert.equal(await page.evaluate(() => document.activeElement === document.body), true, 'the emptied grid leaves the focus on the page');
+      const toast = page.locator('.toast', { hasText: 'Labelled 148 images “deer”' }).last();
+      if (undo === 'u') await screenshot(page, 'sample-bulk-undo-toast');
+      if (undo === 'the toast') await toast.locator('button', { hasText: 'Undo' }).click();
+      else {
+        await toast.locator('button', { hasText: 'Undo' }).waitFor();
+        await page.keyboard.press(undo);
+      }
+      await waitForLabelled(before);
+      await waitForGalleryCount(148);
+    }
+    await page.waitForSelector('.toast >> text=Labelled 148 images', { state: 'detached' }); // an undone toast goes away
   });
 
   it('saw no console errors, CSP violations or failed requests', () => {

@@ -88,4 +88,12 @@ describe('undo stack', () => {
     expect(stack.size).toBe(3);
     expect([stack.pop(), stack.pop(), stack.pop(), stack.pop()]).toEqual([4, 3, 2, undefined]);
   });
+
+  it('takes out an entry from the middle once', () => {
+    const stack = new UndoStack<number>();
+    [1, 2, 3].forEach((n) => stack.push(n));
+    expect([stack.remove(2), stack.remove(2)]).toEqual([true, false]);
+    expect(stack.latest).toBe(3);
+    expect([stack.pop(), stack.pop(), stack.pop()]).toEqual([3, 1, undefined]);
+  });
 });

@@ -99,6 +99,11 @@ export function labelAction(event: KeyLike, keys: ClassKeys): LabelAction | null
   }
 }
 
+/** Keys typed into a field are text, never shortcuts. */
+export function typingIn(target: EventTarget | null): boolean {
+  return Boolean((target as HTMLElement | null)?.closest?.('input, textarea, select, [contenteditable="true"]'));
+}
+
 export const labelKeyHelp: [string, string][] = [
   ['1 – 9, 0, b, c, d …', 'label with that class (the key on its button) and go to the next image'],
   ['Backspace / Delete', 'remove the label'],
@@ -123,6 +128,17 @@ export class UndoStack<T> {
 
   pop(): T | undefined {
     return this.entries.pop();
+  }
+
+  /** Takes out one entry wherever it is (undone from its toast); false when it is no longer here. */
+  remove(entry: T): boolean {
+    const index = this.entries.lastIndexOf(entry);
+    if (index >= 0) this.entries.splice(index, 1);
+    return index >= 0;
+  }
+
+  get latest(): T | undefined {
+    return this.entries.at(-1);
   }
 
   get size(): number {

@@ -32,6 +32,8 @@ export interface Toast {
   id: number;
   kind: 'info' | 'success' | 'error';
   text: string;
+  /** A button in the toast, e.g. Undo. */
+  action?: { label: string; run: () => void };
 }
 
 export interface JobProgressEvent extends Extract<ServerEvent, { type: 'job.progress' }> {}
@@ -147,10 +149,12 @@ class Studio {
     this.go('label');
   }
 
-  notify(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 4000): void {
-    const toast = { id: nextToast++, kind, text };
+  /** Shows a message and returns its id; one with an action stays longer, to leave time to use it. */
+  notify(kind: Toast['kind'], text: string, action?: Toast['action']): number {
+    const toast = { id: nextToast++, kind, text, action };
     this.toasts = [...this.toasts, toast].slice(-4);
-    setTimeout(() => this.dismiss(toast.id), ms);
+    setTimeout(() => this.dismiss(toast.id), action ? 10_000 : kind === 'error' ? 8000 : 4000);
+    return toast.id;
   }
 
   dismiss(id: number): void {
