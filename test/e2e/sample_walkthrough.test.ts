@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Request } from 'playwright-core';
 import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
 
 const classNames = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
@@ -150,6 +150,39 @@ describe('the sample project at 1280×800', () => {
       await waitForGalleryCount(148);
     }
     await page.waitForSelector('.toast >> text=Labelled 148 images', { state: 'detached' }); // an undone toast goes away
+  });
+
+  /** Trains one tiny run through the UI and counts the `runs.get` requests the Train screen sent meanwhile. */
+  async function trainCountingRunFetches(stage: string, settings: Record<string, string>): Promise<number> {
+    await page.click(`button[data-stage="${stage}"]`);
+    await page.waitForSelector(`details.advanced[data-stage="${stage}"]`);
+    await page.$eval('details.advanced', (details) => ((details as HTMLDetailsElement).open = true));
+    for (const [name, value] of Object.entries(settings)) {
+      await page.fill(`[name="adv-${name}"]`, value);
+      await page.press(`[name="adv-${name}"]`, 'Tab');
+    }
+    await page.waitForFunction(() => /minutes|about|measured/i.test(document.querySelector('[data-testid="estimate"]')?.textContent ?? ''));
+    let fetches = 0;
+    const countRunFetch = (request: Request) => {
+      if (new URL(request.url()).pathname === '/api/runs.get') fetches++;
+    };
+    page.on('request', countRunFetch);
+    await page.click('[data-testid="start-training"]');
+    await page.waitForSelector(`button[data-stage="${stage}"] .badge.good`, { timeout: 300_000 });
+    await page.waitForTimeout(300); // the fetch after the run finished
+    page.off('request', countRunFetch);
+    return fetches;
+  }
+
+  it('fetches a training run once per state change, not on every progress event', async () => {
+    await go('train');
+    await page.waitForSelector('[data-testid="device"] b');
+    const pretrainFetches = await trainCountingRunFetches('pretrain', { epochs: '1', batchSize: '32', width: '0.125', imageSize: '16' });
+    const finetuneFetches = await trainCountingRunFetches('finetune', { epochs: '2', batchSize: '16' });
+    console.log(`# runs.get while training: pretrain ${pretrainFetches}, fine-tune ${finetuneFetches}`);
+    // Shown, started (queued → running), finished: at most one more for a start that raced the reply.
+    assert.ok(pretrainFetches >= 2 && pretrainFetches <= 4, `pretrain: ${pretrainFetches} runs.get requests`);
+    assert.ok(finetuneFetches >= 2 && finetuneFetches <= 4, `fine-tune: ${finetuneFetches} runs.get requests`);
   });
 
   it('saw no console errors, CSP violations or failed requests', () => {
