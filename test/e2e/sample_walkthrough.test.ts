@@ -185,6 +185,48 @@ describe('the sample project at 1280×800', () => {
     assert.ok(finetuneFetches >= 2 && finetuneFetches <= 4, `fine-tune: ${finetuneFetches} runs.get requests`);
   });
 
+  it('shows whole class names as confusion-matrix headers', async () => {
+    // A name longer than the sample's own, as real projects have.
+    await go('gallery');
+    await page.click('text=Classes…');
+    await page.locator('.dialog tr', { hasText: 'automobile' }).locator('text=Rename').click();
+    await page.fill('.dialog input[aria-label="New name"]', 'automobile or van');
+    await page.click('.dialog button[type="submit"]');
+    await page.waitForSelector('.dialog td >> text=automobile or van');
+    await page.keyboard.press('Escape');
+    await go('results');
+    await page.waitForSelector('table.matrix');
+    const heads = await page.$$eval('table.matrix th.column span, table.matrix th.rowhead', (elements) =>
+      elements.map((e) => ({ name: e.textContent, cut: e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight })),
+    );
+    assert.deepEqual(heads.filter((h) => h.cut).map((h) => h.name), []);
+    assert.equal(heads.filter((h) => h.name === 'automobile or van').length, 2, 'a column and a row head');
+    await screenshot(page, 'sample-results');
+  });
+
+  it('fits every screen into the window without cutting anything off sideways', async () => {
+    const ready: Record<string, () => Promise<unknown>> = {
+      projects: () => page.waitForSelector('text=Recent projects'),
+      import: () => page.waitForSelector('input[name="folder"]'),
+      gallery: () => page.waitForSelector('[role="gridcell"] img'),
+      // Eight images in, the strip of neighbours is at its widest (13 thumbnails).
+      label: async () => {
+        await page.waitForSelector('[data-testid="file-name"]');
+        for (let i = 0; i < 8; i++) await page.keyboard.press('ArrowRight');
+        await page.waitForFunction(() => document.querySelectorAll('.strip .thumb').length === 13);
+      },
+      train: () => page.waitForSelector('[data-testid="run-panel"]'),
+      results: () => page.waitForSelector('table.matrix'),
+      export: () => page.waitForSelector('text=Labels as CSV'),
+    };
+    for (const [screen, shown] of Object.entries(ready)) {
+      await go(screen);
+      await shown();
+      await screenshot(page, `sample-1280-${screen}`);
+      assert.deepEqual(await overflowing(), [], screen);
+    }
+  });
+
   it('saw no console errors, CSP violations or failed requests', () => {
     assert.deepEqual(problems, []);
   });
