@@ -5,8 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Browser, Page, Request } from 'playwright-core';
-import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
+import { launchBrowser, newPage, repoRoot, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
 
 const classNames = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
@@ -225,6 +226,21 @@ describe('the sample project at 1280×800', () => {
       await screenshot(page, `sample-1280-${screen}`);
       assert.deepEqual(await overflowing(), [], screen);
     }
+  });
+
+  it('forgets the previous project’s import summary after switching projects', async () => {
+    await go('import');
+    await page.fill('input[name="folder"]', path.join(repoRoot, 'resources', 'sample'));
+    await page.setChecked('input[name="labels-from-folders"]', false);
+    await page.click('form button[type="submit"]');
+    await page.waitForSelector('[data-testid="import-summary"] >> text=Nothing new to import');
+    await go('projects');
+    await page.fill('input[name="new-project"]', path.join(home, 'second-project'));
+    await page.press('input[name="new-project"]', 'Enter');
+    await page.waitForFunction(() => document.querySelector('.sidebar .project .name')?.textContent === 'second-project');
+    await page.waitForSelector('input[name="folder"]'); // a new project opens on Import
+    await page.waitForSelector('[data-testid="import-summary"]', { state: 'detached', timeout: 5000 });
+    assert.equal(await page.locator('[aria-label="Import progress"]').count(), 0);
   });
 
   it('saw no console errors, CSP violations or failed requests', () => {

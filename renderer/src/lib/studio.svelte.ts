@@ -205,6 +205,9 @@ class Studio {
         void this.refreshStatus();
         break;
       case 'project.changed':
+        // The last import's progress and summary belong to the project that was open.
+        this.importProgress = null;
+        this.importResult = null;
         this.labelsVersion++;
         this.runsVersion++;
         void this.refreshStatus();
