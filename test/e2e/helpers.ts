@@ -90,8 +90,8 @@ export function launchBrowser(): Promise<Browser> {
  * A page ready for page.evaluate of functions written in these tests: tsx compiles them with
  * esbuild's keepNames, which wraps named functions in a __name() helper the page does not have.
  */
-export async function newPage(browser: Browser): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
+export async function newPage(browser: Browser, viewport = { width: 1360, height: 860 }): Promise<Page> {
+  const page = await browser.newPage({ viewport });
   await page.addInitScript('globalThis.__name = (target) => target;');
   return page;
 }

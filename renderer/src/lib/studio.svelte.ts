@@ -15,6 +15,7 @@ import {
   type ServerEvent,
 } from '../../../app/contract/operations.ts';
 import { projectKey } from './format.ts';
+import { assignClassKeys, chooseClassKey, type ClassKeys } from './label_keys.ts';
 
 export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'export';
 
@@ -31,6 +32,8 @@ export interface Toast {
   id: number;
   kind: 'info' | 'success' | 'error';
   text: string;
+  /** A button in the toast, e.g. Undo. */
+  action?: { label: string; run: () => void };
 }
 
 export interface JobProgressEvent extends Extract<ServerEvent, { type: 'job.progress' }> {}
@@ -64,6 +67,13 @@ class Studio {
   readonly projectDir: string | null = $derived(this.status?.project?.dir ?? null);
   readonly predictionRunId: number | null = $derived(this.status?.project?.predictionRunId ?? null);
   readonly embeddingRunId: number | null = $derived(this.status?.project?.embeddingRunId ?? null);
+  /** Bumped when the user picks a class key, so the keys are read again from storage. */
+  private chosenKeysVersion = $state(0);
+  /** Which key labels with which class in this project. */
+  readonly classKeys: ClassKeys = $derived.by(() => {
+    void this.chosenKeysVersion;
+    return assignClassKeys(this.classes.map((c) => c.id), chosenKeys(this.projectDir));
+  });
 
   get project() {
     return this.status?.project ?? null;
@@ -127,15 +137,24 @@ class Studio {
     if (typeof location !== 'undefined') history.replaceState(null, '', `#/${screen}`);
   }
 
+  /** Gives a class a key (swapping with the class that held it); kept per project in this browser. */
+  setClassKey(classId: number, key: string): void {
+    if (!this.projectDir) return;
+    localStorage.setItem(chosenKeysItem(this.projectDir), JSON.stringify(chooseClassKey(this.classKeys, classId, key)));
+    this.chosenKeysVersion++;
+  }
+
   openLabeller(sequence: LabelSequence | null): void {
     this.labelSequence = sequence;
     this.go('label');
   }
 
-  notify(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 4000): void {
-    const toast = { id: nextToast++, kind, text };
+  /** Shows a message and returns its id; one with an action stays longer, to leave time to use it. */
+  notify(kind: Toast['kind'], text: string, action?: Toast['action']): number {
+    const toast = { id: nextToast++, kind, text, action };
     this.toasts = [...this.toasts, toast].slice(-4);
-    setTimeout(() => this.dismiss(toast.id), ms);
+    setTimeout(() => this.dismiss(toast.id), action ? 10_000 : kind === 'error' ? 8000 : 4000);
+    return toast.id;
   }
 
   dismiss(id: number): void {
@@ -186,11 +205,32 @@ class Studio {
         void this.refreshStatus();
         break;
       case 'project.changed':
+        // The last import's progress and summary belong to the project that was open.
+        this.importProgress = null;
+        this.importResult = null;
         this.labelsVersion++;
         this.runsVersion++;
         void this.refreshStatus();
         break;
     }
+  }
+}
+
+/**
+ * The contract has no place for UI preferences, so chosen keys live in this browser's storage,
+ * one entry per project folder.
+ */
+function chosenKeysItem(projectDir: string): string {
+  return `contrast.classKeys:${projectDir}`;
+}
+
+function chosenKeys(projectDir: string | null): Record<number, string> {
+  if (!projectDir) return {};
+  try {
+    const stored = JSON.parse(localStorage.getItem(chosenKeysItem(projectDir)) ?? '{}');
+    return stored && typeof stored === 'object' ? stored : {};
+  } catch {
+    return {}; // unreadable storage: fall back to the default keys
   }
 }
 
