@@ -3,6 +3,7 @@ import { UserError } from '../contract/errors.ts';
 import type { RunInfo } from '../contract/operations.ts';
 import { BACKEND_CHOICES, TRAIN_OPTIONS, optionsForStage, type BackendChoice, type OptionDefinition, type TrainOptionName } from '../contract/train_options.ts';
 import { exportModelOf, predictOutsideFiles } from '../services/exports.ts';
+import { createOneClickRun, planOneClick } from '../services/pipeline.ts';
 import type { Project } from '../services/projects.ts';
 import { createEvaluation, createStageRun, requireResumable, runHere, runOf, runsOf, type JobEvent, type Run } from '../services/training.ts';
 import { numberOption, printJson, stringOption, withProject, type CliIO, type Command, type Invocation, type OptionSpec } from './command.ts';
@@ -64,12 +65,14 @@ function keyMetric(run: Pick<RunInfo, 'kind' | 'summary'>): string {
   const percent = (value: unknown) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : undefined);
   if (run.kind === 'pretrain') return percent(summary.top1) ? `contrastive top-1 ${percent(summary.top1)}` : '';
   if (run.kind === 'evaluate') return percent(summary.accuracy) ? `${summary.split} accuracy ${percent(summary.accuracy)}` : '';
+  if (run.kind === 'pipeline') return (summary.choice as { reason?: string } | undefined)?.reason ?? '';
   return percent(summary.valAccuracy) ? `val accuracy ${percent(summary.valAccuracy)}` : '';
 }
 
 function describeProgress(event: Extract<JobEvent, { type: 'progress' }>): string {
   const m = event.metrics;
-  const parts = [`epoch ${Math.min(event.epochs, Math.floor(event.epoch) + 1)}/${event.epochs}`];
+  const parts = [`epoch ${Math.min(Math.ceil(event.epochs), Math.floor(event.epoch) + 1)}/${Math.ceil(event.epochs)}`];
+  if (event.stage) parts.unshift(event.stage);
   if (m.loss !== undefined) parts.push(`loss ${m.loss.toFixed(3)}`);
   if (m.top1 !== undefined) parts.push(`top-1 ${(m.top1 * 100).toFixed(0)}%`);
   if (m.accuracy !== undefined) parts.push(`acc ${(m.accuracy * 100).toFixed(0)}%`);
@@ -303,4 +306,29 @@ const exportCommand: Command = {
   },
 };
 
-export const trainCommands: Command[] = [pretrain, finetune, distill, evaluate, resume, runs, predict, exportCommand];
+const train: Command = {
+  name: 'train',
+  args: '<project>',
+  summary: 'One click: the stages the budget allows (pretrain, fine-tune or labels only, distil), then the best model on validation becomes the current one; all within --minutes.',
+  options: { minutes: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: { minutes: 'the time budget, decoding and predicting included (required)', seed: TRAIN_OPTIONS.seed.help, backend: TRAIN_OPTIONS.backend.help, json: 'print the plan and events as JSON lines' },
+  minArgs: 1,
+  maxArgs: 1,
+  async run(call) {
+    if (call.values.minutes === undefined) throw new UserError('--minutes is required: the time budget', 'usage');
+    const minutes = numberOption(call, 'minutes', 0, 0.1, 7 * 24 * 60);
+    const seed = call.values.seed === undefined ? undefined : numberOption(call, 'seed', 0, 0, 2 ** 32 - 1);
+    const backend = choice(call, 'backend', [...BACKEND_CHOICES]) as BackendChoice | undefined;
+    const json = Boolean(call.values.json);
+    return withProject(call.positionals[0], async (project) => {
+      const plan = planOneClick(project, minutes);
+      if (json) printJson(call.io, { event: 'plan', ...plan });
+      else call.io.err(`plan: ${plan.text}\n      ${plan.reason}\n`);
+      const runId = createOneClickRun(project, minutes, { seed, backend });
+      if (json) printJson(call.io, { event: 'created', runId, kind: 'pipeline' });
+      return follow(project, runId, call.io, json);
+    });
+  },
+};
+
+export const trainCommands: Command[] = [train, pretrain, finetune, distill, evaluate, resume, runs, predict, exportCommand];

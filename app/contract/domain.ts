@@ -9,8 +9,8 @@ export type Split = 'train' | 'val' | 'test';
 
 /** The training stages, in the order the pipeline runs them. */
 export type Stage = 'pretrain' | 'finetune' | 'distill';
-/** What a run did: one of the stages, or an evaluation of a trained model. */
-export type RunKind = Stage | 'evaluate';
+/** What a run did: one of the stages, an evaluation of a trained model, or one-click training of all stages. */
+export type RunKind = Stage | 'evaluate' | 'pipeline';
 export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
 
 export interface ClassInfo {
@@ -57,6 +57,8 @@ export interface StageProgress {
   /** Latest values: loss, top1 (contrastive) or accuracy, lr, imagesPerSecond. */
   metrics: Record<string, number>;
   etaSeconds: number | null;
+  /** One-click training: which step of the pipeline this is ('pretrain', 'labels only', 'fine-tune', 'distil', 'predict'). */
+  stage?: string;
 }
 
 export interface StageEpoch {

@@ -52,11 +52,13 @@ export type Preset = v.InferOutput<typeof presetSchema>;
 /** Expert overrides of a preset (epochs, batchSize, learningRate, imageSize, ...); the engine checks names and ranges. */
 const advancedSchema = v.record(v.string(), v.union([v.number(), v.string(), v.boolean()]));
 
+/** A wall-clock budget in minutes; the engine plans the run's steps to fit it. */
+const budgetMinutes = v.pipe(v.number(), v.minValue(0.1), v.maxValue(7 * 24 * 60));
+
 const trainRequest = v.object({
   stage: stageSchema,
   preset: presetSchema,
-  /** Wall-clock budget; the engine sizes epochs to fit it. */
-  budgetMinutes: v.pipe(v.number(), v.minValue(0.1), v.maxValue(7 * 24 * 60)),
+  budgetMinutes,
   advanced: v.optional(advancedSchema),
   /** Run to build on (a pretrain for finetune, a finetune for distill); default: the latest done one. */
   parentRunId: v.optional(id),
@@ -178,6 +180,17 @@ export interface TrainPlan {
   warnings: string[];
 }
 
+/** One-click training's plan, shown before Start. */
+export interface PipelinePlanView {
+  /** e.g. "labels only 6 min (≈40 epochs), distil 4 min (≈1.2 epochs), predict and score 20 s". */
+  text: string;
+  /** Why these stages (pretraining would not pay off yet, a pretraining is reused, ...). */
+  reason: string;
+  recipe: 'simclr' | 'reuse-pretraining' | 'labels-then-distil';
+  budgetSeconds: number;
+  stages: { label: string; seconds: number; epochs: number }[];
+}
+
 export interface ClassMetrics {
   classId: number;
   name: string;
@@ -199,6 +212,14 @@ export interface Evaluation {
   confusion: number[][];
   /** For a distilled student: its teacher's evaluation on the same images. */
   teacher: { runId: number; accuracy: number; perClass: ClassMetrics[] } | null;
+  /** 95% Wilson interval of the accuracy: with few images it is wide, and two models inside each other's intervals cannot be told apart. */
+  interval: { low: number; high: number };
+  /** What always answering the most common class would score on these images. */
+  chance: number;
+  /** The model the studio uses, and why (it may be another run than this one). */
+  current: { runId: number; reason: string } | null;
+  /** What to label next, most useful first. */
+  advice: string[];
 }
 
 export interface EmbeddingPoint {
@@ -288,6 +309,9 @@ export const operations = {
   },
 
   // training
+  /** One click: every stage in order, within the minutes given. */
+  'pipeline.plan': { input: v.object({ budgetMinutes }), output: {} as PipelinePlanView },
+  'pipeline.start': { input: v.object({ budgetMinutes }), output: {} as { runId: number } },
   'train.plan': { input: trainRequest, output: {} as TrainPlan },
   'train.start': { input: trainRequest, output: {} as { runId: number } },
   'train.cancel': { input: v.object({ runId: id }), output: {} as { cancelled: boolean } },

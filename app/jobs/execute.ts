@@ -17,10 +17,18 @@ import { Cancelled } from '../engine/stages/training_loop.ts';
 import type { Project } from '../store/project.ts';
 import { appendMetrics, finishRun, getRun, latestCheckpoint, markRunning, metricSeries, requireRun, truncateMetricsAfter } from '../store/runs.ts';
 import type { FinishedEvent, JobEvent } from './events.ts';
+import { executePipeline } from './pipeline.ts';
 
 type Stage = (ctx: StageContext) => Promise<Record<string, unknown>>;
 
-const stages: Record<RunKind, Stage> = { pretrain, finetune, distill, evaluate };
+const stages: Record<RunKind, Stage> = {
+  pretrain,
+  finetune,
+  distill,
+  evaluate,
+  // The pipeline's stage runs go through this same executor, inside the pipeline's job.
+  pipeline: (ctx) => executePipeline(ctx, (childId, emit) => executeRun(ctx.project, childId, { signal: ctx.signal, emit })),
+};
 
 export interface ExecuteOptions {
   signal: AbortSignal;

@@ -7,6 +7,7 @@ import { exportHandlers } from './exports.ts';
 import { imageHandlers } from './images.ts';
 import { importHandlers } from './imports.ts';
 import { labelHandlers } from './labels.ts';
+import { pipelineHandlers } from './pipeline.ts';
 import { projectHandlers } from './projects.ts';
 import { resultHandlers } from './results.ts';
 import type { Session } from './session.ts';
@@ -20,6 +21,7 @@ export function createHandlers(session: Session): Handlers {
     ...importHandlers(session),
     ...imageHandlers(session),
     ...labelHandlers(session),
+    ...pipelineHandlers(session),
     ...trainingHandlers(session),
     ...resultHandlers(session),
     ...exportHandlers(session),

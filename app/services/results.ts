@@ -4,13 +4,13 @@
  */
 import { UserError } from '../contract/errors.ts';
 import type { Evaluation } from '../contract/operations.ts';
-import { score } from '../engine/stages/metrics.ts';
+import { score, wilsonInterval } from '../engine/stages/metrics.ts';
 import { embeddingLabels, imagesByIds, latestEmbeddingRunId } from '../store/gallery.ts';
 import { heldOutPredictions } from '../store/ground_truth.ts';
 import { listClasses } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
 import { getRun, requireRun } from '../store/runs.ts';
-import { currentModelRunId, modelRun } from './current_model.ts';
+import { currentModel, currentModelRunId, modelRun } from './current_model.ts';
 import { embeddingMap } from './embedding_map.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
@@ -32,7 +32,39 @@ export function evaluationOf(project: Project, runId?: number): Evaluation {
       teacher = { runId: teacherRun.id, accuracy: teacherScores.accuracy, perClass: teacherScores.perClass };
     }
   }
-  return { runId: run.id, kind: run.kind, split, images: rows.length, ...score(rows, classes), teacher };
+  const scores = score(rows, classes);
+  const interval = wilsonInterval(scores.accuracy, rows.length);
+  const chance = Math.max(...scores.perClass.map((c) => c.support)) / rows.length;
+  return {
+    runId: run.id,
+    kind: run.kind,
+    split,
+    images: rows.length,
+    ...scores,
+    teacher,
+    interval,
+    chance,
+    current: currentModel(project.db),
+    advice: adviceFor(scores.perClass, interval, split),
+  };
+}
+
+/** Below this many images per class, a split's per-class figures mean little. */
+const FEW_PER_CLASS = 10;
+
+function adviceFor(perClass: Evaluation['perClass'], interval: Evaluation['interval'], split: string): string[] {
+  const advice: string[] = [];
+  const thin = perClass.filter((c) => c.support < FEW_PER_CLASS).map((c) => c.name);
+  const halfWidth = ((interval.high - interval.low) / 2) * 100;
+  if (thin.length > 0 && halfWidth > 5) {
+    advice.push(`accuracy is known only to about ±${halfWidth.toFixed(0)} points: label more ${split} images of ${thin.slice(0, 3).join(', ')}${thin.length > 3 ? ', …' : ''}`);
+  }
+  const weakest = [...perClass].filter((c) => c.support > 0).sort((a, b) => a.f1 - b.f1).slice(0, 2);
+  if (weakest.length > 0) {
+    advice.push(`the weakest classes are ${weakest.map((c) => `${c.name} (F1 ${c.f1.toFixed(2)})`).join(' and ')}: label more of them`);
+  }
+  advice.push('the Label screen offers the images the model is least sure of first: labelling those helps most');
+  return advice;
 }
 
 export function resultHandlers(session: Session): Pick<Handlers, 'results.evaluation' | 'results.cellImages' | 'results.embeddingMap'> {

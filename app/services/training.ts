@@ -146,7 +146,7 @@ export function runOf(project: Project, runId: number): Run {
 }
 
 /** Starts a run in a child process, so training never blocks the server that answers the UI. */
-function runInChild(session: Session, project: Project, runId: number, release: () => void): void {
+export function runInChild(session: Session, project: Project, runId: number, release: () => void): void {
   let job: Job;
   try {
     job = startJob(project, runId, { isolation: 'process', launcher: session.launcher });

@@ -40,18 +40,18 @@ export function unlabelledCandidates(db: Database.Database, runId: number | null
 }
 
 /**
- * The newest finished classifier run (fine-tune or distillation) that wrote predictions. Evaluation
- * runs are left out: they predict only their held-out split, not every image.
+ * Finished classifier runs (fine-tune or distillation) that wrote predictions, oldest first.
+ * Evaluation runs are left out: they predict only their held-out split, not every image.
  */
-export function latestPredictionRunId(db: Database.Database): number | null {
-  const row = db
+export function classifierRunsWithPredictions(db: Database.Database): number[] {
+  return db
     .prepare(
       `SELECT r.id FROM runs r WHERE r.status = 'done' AND r.kind IN ('finetune', 'distill')
          AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
-       ORDER BY r.finished_at DESC, r.id DESC LIMIT 1`,
+       ORDER BY r.finished_at, r.id`,
     )
-    .get() as { id: number } | undefined;
-  return row?.id ?? null;
+    .pluck()
+    .all() as number[];
 }
 
 export function latestEmbeddingRunId(db: Database.Database): number | null {

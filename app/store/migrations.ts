@@ -119,6 +119,28 @@ export const migrations: string[] = [
     value TEXT NOT NULL
   );
   `,
+  // One-click training: a 'pipeline' run owns the stage runs it starts. SQLite cannot change a
+  // CHECK in place, so the table is rebuilt (with foreign keys off, see migrate()).
+  `
+  CREATE TABLE runs_next (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('pretrain', 'finetune', 'distill', 'evaluate', 'pipeline')),
+    parent_id INTEGER REFERENCES runs(id),
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+    backend TEXT,
+    device TEXT,
+    error TEXT,
+    summary TEXT,
+    pid INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+  );
+  INSERT INTO runs_next SELECT id, kind, parent_id, config, status, backend, device, error, summary, pid, created_at, started_at, finished_at FROM runs;
+  DROP TABLE runs;
+  ALTER TABLE runs_next RENAME TO runs;
+  `,
 ];
 
 export function migrate(db: Database.Database): number {
@@ -128,11 +150,21 @@ export function migrate(db: Database.Database): number {
       `this project was written by a newer Contrast Studio (schema ${current}, this build knows ${migrations.length}); update the app`,
     );
   }
-  for (let version = current; version < migrations.length; version++) {
-    db.transaction(() => {
-      db.exec(migrations[version]);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
+  if (current === migrations.length) return current;
+  // Off while tables are rebuilt, or dropping one would cascade into the rows that point at it;
+  // the check afterwards proves every reference still resolves.
+  db.pragma('foreign_keys = OFF');
+  try {
+    for (let version = current; version < migrations.length; version++) {
+      db.transaction(() => {
+        db.exec(migrations[version]);
+        const broken = db.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) throw new Error(`migration ${version + 1} left ${broken.length} broken references`);
+        db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
   return migrations.length;
 }

@@ -128,6 +128,20 @@ function openIfExists(file: string): number | undefined {
 
 const key = (imageId: number, sha256: string) => `${imageId}:${sha256}`;
 
+/** How many of the project's images the cache at `imageSize` already holds (the rest must be decoded first). */
+export function cachedImageCount(project: Project, imageSize: number): number {
+  const fd = openIfExists(cachePath(project, imageSize));
+  if (fd === undefined) return 0;
+  try {
+    const index = readIndex(fd);
+    if (index?.imageSize !== imageSize) return 0;
+    const cached = new Set(index.rows.map((row) => key(row.imageId, row.sha256)));
+    return imageFiles(project.db).filter((image) => cached.has(key(image.id, image.sha256))).length;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Opens the pixel cache for `imageSize`, first decoding images the cache doesn't hold yet and
  * dropping rows of images that were removed from the project.

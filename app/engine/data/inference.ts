@@ -83,8 +83,15 @@ function allRows(cache: PixelCache): number[] {
  * Predicts every cached image and stores class, confidence, probabilities (in `classIds` order)
  * and the penultimate embedding under the run, replacing what an earlier attempt wrote.
  */
-export async function writeClassifierOutputs(ctx: StageContext, model: tf.LayersModel, cache: PixelCache, classIds: number[]): Promise<void> {
-  clearRunOutputs(ctx.project.db, ctx.run.id);
+/** Predictions and embeddings of every image, stored under `runId` (the model's run; a pipeline writes them for the model it chose). */
+export async function writeClassifierOutputs(
+  ctx: StageContext,
+  model: tf.LayersModel,
+  cache: PixelCache,
+  classIds: number[],
+  runId = ctx.run.id,
+): Promise<void> {
+  clearRunOutputs(ctx.project.db, runId);
   await forEachBatch(allRows(cache), async (rows, done) => {
     ctx.signal.throwIfAborted();
     const [probabilities, embedding] = tf.tidy(() => {
@@ -99,10 +106,10 @@ export async function writeClassifierOutputs(ctx: StageContext, model: tf.Layers
       const best = p.indexOf(Math.max(...p));
       return { imageId: cache.imageIds[row], classId: classIds[best], confidence: p[best], probabilities: Float32Array.from(p) };
     });
-    writePredictions(ctx.project.db, ctx.run.id, predictions);
+    writePredictions(ctx.project.db, runId, predictions);
     writeEmbeddings(
       ctx.project.db,
-      ctx.run.id,
+      runId,
       rows.map((row, i) => ({ imageId: cache.imageIds[row], vector: Float32Array.from(embeddingRows[i]) })),
     );
     ctx.progress({ phase: 'evaluating', step: done, totalSteps: cache.count, epoch: 0, epochs: 0, metrics: {}, etaSeconds: null });

@@ -87,10 +87,10 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
       };
       const resumed = resumeFromCheckpoint(ctx, student, optimizer);
       judge.restore(resumed);
-      loop.totalSteps = await chooseSteps(ctx, student, loop, resumed, val.rows.length, cache.count);
+      loop.totalSteps = await chooseSteps(ctx, student, loop, resumed, val.rows.length, config.deferOutputs ? 0 : cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       loadRunModel(ctx.project, ctx.run.id, student);
-      await writeClassifierOutputs(ctx, student, cache, classes.map((c) => c.id));
+      if (!config.deferOutputs) await writeClassifierOutputs(ctx, student, cache, classes.map((c) => c.id));
       return {
         classes,
         teacherRunId,

@@ -92,10 +92,10 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
       };
       const resumed = resumeFromCheckpoint(ctx, model, optimizer);
       judge.restore(resumed);
-      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, val.rows.length, cache.count);
+      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, val.rows.length, config.deferOutputs ? 0 : cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       loadRunModel(ctx.project, ctx.run.id, model); // the best epoch, not necessarily the last
-      await writeClassifierOutputs(ctx, model, cache, classes.map((c) => c.id));
+      if (!config.deferOutputs) await writeClassifierOutputs(ctx, model, cache, classes.map((c) => c.id));
       return {
         classes,
         epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),

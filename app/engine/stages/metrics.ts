@@ -31,3 +31,18 @@ export function score(rows: LabelledPrediction[], classes: { id: number; name: s
   });
   return { accuracy: rows.length ? correct / rows.length : 0, perClass, classIds, confusion };
 }
+
+/** z for a two-sided 95% interval. */
+const Z95 = 1.959964;
+
+/**
+ * Wilson score interval (95%) of an accuracy measured on `n` images: honest at small n and near
+ * 0 or 1, where the plain ±1.96·√(p(1−p)/n) interval is not.
+ */
+export function wilsonInterval(accuracy: number, n: number): { low: number; high: number } {
+  if (n === 0) return { low: 0, high: 1 };
+  const z2 = Z95 * Z95;
+  const centre = (accuracy + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (Z95 / (1 + z2 / n)) * Math.sqrt((accuracy * (1 - accuracy)) / n + z2 / (4 * n * n));
+  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}

@@ -39,7 +39,14 @@ export interface TrainConfig {
   tau?: number;
   /** distill: weight of the cross-entropy on labelled training images, added to the distillation loss. */
   labelWeight?: number;
+  /** Set by one-click training: the pipeline run this stage belongs to. */
+  pipelineRunId?: number;
+  /** Classifiers of a pipeline skip predicting every image: the pipeline does it once, for the model it keeps. */
+  deferOutputs?: boolean;
 }
+
+/** What only the pipeline sets on the runs it starts. */
+export type PipelineMembership = Pick<TrainConfig, 'pipelineRunId' | 'deferOutputs'>;
 
 export interface EvaluateConfig {
   split: Exclude<Split, 'train'>;
@@ -168,9 +175,14 @@ export function planTrainingRun(project: Project, kind: Stage, options: TrainOpt
 }
 
 /** Plans and records a queued run; returns its id. */
-export function createTrainingRun(project: Project, kind: Stage, options: TrainOptions = {}): { runId: number; plan: TrainPlan } {
+export function createTrainingRun(
+  project: Project,
+  kind: Stage,
+  options: TrainOptions = {},
+  membership: PipelineMembership = {},
+): { runId: number; plan: TrainPlan } {
   const plan = planTrainingRun(project, kind, options);
-  return { runId: createRun(project.db, kind, plan.parent?.id ?? null, plan.config), plan };
+  return { runId: createRun(project.db, kind, plan.parent?.id ?? null, { ...plan.config, ...membership }), plan };
 }
 
 /** Records a queued evaluation of a fine-tuned or distilled model on a held-out split. */
@@ -187,4 +199,28 @@ export function runClasses(project: Project, runId: number): { id: number; name:
   const classes = getRun(project.db, runId)?.summary?.classes;
   if (!Array.isArray(classes)) throw new Error(`run ${runId} recorded no class list`);
   return classes as { id: number; name: string }[];
+}
+
+/** One-click training: the budget and the network every stage of the pipeline trains. */
+export interface PipelineConfig {
+  minutes: number;
+  model: ModelConfig;
+  seed: number;
+  backend: BackendChoice;
+}
+
+/**
+ * Checks the project can be trained end to end (images, labels of two classes) and records a
+ * queued pipeline run; its stage runs are created as it goes.
+ */
+export function createPipelineRun(project: Project, options: { minutes: number; seed?: number; backend?: BackendChoice }): { runId: number; config: PipelineConfig } {
+  const warnings: string[] = [];
+  checkData(project, 'finetune', warnings);
+  const config: PipelineConfig = {
+    minutes: options.minutes,
+    model: DEFAULT_MODEL,
+    seed: options.seed ?? Math.floor(Math.random() * 2 ** 32),
+    backend: options.backend ?? 'auto',
+  };
+  return { runId: createRun(project.db, 'pipeline', null, config), config };
 }
