@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { fsPath } from '../file_paths.ts';
 import { decodeBmp } from './bmp.ts';
 import { describeFsError } from './scan.ts';
 
@@ -20,11 +21,14 @@ export interface DecodedImage {
 
 export class DecodeError extends Error {}
 
-/** Reads, hashes and validates one image and makes its thumbnail; throws DecodeError with a reason a user can read. */
+/**
+ * Reads, hashes and validates one image (`file` as the store keeps paths, file_paths.ts) and makes
+ * its thumbnail; throws DecodeError with a reason a user can read.
+ */
 export async function decodeForImport(file: string): Promise<DecodedImage> {
   let bytes: Buffer;
   try {
-    bytes = await fs.readFile(file);
+    bytes = await fs.readFile(fsPath(file));
   } catch (error) {
     throw new DecodeError(describeFsError(error));
   }

@@ -1,9 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { pathKey } from '../file_paths.ts';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif']);
 
 export interface FoundFile {
+  /** The path as the store keeps it (file_paths.ts): lossless, also for names that are not UTF-8. */
   path: string;
   size: number;
   mtimeMs: number;
@@ -21,6 +23,13 @@ export function isImagePath(file: string): boolean {
 }
 
 /**
+ * Paths are handled as "byte strings" while scanning: each character one byte of the name (latin1),
+ * since a name that is not UTF-8 would be mangled as text and then not found.
+ */
+const bytesOf = (byteString: string) => Buffer.from(byteString, 'latin1');
+const keyOf = (byteString: string) => pathKey(bytesOf(byteString));
+
+/**
  * Lists the image files below the given paths, following symlinks but entering each real folder
  * once, so a link back up the tree cannot loop.
  */
@@ -34,10 +43,10 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
     if (seenFiles.has(file)) return;
     seenFiles.add(file);
     try {
-      const stat = await fs.stat(file);
-      files.push({ path: file, size: stat.size, mtimeMs: stat.mtimeMs, folderLabel: folderLabelOf(root, file) });
+      const stat = await fs.stat(bytesOf(file));
+      files.push({ path: keyOf(file), size: stat.size, mtimeMs: stat.mtimeMs, folderLabel: folderLabelOf(root, file) });
     } catch (error) {
-      problems.push({ path: file, reason: describeFsError(error) });
+      problems.push({ path: keyOf(file), reason: describeFsError(error) });
     }
   }
 
@@ -45,12 +54,12 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
     let real: string;
     let entries;
     try {
-      real = await fs.realpath(dir);
+      real = await fs.realpath(bytesOf(dir), { encoding: 'latin1' });
       if (visitedDirs.has(real)) return;
       visitedDirs.add(real);
-      entries = await fs.readdir(dir, { withFileTypes: true });
+      entries = await fs.readdir(bytesOf(dir), { withFileTypes: true, encoding: 'latin1' });
     } catch (error) {
-      problems.push({ path: dir, reason: describeFsError(error) });
+      problems.push({ path: keyOf(dir), reason: describeFsError(error) });
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -64,26 +73,26 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
 
   async function followLink(link: string, root: string): Promise<void> {
     try {
-      const stat = await fs.stat(link);
+      const stat = await fs.stat(bytesOf(link));
       if (stat.isDirectory()) await walk(link, root);
       else if (stat.isFile() && isImagePath(link)) await addFile(link, root);
     } catch (error) {
-      problems.push({ path: link, reason: `broken link: ${describeFsError(error)}` });
+      problems.push({ path: keyOf(link), reason: `broken link: ${describeFsError(error)}` });
     }
   }
 
   for (const given of roots) {
-    const root = path.resolve(given);
+    const root = Buffer.from(path.resolve(given), 'utf8').toString('latin1');
     let stat;
     try {
-      stat = await fs.stat(root);
+      stat = await fs.stat(bytesOf(root));
     } catch (error) {
-      problems.push({ path: root, reason: describeFsError(error) });
+      problems.push({ path: keyOf(root), reason: describeFsError(error) });
       continue;
     }
     if (stat.isDirectory()) await walk(root, root);
     else if (isImagePath(root)) await addFile(root, path.dirname(root));
-    else problems.push({ path: root, reason: 'not an image file (unknown extension)' });
+    else problems.push({ path: keyOf(root), reason: 'not an image file (unknown extension)' });
   }
   return { files, problems };
 }
@@ -91,7 +100,7 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
 function folderLabelOf(root: string, file: string): string | null {
   const relative = path.relative(root, path.dirname(file));
   if (!relative) return null;
-  return path.basename(relative);
+  return bytesOf(path.basename(relative)).toString('utf8');
 }
 
 export function describeFsError(error: unknown): string {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { fsPath } from '../file_paths.ts';
 
 export interface ImageRecord {
   path: string;
@@ -38,10 +39,13 @@ export function getThumbnail(db: Database.Database, imageId: number): Buffer | u
   return row?.thumbnail;
 }
 
-/** The original file of a known image; the only way a path reaches a front end's image server. */
-export function getImagePath(db: Database.Database, imageId: number): string | undefined {
+/**
+ * The original file of a known image, ready for `fs` (a Buffer where its name is not UTF-8); the
+ * only way a path reaches a front end's image server.
+ */
+export function getImagePath(db: Database.Database, imageId: number): string | Buffer | undefined {
   const row = db.prepare('SELECT path FROM images WHERE id = ?').get(imageId) as { path: string } | undefined;
-  return row?.path;
+  return row && fsPath(row.path);
 }
 
 export interface FileProblem {
