@@ -55,6 +55,7 @@ const importCommand: Command = {
     }
     io.out(
       `imported ${summary.added} images in ${summary.seconds.toFixed(1)}s (${summary.imagesPerSecond.toFixed(0)} images/s); ` +
+        `${summary.relinked ? `${summary.relinked} moved files re-linked, ` : ''}` +
         `${summary.duplicates} duplicates skipped, ${summary.alreadyKnown} already in the project, ${summary.errors} errors\n`,
     );
     for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${problem.path}: ${problem.reason}\n`);
@@ -133,6 +134,7 @@ const status: Command = {
       [
         `images:      ${summary.images} (${summary.labelled} labelled, ${summary.unlabelled} unlabelled)`,
         `import:      ${summary.importErrors} errors, ${summary.duplicatesSkipped} duplicates skipped`,
+        `originals:   ${summary.missingOriginals ? `${summary.missingOriginals} missing (moved or deleted; importing them from their new place re-links them)` : 'none missing'}`,
         `splits:      ${summary.splits.train} train, ${summary.splits.val} val, ${summary.splits.test} test`,
         `runs:        ${summary.runs.total}${summary.runs.total ? ' (' + Object.entries(summary.runs.byStatus).map(([k, n]) => `${n} ${k}`).join(', ') + ')' : ''}`,
         `classes:     ${summary.classes.length === 0 ? 'none' : ''}`,

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
-import { imageIdBySha, insertImage, type FileProblem } from '../store/images.ts';
+import { imageBySha, insertImage, isOriginalMissing, relinkImage, type FileProblem } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
 import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
@@ -20,6 +20,8 @@ export interface ImportProgress {
   total: number;
   done: number;
   added: number;
+  /** Known images found at a new place with their old file gone: moved, so re-linked, not duplicates. */
+  relinked: number;
   duplicates: number;
   errors: number;
   alreadyKnown: number;
@@ -48,7 +50,7 @@ const PROGRESS_INTERVAL_MS = 100;
 export async function importPaths(project: Project, paths: string[], options: ImportOptions = {}): Promise<ImportSummary> {
   if (paths.length === 0) throw new UserError('give at least one file or folder to import');
   const started = performance.now();
-  options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, duplicates: 0, errors: 0 }, started));
+  options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 }, started));
 
   const { files, problems: scanProblems } = await scanImages(paths);
   const batchId = createBatch(project.db, paths, options);
@@ -93,6 +95,7 @@ interface Tally {
   alreadyKnown: number;
   processed: number;
   added: number;
+  relinked: number;
   duplicates: number;
   errors: number;
 }
@@ -106,6 +109,7 @@ function snapshot(phase: ImportProgress['phase'], tally: Tally, started: number)
     total: tally.total,
     done,
     added: tally.added,
+    relinked: tally.relinked,
     duplicates: tally.duplicates,
     errors: tally.errors,
     alreadyKnown: tally.alreadyKnown,
@@ -156,7 +160,7 @@ function batchProblems(db: Database.Database, batchId: number): FileProblem[] {
 
 /** Collects decode results and writes them in transactions of FLUSH_EVERY files. */
 class ResultWriter {
-  readonly counts = { processed: 0, added: 0, duplicates: 0, errors: 0 };
+  readonly counts = { processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 };
   private pending: Outcome[] = [];
   private readonly upsertFile;
   private readonly classIds = new Map<string, number>();
@@ -188,10 +192,16 @@ class ResultWriter {
       this.upsertFile.run(file.path, file.size, file.mtimeMs, 'error', null, outcome.error, this.batchId);
       return;
     }
-    const existing = imageIdBySha(this.db, outcome.decoded.sha256);
-    if (existing !== undefined) {
+    const existing = imageBySha(this.db, outcome.decoded.sha256);
+    if (existing && isOriginalMissing(existing.path)) {
+      relinkImage(this.db, existing.id, existing.path, file.path);
+      this.counts.relinked++;
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', existing.id, null, this.batchId);
+      return;
+    }
+    if (existing) {
       this.counts.duplicates++;
-      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing, null, this.batchId);
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing.id, null, this.batchId);
       return;
     }
     const at = now();

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { isOriginalMissing } from './images.ts';
 import { listClasses, type ClassInfo } from './labels.ts';
 
 export interface ProjectStatus {
@@ -7,6 +8,8 @@ export interface ProjectStatus {
   unlabelled: number;
   importErrors: number;
   duplicatesSkipped: number;
+  /** Images whose original file is no longer where it was imported from. */
+  missingOriginals: number;
   classes: ClassInfo[];
   splits: { train: number; val: number; test: number };
   runs: { total: number; byStatus: Record<string, number> };
@@ -26,8 +29,17 @@ export function projectStatus(db: Database.Database): ProjectStatus {
     unlabelled: images - labelled,
     importErrors: count("SELECT COUNT(*) AS n FROM files WHERE status = 'error'"),
     duplicatesSkipped: count("SELECT COUNT(*) AS n FROM files WHERE status = 'duplicate'"),
+    missingOriginals: countMissingOriginals(db),
     classes: listClasses(db),
     splits,
     runs: { total: runRows.reduce((sum, r) => sum + r.n, 0), byStatus: Object.fromEntries(runRows.map((r) => [r.status, r.n])) },
   };
+}
+
+function countMissingOriginals(db: Database.Database): number {
+  let missing = 0;
+  for (const { path } of db.prepare('SELECT path FROM images').iterate() as Iterable<{ path: string }>) {
+    if (isOriginalMissing(path)) missing++;
+  }
+  return missing;
 }
