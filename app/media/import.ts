@@ -68,7 +68,9 @@ export async function importPaths(project: Project, paths: string[], options: Im
   const worker = async () => {
     while (next < todo.length && !options.signal?.aborted) {
       const index = next++;
-      finished.set(index, await decodeOutcome(todo[index]));
+      const outcome = await unlessAborted(decodeOutcome(todo[index]), options.signal);
+      if (outcome === ABORTED) return;
+      finished.set(index, outcome);
       for (; finished.has(written); written++) {
         writer.add(finished.get(written)!);
         finished.delete(written);
@@ -116,6 +118,27 @@ function snapshot(phase: ImportProgress['phase'], tally: Tally, started: number)
     imagesPerSecond,
     etaSeconds: imagesPerSecond > 0 ? (tally.total - done) / imagesPerSecond : null,
   };
+}
+
+const ABORTED = Symbol('aborted');
+
+/**
+ * The work's result, or ABORTED as soon as the signal fires: a cancelled import does not wait for
+ * the reads and decodes still running (a file on a hung network share may never answer); their
+ * results are dropped, and the next import does those files again.
+ */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
+  if (!signal) return work;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(ABORTED);
+    const settle = <V>(finish: (value: V) => void) => (value: V) => {
+      signal.removeEventListener('abort', onAbort);
+      finish(value);
+    };
+    work.then(settle(resolve), settle(reject));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 async function decodeOutcome(file: FoundFile): Promise<Outcome> {

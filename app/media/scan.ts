@@ -18,6 +18,9 @@ export interface ScanProblem {
   reason: string;
 }
 
+/** Why a FIFO, socket or device (or a link to one) is not imported: reading one can block forever or never end. */
+export const NOT_A_REGULAR_FILE = 'not a regular file';
+
 export function isImagePath(file: string): boolean {
   return IMAGE_EXTENSIONS.has(path.extname(file).toLowerCase());
 }
@@ -44,6 +47,7 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
     seenFiles.add(file);
     try {
       const stat = await fs.stat(bytesOf(file));
+      if (!stat.isFile()) return void problems.push({ path: keyOf(file), reason: NOT_A_REGULAR_FILE });
       files.push({ path: keyOf(file), size: stat.size, mtimeMs: stat.mtimeMs, folderLabel: folderLabelOf(root, file) });
     } catch (error) {
       problems.push({ path: keyOf(file), reason: describeFsError(error) });
@@ -67,7 +71,7 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) await walk(full, root);
       else if (entry.isSymbolicLink()) await followLink(full, root);
-      else if (entry.isFile() && isImagePath(entry.name)) await addFile(full, root);
+      else if (isImagePath(entry.name)) await addFile(full, root);
     }
   }
 
@@ -75,7 +79,7 @@ export async function scanImages(roots: string[]): Promise<{ files: FoundFile[];
     try {
       const stat = await fs.stat(bytesOf(link));
       if (stat.isDirectory()) await walk(link, root);
-      else if (stat.isFile() && isImagePath(link)) await addFile(link, root);
+      else if (isImagePath(link)) await addFile(link, root);
     } catch (error) {
       problems.push({ path: keyOf(link), reason: `broken link: ${describeFsError(error)}` });
     }
