@@ -6,6 +6,7 @@ import { applyLabelCsv, exportLabelFolders, exportLabelsCsv } from '../store/lab
 import { openProject } from '../store/project.ts';
 import { projectStatus } from '../store/status.ts';
 import { UserError } from '../errors.ts';
+import { shortenPath } from '../file_paths.ts';
 import { printJson, stringOption, withProject, type Command } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
 
@@ -58,7 +59,7 @@ const importCommand: Command = {
         `${summary.relinked ? `${summary.relinked} moved files re-linked, ` : ''}` +
         `${summary.duplicates} duplicates skipped, ${summary.alreadyKnown} already in the project, ${summary.errors} errors\n`,
     );
-    for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${problem.path}: ${problem.reason}\n`);
+    for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${shortenPath(problem.path)}: ${problem.reason}\n`);
     if (summary.errors > 20) io.out(`  … and ${summary.errors - 20} more (contrast status ${dir} --errors)\n`);
   },
 };
@@ -141,7 +142,7 @@ const status: Command = {
         ...summary.classes.map((c) => `  ${String(c.labels).padStart(7)}  ${c.name}${c.labels < 5 ? '  (fewer than 5 labels)' : ''}`),
       ].join('\n') + '\n',
     );
-    for (const e of errors) io.out(`error: ${e.path}: ${e.reason}\n`);
+    for (const e of errors) io.out(`error: ${shortenPath(e.path)}: ${e.reason}\n`);
   },
 };
 

@@ -3,6 +3,7 @@ import { UserError } from '../errors.ts';
 import { imageBySha, insertImage, isOriginalMissing, relinkImage, type FileProblem } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
+import { diskFullError, isDiskFull } from '../store/storage_errors.ts';
 import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
 import { scanImages, type FoundFile } from './scan.ts';
 
@@ -49,12 +50,23 @@ const PROGRESS_INTERVAL_MS = 100;
  */
 export async function importPaths(project: Project, paths: string[], options: ImportOptions = {}): Promise<ImportSummary> {
   if (paths.length === 0) throw new UserError('give at least one file or folder to import');
+  const committed = { files: 0 };
+  try {
+    return await importInto(project, paths, options, committed);
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    const kept = committed.files ? `the import stopped; the ${committed.files} files done before are kept` : 'the import stopped before writing anything';
+    throw diskFullError(project.dir, kept, 'run the import again to finish it');
+  }
+}
+
+async function importInto(project: Project, paths: string[], options: ImportOptions, committed: { files: number }): Promise<ImportSummary> {
   const started = performance.now();
   options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 }, started));
 
   const { files, problems: scanProblems } = await scanImages(paths);
   const batchId = createBatch(project.db, paths, options);
-  const writer = new ResultWriter(project.db, batchId, options);
+  const writer = new ResultWriter(project.db, batchId, options, committed);
   const todo = unseenFiles(project.db, files);
   const tally = () => ({ total: files.length + scanProblems.length, alreadyKnown: files.length - todo.length, ...writer.counts });
   for (const problem of scanProblems) writer.add({ file: { path: problem.path, size: 0, mtimeMs: 0, folderLabel: null }, error: problem.reason });
@@ -65,15 +77,21 @@ export async function importPaths(project: Project, paths: string[], options: Im
   // the data order of seeded training runs) are the same for every import of the same files.
   const finished = new Map<number, Outcome>();
   let written = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < todo.length && !options.signal?.aborted) {
+    while (next < todo.length && !options.signal?.aborted && !failed) {
       const index = next++;
       const outcome = await unlessAborted(decodeOutcome(todo[index]), options.signal);
       if (outcome === ABORTED) return;
       finished.set(index, outcome);
-      for (; finished.has(written); written++) {
-        writer.add(finished.get(written)!);
-        finished.delete(written);
+      try {
+        for (; finished.has(written); written++) {
+          writer.add(finished.get(written)!);
+          finished.delete(written);
+        }
+      } catch (error) {
+        failed = true; // the other workers stop too, rather than decode for a writer that cannot write
+        throw error;
       }
       if (options.onProgress && performance.now() - lastReport > PROGRESS_INTERVAL_MS) {
         lastReport = performance.now();
@@ -188,7 +206,13 @@ class ResultWriter {
   private readonly upsertFile;
   private readonly classIds = new Map<string, number>();
 
-  constructor(private readonly db: Database.Database, private readonly batchId: number, private readonly options: ImportOptions) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly batchId: number,
+    private readonly options: ImportOptions,
+    /** Files whose results are committed, for a message should a later write fail. */
+    private readonly committed: { files: number },
+  ) {
     this.upsertFile = db.prepare(
       `INSERT INTO files (path, size, mtime_ms, status, image_id, error, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, status = excluded.status,
@@ -205,6 +229,7 @@ class ResultWriter {
     const outcomes = this.pending;
     this.pending = [];
     this.db.transaction(() => outcomes.forEach((outcome) => this.write(outcome)))();
+    this.committed.files += outcomes.length;
   }
 
   private write(outcome: Outcome): void {

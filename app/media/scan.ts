@@ -114,6 +114,7 @@ export function describeFsError(error: unknown): string {
     case 'EACCES':
     case 'EPERM': return 'permission denied';
     case 'ELOOP': return 'symbolic link loop';
-    default: return (error as Error).message;
+    case 'ENAMETOOLONG': return 'path too long for the file system';
+    default: return (error as Error).message.replace(/, \w+ '.*$/s, ''); // without the path, which can be 4 KB
   }
 }

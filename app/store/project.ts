@@ -4,7 +4,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
-import { migrate } from './migrations.ts';
+import { shortenPath } from '../file_paths.ts';
+import { checkSchemaVersion, migrate } from './migrations.ts';
+import { diskFullError, isDiskFull } from './storage_errors.ts';
 
 export const DB_FILE = 'project.db';
 const LOCK_FILE = 'project.lock';
@@ -55,9 +57,17 @@ export function isProjectDir(dir: string): boolean {
 
 export function openProject(dir: string, options: OpenOptions = {}): Project {
   const root = path.resolve(dir);
+  try {
+    return openAt(root, dir, options);
+  } catch (error) {
+    throw explainOpenFailure(error, root);
+  }
+}
+
+function openAt(root: string, dir: string, options: OpenOptions): Project {
   if (!isProjectDir(root)) {
-    if (!options.create) throw new UserError(`no project at ${root} (create one with: contrast init ${dir})`);
-    if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) throw new UserError(`${root} is a file, not a folder`);
+    if (!options.create) throw new UserError(`no project at ${shortenPath(root)} (create one with: contrast init ${shortenPath(dir)})`);
+    if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) throw new UserError(`${shortenPath(root)} is a file, not a folder`);
     fs.mkdirSync(root, { recursive: true });
   }
   for (const sub of ['checkpoints', 'exports', 'cache']) fs.mkdirSync(path.join(root, sub), { recursive: true });
@@ -72,17 +82,41 @@ export function openProject(dir: string, options: OpenOptions = {}): Project {
   }
 }
 
+/** A failure of the file system or of SQLite as one line that says what to do; anything else unchanged. */
+function explainOpenFailure(error: unknown, root: string): unknown {
+  if (error instanceof UserError) return error;
+  const code = String((error as { code?: unknown } | null)?.code);
+  if (isDiskFull(error)) return diskFullError(root, 'the project was not opened (nothing in it changed)', 'open it again');
+  if (code === 'ENAMETOOLONG') {
+    return new UserError(`the path is too long for the file system (${root.length} characters): ${shortenPath(root)}; pick a shorter one`, 'path_too_long');
+  }
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new UserError(
+      `${shortenPath(path.join(root, DB_FILE))} is damaged or is not a Contrast Studio project (${(error as Error).message}); ` +
+        'it was left as it is: restore it from a backup, or move it away and create a new project',
+      'project_corrupt',
+    );
+  }
+  return error;
+}
+
 function connect(root: string, readonly: boolean): Database.Database {
   const nativeBinding = process.env[SQLITE_BINDING_ENV] || undefined;
   const db = new Database(path.join(root, DB_FILE), { readonly: readonly && isProjectDir(root), nativeBinding });
-  db.pragma('busy_timeout = 10000');
-  db.pragma('foreign_keys = ON');
-  if (!db.readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    migrate(db);
+  try {
+    db.pragma('busy_timeout = 10000');
+    db.pragma('foreign_keys = ON');
+    if (db.readonly) checkSchemaVersion(db);
+    else {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db);
+    }
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
   }
-  return db;
 }
 
 /**
@@ -113,7 +147,7 @@ function acquireLock(root: string): { token: string; owned: boolean } {
     }
     if (state.kind !== 'absent') removeAbandonedLock(lockPath);
   }
-  throw new UserError(`could not lock ${root}: another process keeps taking the lock`, 'project_locked');
+  throw new UserError(`could not lock ${shortenPath(root)}: another process keeps taking the lock`, 'project_locked');
 }
 
 /**
