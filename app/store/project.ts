@@ -67,8 +67,7 @@ export function openProject(dir: string, options: OpenOptions = {}): Project {
 function openAt(root: string, dir: string, options: OpenOptions): Project {
   if (!isProjectDir(root)) {
     if (!options.create) throw new UserError(`no project at ${shortenPath(root)} (create one with: contrast init ${shortenPath(dir)})`);
-    if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) throw new UserError(`${shortenPath(root)} is a file, not a folder`);
-    fs.mkdirSync(root, { recursive: true });
+    prepareNewProjectFolder(root);
   }
   for (const sub of ['checkpoints', 'exports', 'cache']) fs.mkdirSync(path.join(root, sub), { recursive: true });
 
@@ -80,6 +79,25 @@ function openAt(root: string, dir: string, options: OpenOptions): Project {
     if (owned) releaseLock(root, token);
     throw error;
   }
+}
+
+/** What a project folder holds, or what another process creating the same project has made so far. */
+const PROJECT_ENTRY = /^(checkpoints|exports|cache|project\.db(-wal|-shm|-journal)?|project\.lock.*)$/;
+/** Left by file managers in folders they have shown. */
+const FILE_MANAGER_LITTER = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
+
+/** A new project goes into a new or empty folder, never among the user's files (the pictures it is about, say). */
+function prepareNewProjectFolder(root: string): void {
+  if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) throw new UserError(`${shortenPath(root)} is a file, not a folder`);
+  const others = fs.existsSync(root) ? fs.readdirSync(root).filter((name) => !PROJECT_ENTRY.test(name) && !FILE_MANAGER_LITTER.has(name)) : [];
+  if (others.length > 0) {
+    const example = `"${shortenPath(others[0], 60)}"${others.length > 1 ? ` and ${others.length - 1} more` : ''}`;
+    throw new UserError(
+      `${shortenPath(root)} already holds files (${example}): pick an empty folder for the new project, or a new folder's name`,
+      'folder_not_empty',
+    );
+  }
+  fs.mkdirSync(root, { recursive: true });
 }
 
 /** A failure of the file system or of SQLite as one line that says what to do; anything else unchanged. */

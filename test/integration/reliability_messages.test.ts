@@ -73,3 +73,24 @@ test('paths over 4,096 characters are shortened in messages, with the middle eli
   assert.equal(shortenPath('a'.repeat(50) + 'b'.repeat(50), 21), 'aaaaaa…bbbbbbbbbbbbbb');
   assert.equal(shortenPath('/short/path.jpg'), '/short/path.jpg');
 });
+
+test('a project is not created in a folder that holds files; an empty folder, a new one or an existing project are fine', () => {
+  const root = tempDir();
+  const photos = path.join(root, 'photos');
+  fs.mkdirSync(photos);
+  fs.writeFileSync(path.join(photos, 'a.jpg'), 'x');
+  fs.writeFileSync(path.join(photos, 'b.jpg'), 'x');
+  assert.throws(() => openProject(photos, { create: true }), {
+    code: 'folder_not_empty',
+    message: `${photos} already holds files ("a.jpg" and 1 more): pick an empty folder for the new project, or a new folder's name`,
+  });
+  assert.deepEqual(fs.readdirSync(photos).sort(), ['a.jpg', 'b.jpg'], 'nothing created there');
+  assert.match(runCli(['init', photos]).stderr, /already holds files/);
+
+  const empty = path.join(root, 'empty');
+  fs.mkdirSync(empty);
+  fs.writeFileSync(path.join(empty, '.DS_Store'), ''); // left by a file manager: not the user's files
+  openProject(empty, { create: true }).close();
+  openProject(empty, { create: true }).close(); // an existing project opens as before
+  openProject(path.join(root, 'new', 'project'), { create: true }).close();
+});
