@@ -2,6 +2,7 @@ import { UserError } from '../contract/errors.ts';
 import { importErrors, importFiles } from '../services/imports.ts';
 import { changeClasses, classesOf, exportLabels, labelFromCsv } from '../services/labels.ts';
 import { openProjectFor, projectCounts } from '../services/projects.ts';
+import { shortenPath } from '../services/imports.ts';
 import { printJson, stringOption, withProject, type Command } from './command.ts';
 import { formatDuration, progressBar } from './progress.ts';
 
@@ -51,9 +52,10 @@ const importCommand: Command = {
     }
     io.out(
       `imported ${summary.added} images in ${summary.seconds.toFixed(1)}s (${summary.imagesPerSecond.toFixed(0)} images/s); ` +
+        `${summary.relinked ? `${summary.relinked} moved files re-linked, ` : ''}` +
         `${summary.duplicates} duplicates skipped, ${summary.alreadyKnown} already in the project, ${summary.errors} errors\n`,
     );
-    for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${problem.path}: ${problem.reason}\n`);
+    for (const problem of summary.problems.filter((p) => p.status === 'error').slice(0, 20)) io.out(`  error: ${shortenPath(problem.path)}: ${problem.reason}\n`);
     if (summary.errors > 20) io.out(`  … and ${summary.errors - 20} more (contrast status ${dir} --errors)\n`);
   },
 };
@@ -121,7 +123,7 @@ const status: Command = {
   async run({ positionals: [dir], values, io }) {
     const { summary, errors } = await withProject(
       dir,
-      (project) => ({ summary: projectCounts(project), errors: values.errors ? importErrors(project) : [] }),
+      (project) => ({ summary: projectCounts(project, { checkOriginals: true }), errors: values.errors ? importErrors(project) : [] }),
       true,
     );
     if (values.json) return printJson(io, values.errors ? { ...summary, errorFiles: errors } : summary);
@@ -129,13 +131,14 @@ const status: Command = {
       [
         `images:      ${summary.images} (${summary.labelled} labelled, ${summary.unlabelled} unlabelled)`,
         `import:      ${summary.importErrors} errors, ${summary.duplicates} duplicates skipped`,
+        `originals:   ${summary.missingOriginals ? `${summary.missingOriginals} missing (moved or deleted; importing them from their new place re-links them)` : 'none missing'}`,
         `splits:      ${summary.splits.train} train, ${summary.splits.val} val, ${summary.splits.test} test`,
         `runs:        ${summary.runs.total}${summary.runs.total ? ' (' + Object.entries(summary.runs.byStatus).map(([k, n]) => `${n} ${k}`).join(', ') + ')' : ''}`,
         `classes:     ${summary.classes.length === 0 ? 'none' : ''}`,
         ...summary.classes.map((c) => `  ${String(c.labels).padStart(7)}  ${c.name}${c.labels < 5 ? '  (fewer than 5 labels)' : ''}`),
       ].join('\n') + '\n',
     );
-    for (const e of errors) io.out(`error: ${e.path}: ${e.reason}\n`);
+    for (const e of errors) io.out(`error: ${shortenPath(e.path)}: ${e.reason}\n`);
   },
 };
 

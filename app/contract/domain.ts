@@ -37,6 +37,8 @@ export interface ImportProgress {
   total: number;
   done: number;
   added: number;
+  /** Known images found at a new place with their old file gone: moved, so re-linked, not duplicates. */
+  relinked: number;
   duplicates: number;
   errors: number;
   alreadyKnown: number;
@@ -77,6 +79,8 @@ export interface ProjectCounts {
   testImages: number;
   duplicates: number;
   importErrors: number;
+  /** Images whose original is no longer where it was imported from; null when not checked (it stats every file). */
+  missingOriginals: number | null;
   classes: ClassInfo[];
   splits: { train: number; val: number; test: number };
   runs: { total: number; byStatus: Partial<Record<RunStatus, number>> };

@@ -1,11 +1,20 @@
-import fs from 'node:fs/promises';
+import fs, { constants as fsConstants, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { fsPath } from '../store/file_paths.ts';
 import { decodeBmp } from './bmp.ts';
-import { describeFsError } from './scan.ts';
+import { describeFsError, NOT_A_REGULAR_FILE } from './scan.ts';
 
 /** Larger images are refused: decoding them could exhaust memory (decompression bombs). */
 export const MAX_PIXELS = 100_000_000;
+/**
+ * Larger files are refused before any of them is read: each file is read whole into memory (16 at a
+ * time), and no image we would accept is this big: a 100-megapixel (MAX_PIXELS) photo compresses to
+ * a few tens of MB, and even an uncompressed 8-bit RGB bitmap of 85 megapixels fits.
+ */
+export const MAX_FILE_BYTES = 256 * 1024 * 1024;
+/** Enough of a file's start for sniffFormat. */
+const SNIFF_BYTES = 16;
 export const THUMBNAIL_SIZE = 128;
 const SMALL_FILE_BYTES = 48 * 1024;
 
@@ -20,15 +29,12 @@ export interface DecodedImage {
 
 export class DecodeError extends Error {}
 
-/** Reads, hashes and validates one image and makes its thumbnail; throws DecodeError with a reason a user can read. */
+/**
+ * Reads, hashes and validates one image (`file` as the store keeps paths, file_paths.ts) and makes
+ * its thumbnail; throws DecodeError with a reason a user can read.
+ */
 export async function decodeForImport(file: string): Promise<DecodedImage> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (error) {
-    throw new DecodeError(describeFsError(error));
-  }
-  if (bytes.length === 0) throw new DecodeError('empty file (0 bytes)');
+  const bytes = await readImageFile(file);
   const format = sniffFormat(bytes);
   if (!format) throw new DecodeError('not an image (unrecognised file content)');
   const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -49,6 +55,50 @@ export async function decodeForImport(file: string): Promise<DecodedImage> {
   const fitsThumbnail = result.info.width < THUMBNAIL_SIZE && result.info.height < THUMBNAIL_SIZE;
   const { width, height } = fitsThumbnail ? result.info : await orientedSize(bytes, format);
   return { sha256, size: bytes.length, width, height, format, thumbnail: result.data };
+}
+
+/**
+ * The whole file, once what was opened is known to be a regular file of at most MAX_FILE_BYTES that
+ * starts like an image. The checks are on the opened file itself, since the path may have been
+ * swapped for something else since the scan looked at it.
+ */
+async function readImageFile(file: string): Promise<Buffer> {
+  let handle: FileHandle;
+  try {
+    // Non-blocking, or opening a FIFO would wait for a writer forever; no effect on regular files.
+    handle = await fs.open(fsPath(file), fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    throw new DecodeError(describeFsError(error));
+  }
+  try {
+    const stat = await handle.stat();
+    const size = stat.size;
+    if (!stat.isFile()) throw new DecodeError(NOT_A_REGULAR_FILE);
+    if (size === 0) throw new DecodeError('empty file (0 bytes)');
+    if (size > MAX_FILE_BYTES) throw new DecodeError(`file is ${formatBytes(size)}, above the ${formatBytes(MAX_FILE_BYTES)} limit for an image`);
+    if (!sniffFormat(await readAt(handle, Math.min(size, SNIFF_BYTES)))) throw new DecodeError('not an image (unrecognised file content)');
+    return await readAt(handle, size);
+  } catch (error) {
+    throw error instanceof DecodeError ? error : new DecodeError(describeFsError(error));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Up to `length` bytes from the start of the file (fewer if it shrank meanwhile). */
+async function readAt(handle: FileHandle, length: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(bytes, filled, length - filled, filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return bytes.subarray(0, filled);
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
 }
 
 /**

@@ -1,9 +1,10 @@
 import type Database from 'better-sqlite3';
 import { UserError } from '../contract/errors.ts';
 import type { FileProblem, ImportProgress } from '../contract/domain.ts';
-import { imageIdBySha, insertImage } from '../store/images.ts';
+import { imageBySha, insertImage, isOriginalMissing, relinkImage } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
+import { diskFullError, isDiskFull } from '../store/storage_errors.ts';
 import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
 import { scanImages, type FoundFile } from './scan.ts';
 
@@ -37,12 +38,23 @@ const PROGRESS_INTERVAL_MS = 100;
  */
 export async function importPaths(project: Project, paths: string[], options: ImportOptions = {}): Promise<ImportSummary> {
   if (paths.length === 0) throw new UserError('give at least one file or folder to import');
+  const committed = { files: 0 };
+  try {
+    return await importInto(project, paths, options, committed);
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    const kept = committed.files ? `the import stopped; the ${committed.files} files done before are kept` : 'the import stopped before writing anything';
+    throw diskFullError(project.dir, kept, 'run the import again to finish it');
+  }
+}
+
+async function importInto(project: Project, paths: string[], options: ImportOptions, committed: { files: number }): Promise<ImportSummary> {
   const started = performance.now();
-  options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, duplicates: 0, errors: 0 }, started));
+  options.onProgress?.(snapshot('scanning', { total: 0, alreadyKnown: 0, processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 }, started));
 
   const { files, problems: scanProblems } = await scanImages(paths);
   const batchId = createBatch(project.db, paths, options);
-  const writer = new ResultWriter(project.db, batchId, options);
+  const writer = new ResultWriter(project.db, batchId, options, committed);
   const todo = unseenFiles(project.db, files);
   const tally = () => ({ total: files.length + scanProblems.length, alreadyKnown: files.length - todo.length, ...writer.counts });
   for (const problem of scanProblems) writer.add({ file: { path: problem.path, size: 0, mtimeMs: 0, folderLabel: null }, error: problem.reason });
@@ -53,13 +65,21 @@ export async function importPaths(project: Project, paths: string[], options: Im
   // the data order of seeded training runs) are the same for every import of the same files.
   const finished = new Map<number, Outcome>();
   let written = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < todo.length && !options.signal?.aborted) {
+    while (next < todo.length && !options.signal?.aborted && !failed) {
       const index = next++;
-      finished.set(index, await decodeOutcome(todo[index]));
-      for (; finished.has(written); written++) {
-        writer.add(finished.get(written)!);
-        finished.delete(written);
+      const outcome = await unlessAborted(decodeOutcome(todo[index]), options.signal);
+      if (outcome === ABORTED) return;
+      finished.set(index, outcome);
+      try {
+        for (; finished.has(written); written++) {
+          writer.add(finished.get(written)!);
+          finished.delete(written);
+        }
+      } catch (error) {
+        failed = true; // the other workers stop too, rather than decode for a writer that cannot write
+        throw error;
       }
       if (options.onProgress && performance.now() - lastReport > PROGRESS_INTERVAL_MS) {
         lastReport = performance.now();
@@ -83,6 +103,7 @@ interface Tally {
   alreadyKnown: number;
   processed: number;
   added: number;
+  relinked: number;
   duplicates: number;
   errors: number;
 }
@@ -96,12 +117,34 @@ function snapshot(phase: ImportProgress['phase'], tally: Tally, started: number)
     total: tally.total,
     done,
     added: tally.added,
+    relinked: tally.relinked,
     duplicates: tally.duplicates,
     errors: tally.errors,
     alreadyKnown: tally.alreadyKnown,
     imagesPerSecond,
     etaSeconds: imagesPerSecond > 0 ? (tally.total - done) / imagesPerSecond : null,
   };
+}
+
+const ABORTED = Symbol('aborted');
+
+/**
+ * The work's result, or ABORTED as soon as the signal fires: a cancelled import does not wait for
+ * the reads and decodes still running (a file on a hung network share may never answer); their
+ * results are dropped, and the next import does those files again.
+ */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
+  if (!signal) return work;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(ABORTED);
+    const settle = <V>(finish: (value: V) => void) => (value: V) => {
+      signal.removeEventListener('abort', onAbort);
+      finish(value);
+    };
+    work.then(settle(resolve), settle(reject));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 async function decodeOutcome(file: FoundFile): Promise<Outcome> {
@@ -146,12 +189,18 @@ function batchProblems(db: Database.Database, batchId: number): FileProblem[] {
 
 /** Collects decode results and writes them in transactions of FLUSH_EVERY files. */
 class ResultWriter {
-  readonly counts = { processed: 0, added: 0, duplicates: 0, errors: 0 };
+  readonly counts = { processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 };
   private pending: Outcome[] = [];
   private readonly upsertFile;
   private readonly classIds = new Map<string, number>();
 
-  constructor(private readonly db: Database.Database, private readonly batchId: number, private readonly options: ImportOptions) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly batchId: number,
+    private readonly options: ImportOptions,
+    /** Files whose results are committed, for a message should a later write fail. */
+    private readonly committed: { files: number },
+  ) {
     this.upsertFile = db.prepare(
       `INSERT INTO files (path, size, mtime_ms, status, image_id, error, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, status = excluded.status,
@@ -168,6 +217,7 @@ class ResultWriter {
     const outcomes = this.pending;
     this.pending = [];
     this.db.transaction(() => outcomes.forEach((outcome) => this.write(outcome)))();
+    this.committed.files += outcomes.length;
   }
 
   private write(outcome: Outcome): void {
@@ -178,10 +228,16 @@ class ResultWriter {
       this.upsertFile.run(file.path, file.size, file.mtimeMs, 'error', null, outcome.error, this.batchId);
       return;
     }
-    const existing = imageIdBySha(this.db, outcome.decoded.sha256);
-    if (existing !== undefined) {
+    const existing = imageBySha(this.db, outcome.decoded.sha256);
+    if (existing && isOriginalMissing(existing.path)) {
+      relinkImage(this.db, existing.id, existing.path, file.path);
+      this.counts.relinked++;
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', existing.id, null, this.batchId);
+      return;
+    }
+    if (existing) {
       this.counts.duplicates++;
-      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing, null, this.batchId);
+      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing.id, null, this.batchId);
       return;
     }
     const at = now();

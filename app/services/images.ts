@@ -14,7 +14,7 @@ export function thumbnailOf(project: Project, imageId: number): Buffer | undefin
 }
 
 /** Where an image's original was imported from, or undefined for an unknown id. */
-export function originalPathOf(project: Project, imageId: number): string | undefined {
+export function originalPathOf(project: Project, imageId: number): string | Buffer | undefined {
   return getImagePath(project.db, imageId);
 }
 

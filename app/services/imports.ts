@@ -8,6 +8,9 @@ import type { Handlers } from './handlers.ts';
 import { requireAbsolute } from './projects.ts';
 import type { Session } from './session.ts';
 
+/** Long paths in messages keep their start and end. */
+export { shortenPath } from '../store/file_paths.ts';
+
 export function importFiles(project: Project, paths: string[], options: ImportOptions = {}): Promise<ImportSummary> {
   return importPaths(project, paths, options);
 }

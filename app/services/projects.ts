@@ -34,8 +34,8 @@ export async function withProject<T>(dir: string, work: (project: Project) => Pr
   }
 }
 
-export function projectCounts(project: Project): ProjectCounts {
-  return countProject(project.db);
+export function projectCounts(project: Project, options: { checkOriginals?: boolean } = {}): ProjectCounts {
+  return countProject(project.db, options);
 }
 
 export function studioStatus(session: Session): ProjectStatus {

@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import type Database from 'better-sqlite3';
+import { fsPath } from './file_paths.ts';
 
 export interface ImageRecord {
   path: string;
@@ -23,9 +25,22 @@ export function insertImage(db: Database.Database, image: ImageRecord, createdAt
   return Number(result.lastInsertRowid);
 }
 
-export function imageIdBySha(db: Database.Database, sha256: string): number | undefined {
-  const row = db.prepare('SELECT id FROM images WHERE sha256 = ?').get(sha256) as { id: number } | undefined;
-  return row?.id;
+export function imageBySha(db: Database.Database, sha256: string): { id: number; path: string } | undefined {
+  return db.prepare('SELECT id, path FROM images WHERE sha256 = ?').get(sha256) as { id: number; path: string } | undefined;
+}
+
+/** Whether an image's original file is gone from where it was imported (moved or deleted). */
+export function isOriginalMissing(storedPath: string): boolean {
+  return !fs.existsSync(fsPath(storedPath));
+}
+
+/**
+ * Points an image at the new place of its moved original. Labels, splits and predictions key on
+ * the image's id, so they follow; the record of the old path goes.
+ */
+export function relinkImage(db: Database.Database, imageId: number, oldPath: string, newPath: string): void {
+  db.prepare('UPDATE images SET path = ? WHERE id = ?').run(newPath, imageId);
+  db.prepare('DELETE FROM files WHERE path = ?').run(oldPath);
 }
 
 export function imageCount(db: Database.Database): number {
@@ -54,8 +69,11 @@ export function getThumbnail(db: Database.Database, imageId: number): Buffer | u
   return row?.thumbnail;
 }
 
-/** The original file of a known image; the only way a path reaches a front end's image server. */
-export function getImagePath(db: Database.Database, imageId: number): string | undefined {
+/**
+ * The original file of a known image, ready for `fs` (a Buffer where its name is not UTF-8); the
+ * only way a path reaches a front end's image server.
+ */
+export function getImagePath(db: Database.Database, imageId: number): string | Buffer | undefined {
   const row = db.prepare('SELECT path FROM images WHERE id = ?').get(imageId) as { path: string } | undefined;
-  return row?.path;
+  return row && fsPath(row.path);
 }

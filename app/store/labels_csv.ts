@@ -1,3 +1,4 @@
+import { fsPath } from './file_paths.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
@@ -110,7 +111,7 @@ export function exportLabelFolders(db: Database.Database, outDir: string): { wri
     const classDir = path.join(outDir, row.className.replace(/[\\/:*?"<>|]/g, '_'));
     fs.mkdirSync(classDir, { recursive: true });
     try {
-      fs.copyFileSync(row.path, path.join(classDir, `${row.id}-${path.basename(row.path)}`));
+      fs.copyFileSync(fsPath(row.path), path.join(classDir, `${row.id}-${path.basename(row.path)}`));
       written++;
     } catch {
       missing.push(row.path);

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { UserError } from '../contract/errors.ts';
 
 /**
  * Forward-only schema migrations. Entry i brings the schema from version i to i+1;
@@ -143,13 +144,21 @@ export const migrations: string[] = [
   `,
 ];
 
-export function migrate(db: Database.Database): number {
+/** Refuses a project written by a newer version, whose tables this build would misread or damage; returns its version. */
+export function checkSchemaVersion(db: Database.Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > migrations.length) {
-    throw new Error(
-      `this project was written by a newer Contrast Studio (schema ${current}, this build knows ${migrations.length}); update the app`,
+    throw new UserError(
+      `this project was written by a newer Contrast Studio (schema ${current}, this build knows ${migrations.length}); ` +
+        'update the app to open it (the project was not changed)',
+      'project_too_new',
     );
   }
+  return current;
+}
+
+export function migrate(db: Database.Database): number {
+  const current = checkSchemaVersion(db);
   if (current === migrations.length) return current;
   // Off while tables are rebuilt, or dropping one would cascade into the rows that point at it;
   // the check afterwards proves every reference still resolves.

@@ -6,6 +6,7 @@
  * rename, so a crash never leaves an index that disagrees with its rows.
  */
 import { truthLabels, type TruthClass } from '../../store/ground_truth.ts';
+import { fsPath } from '../../store/file_paths.ts';
 import { imageFiles } from '../../store/images.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -94,9 +95,14 @@ export class PixelCache {
   }
 }
 
-/** Decodes an image file to size×size RGB, cropping the centre to keep the aspect ratio. */
+/**
+ * Decodes an image file (its path as the store keeps it) to size×size RGB, cropping the centre to
+ * keep the aspect ratio. sharp takes a Buffer as image data, not as a path, so a name that is not
+ * UTF-8 is read here first.
+ */
 export async function decodePixels(file: string, imageSize: number): Promise<Buffer> {
-  return sharp(file)
+  const source = fsPath(file);
+  return sharp(typeof source === 'string' ? source : fs.readFileSync(source))
     .rotate()
     .resize(imageSize, imageSize, { fit: 'cover' })
     .removeAlpha()
@@ -156,8 +162,8 @@ export async function openPixelCache(project: Project, imageSize: number, option
   const kept = images.filter((image) => cachedRow.has(key(image.id, image.sha256)));
   const notCached = images.filter((image) => !cachedRow.has(key(image.id, image.sha256)));
   // Checked up front so a vanished file doesn't make every open rewrite the cache.
-  const problems = notCached.filter((image) => !fs.existsSync(image.path)).map((image) => ({ path: image.path, reason: 'file not found' }));
-  const toDecode = notCached.filter((image) => fs.existsSync(image.path));
+  const problems = notCached.filter((image) => !fs.existsSync(fsPath(image.path))).map((image) => ({ path: image.path, reason: 'file not found' }));
+  const toDecode = notCached.filter((image) => fs.existsSync(fsPath(image.path)));
   if (toDecode.length > 0 || kept.length !== cachedRow.size) {
     const rebuilt = await rebuild(file, imageSize, { fd, cachedRow, kept }, toDecode, problems, options);
     if (fd !== undefined) fs.closeSync(fd);
@@ -230,7 +236,7 @@ async function decodeInto(
         fs.writeSync(out, await decodePixels(image.path, imageSize));
         rows.push({ imageId: image.id, sha256: image.sha256 });
       } catch (error) {
-        problems.push({ path: image.path, reason: fs.existsSync(image.path) ? (error as Error).message : 'file not found' });
+        problems.push({ path: image.path, reason: fs.existsSync(fsPath(image.path)) ? (error as Error).message : 'file not found' });
       }
       options.onProgress?.({ decoded: ++decoded, toDecode: images.length });
     }
