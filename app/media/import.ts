@@ -4,6 +4,8 @@ import type { FileProblem, ImportProgress } from '../contract/domain.ts';
 import { imageBySha, insertImage, isOriginalMissing, relinkImage } from '../store/images.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
+import { fileProblems } from '../store/gallery.ts';
+import { createImportBatch, fileRecorder, finishImportBatch, seenFiles } from '../store/import_batches.ts';
 import { diskFullError, isDiskFull } from '../store/storage_errors.ts';
 import { DecodeError, decodeForImport, type DecodedImage } from './decode.ts';
 import { scanImages, type FoundFile } from './scan.ts';
@@ -92,10 +94,10 @@ async function importInto(project: Project, paths: string[], options: ImportOpti
   if (options.signal?.aborted) {
     throw new UserError(`import cancelled after ${writer.counts.processed} files; run it again to finish`, 'cancelled');
   }
-  project.db.prepare('UPDATE import_batches SET finished_at = ? WHERE id = ?').run(now(), batchId);
+  finishImportBatch(project.db, batchId);
   const summary = snapshot('done', tally(), started);
   options.onProgress?.(summary);
-  return { ...summary, batchId, seconds: (performance.now() - started) / 1000, problems: batchProblems(project.db, batchId) };
+  return { ...summary, batchId, seconds: (performance.now() - started) / 1000, problems: fileProblems(project.db, undefined, batchId, -1) };
 }
 
 interface Tally {
@@ -158,18 +160,12 @@ async function decodeOutcome(file: FoundFile): Promise<Outcome> {
 
 function createBatch(db: Database.Database, paths: string[], options: ImportOptions): number {
   const settings = { labelsFromFolders: Boolean(options.labelsFromFolders), testSet: Boolean(options.testSet) };
-  return Number(
-    db.prepare('INSERT INTO import_batches (roots, options, started_at) VALUES (?, ?, ?)')
-      .run(JSON.stringify(paths), JSON.stringify(settings), now()).lastInsertRowid,
-  );
+  return createImportBatch(db, paths, settings);
 }
 
 /** Files not imported before; a file that failed before is tried again once it has changed. */
 function unseenFiles(db: Database.Database, files: FoundFile[]): FoundFile[] {
-  const known = new Map<string, { size: number; mtime_ms: number; status: string }>();
-  for (const row of db.prepare('SELECT path, size, mtime_ms, status FROM files').iterate() as Iterable<{ path: string; size: number; mtime_ms: number; status: string }>) {
-    known.set(row.path, row);
-  }
+  const known = seenFiles(db);
   return files.filter((file) => {
     const seen = known.get(file.path);
     if (!seen) return true;
@@ -177,21 +173,11 @@ function unseenFiles(db: Database.Database, files: FoundFile[]): FoundFile[] {
   });
 }
 
-function batchProblems(db: Database.Database, batchId: number): FileProblem[] {
-  return db
-    .prepare(
-      `SELECT f.path, f.status, COALESCE(f.error, 'same content as ' || i.path) AS reason
-       FROM files f LEFT JOIN images i ON i.id = f.image_id
-       WHERE f.batch_id = ? AND f.status != 'imported' ORDER BY f.path`,
-    )
-    .all(batchId) as FileProblem[];
-}
-
 /** Collects decode results and writes them in transactions of FLUSH_EVERY files. */
 class ResultWriter {
   readonly counts = { processed: 0, added: 0, relinked: 0, duplicates: 0, errors: 0 };
   private pending: Outcome[] = [];
-  private readonly upsertFile;
+  private readonly recordFile;
   private readonly classIds = new Map<string, number>();
 
   constructor(
@@ -201,11 +187,7 @@ class ResultWriter {
     /** Files whose results are committed, for a message should a later write fail. */
     private readonly committed: { files: number },
   ) {
-    this.upsertFile = db.prepare(
-      `INSERT INTO files (path, size, mtime_ms, status, image_id, error, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, status = excluded.status,
-         image_id = excluded.image_id, error = excluded.error, batch_id = excluded.batch_id`,
-    );
+    this.recordFile = fileRecorder(db, batchId);
   }
 
   add(outcome: Outcome): void {
@@ -225,24 +207,24 @@ class ResultWriter {
     this.counts.processed++;
     if ('error' in outcome) {
       this.counts.errors++;
-      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'error', null, outcome.error, this.batchId);
+      this.recordFile(file, 'error', null, outcome.error);
       return;
     }
     const existing = imageBySha(this.db, outcome.decoded.sha256);
     if (existing && isOriginalMissing(existing.path)) {
       relinkImage(this.db, existing.id, existing.path, file.path);
       this.counts.relinked++;
-      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', existing.id, null, this.batchId);
+      this.recordFile(file, 'imported', existing.id, null);
       return;
     }
     if (existing) {
       this.counts.duplicates++;
-      this.upsertFile.run(file.path, file.size, file.mtimeMs, 'duplicate', existing.id, null, this.batchId);
+      this.recordFile(file, 'duplicate', existing.id, null);
       return;
     }
     const at = now();
     const imageId = insertImage(this.db, { ...outcome.decoded, path: file.path, batchId: this.batchId, testSet: Boolean(this.options.testSet) }, at);
-    this.upsertFile.run(file.path, file.size, file.mtimeMs, 'imported', imageId, null, this.batchId);
+    this.recordFile(file, 'imported', imageId, null);
     if (this.options.labelsFromFolders && file.folderLabel) {
       setLabels(this.db, [imageId], this.classId(file.folderLabel), 'folder', 'import');
     }
