@@ -264,7 +264,7 @@ function pool(graph: OnnxGraph, layer: Layer, x: Value, op: string, extra: Recor
   });
 }
 
-export const SUPPORTED_LAYERS = ['InputLayer', ...Object.keys(convert)];
+const SUPPORTED_LAYERS = ['InputLayer', ...Object.keys(convert)];
 
 function refuseUnsupported(model: tf.LayersModel): void {
   const unsupported = model.layers.filter((layer) => !SUPPORTED_LAYERS.includes(layer.getClassName()));
