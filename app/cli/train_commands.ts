@@ -293,7 +293,7 @@ const predict: Command = {
 const exportCommand: Command = {
   name: 'export',
   args: '<project>',
-  summary: 'Export a trained model as a TF.js layers model (model.json + weights) with labels.json.',
+  summary: 'Export a trained model as a folder: model.onnx, a TF.js layers model (model.json + weights.bin), labels.json and a README.md.',
   options: { run: { type: 'string' }, out: { type: 'string' } },
   optionHelp: { run: 'the finetune or distill run to export (default: the current model)', out: 'folder to write (required)' },
   minArgs: 1,

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
 import type { BackendChoice } from '../contract/train_options.ts';
-import { exportModel } from '../engine/data/export.ts';
+import { exportModel } from '../engine/export/model_bundle.ts';
 import { predictFiles } from '../engine/data/predict.ts';
 import { writePredictionsCsv } from '../store/gallery.ts';
 import type { Project } from '../store/project.ts';

@@ -1,14 +1,17 @@
 /**
- * Exports a trained classifier as a TF.js layers model (model.json + weights.bin) that plain
- * @tensorflow/tfjs loads with tf.loadLayersModel, plus labels.json describing its input and classes.
- * The exported model ends in a softmax, so it outputs class probabilities.
+ * Exports a trained classifier as a self-describing folder: a TF.js layers model (model.json +
+ * weights.bin) that plain @tensorflow/tfjs loads with tf.loadLayersModel, the same network as
+ * model.onnx, labels.json and a README.md (app/engine/export/bundle.ts). Both models end in a
+ * softmax, so they output class probabilities.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Project } from '../../store/project.ts';
 import { initBackend } from '../runtime/backend.ts';
-import { writeFileAtomically } from './predict.ts';
+import { bundleLabels, onnxMetadata, writeBundleDescription } from './bundle.ts';
+import { onnxModelBytes } from './onnx_export.ts';
+import { writeFileAtomically } from '../data/predict.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
 
 function joinWeights(data: ArrayBuffer | ArrayBuffer[]): Buffer {
@@ -21,6 +24,9 @@ export async function exportModel(project: Project, runId: number, outDir: strin
   try {
     const probabilities = tf.layers.activation({ activation: 'softmax', name: 'probabilities' }).apply(model.outputs[0]) as tf.SymbolicTensor;
     const exported = tf.model({ inputs: model.inputs, outputs: probabilities, name: `contrast_run_${runId}` });
+    const labels = bundleLabels(run, classes, architecture, new Date());
+    // Converted before anything is written, so a model ONNX cannot express leaves no half folder.
+    const onnxModel = onnxModelBytes(exported, onnxMetadata(labels), `Contrast Studio classifier from run ${runId} (${run.kind})`);
     const target = path.resolve(outDir);
     fs.mkdirSync(target, { recursive: true });
     await exported.save(
@@ -37,19 +43,7 @@ export async function exportModel(project: Project, runId: number, outDir: strin
         return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
       }),
     );
-    const labels = {
-      classes: classes.map((c) => c.name),
-      classIds: classes.map((c) => c.id),
-      input: {
-        shape: [null, architecture.imageSize, architecture.imageSize, 3],
-        description: 'float32 RGB in [0, 1]: the largest centred square of the image, resized to the input size',
-      },
-      output: 'probabilities, one per class in the order of "classes"',
-      runId,
-      kind: run.kind,
-      architecture,
-    };
-    writeFileAtomically(path.join(target, 'labels.json'), JSON.stringify(labels, null, 2) + '\n');
+    writeBundleDescription(target, labels, onnxModel);
     return target;
   } finally {
     model.dispose();
