@@ -32,6 +32,7 @@ async function go(screen: string): Promise<void> {
 }
 
 async function train(p: Page, stage: string, minutes: string, midShot?: string): Promise<void> {
+  await p.$eval('details.step-by-step', (details) => ((details as HTMLDetailsElement).open = true));
   await p.click(`button[data-stage="${stage}"]`);
   await p.fill('input[name="budget"]', minutes);
   await p.waitForSelector(`details.advanced[data-stage="${stage}"]`);

@@ -155,6 +155,7 @@ describe('the sample project at 1280×800', () => {
 
   /** Trains one tiny run through the UI and counts the `runs.get` requests the Train screen sent meanwhile. */
   async function trainCountingRunFetches(stage: string, settings: Record<string, string>): Promise<number> {
+    await page.$eval('details.step-by-step', (details) => ((details as HTMLDetailsElement).open = true));
     await page.click(`button[data-stage="${stage}"]`);
     await page.waitForSelector(`details.advanced[data-stage="${stage}"]`);
     await page.$eval('details.advanced', (details) => ((details as HTMLDetailsElement).open = true));

@@ -134,6 +134,7 @@ describe('studio workflow in the browser', () => {
   });
 
   async function trainStage(stage: string, settings: Record<string, string>): Promise<void> {
+    await page.$eval('details.step-by-step', (details) => ((details as HTMLDetailsElement).open = true));
     await page.click(`button[data-stage="${stage}"]`);
     await page.waitForSelector(`details.advanced[data-stage="${stage}"]`);
     await page.$eval('details.advanced', (details) => ((details as HTMLDetailsElement).open = true));

@@ -1,0 +1,98 @@
+/**
+ * One-click training on the sample photos, through the CLI as a user runs it: the budget holds,
+ * the kept model is current and predicts, a second Train reuses the pretraining, and a pipeline
+ * killed mid-stage resumes where it stopped.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { CONTRAST_BIN, runCli, tempDir } from './train_fixtures.ts';
+
+const SAMPLE = path.resolve(import.meta.dirname, '../../resources/sample');
+
+function sampleProject(): string {
+  const project = path.join(tempDir('contrast-pipeline-'), 'p');
+  for (const args of [['init', project], ['import', project, SAMPLE, '--labels-from-folders']]) {
+    const result = runCli(args);
+    assert.equal(result.code, 0, result.stderr);
+  }
+  return project;
+}
+
+type RunRow = { id: number; kind: string; status: string; parentId: number | null; config: Record<string, unknown>; summary: Record<string, unknown> | null; finishedAt: string | null };
+
+function runs(project: string): RunRow[] {
+  return JSON.parse(runCli(['runs', project, '--json']).stdout) as RunRow[];
+}
+
+const project = sampleProject();
+
+test('a 1-minute Train ends within its budget with a current model that predicts', () => {
+  const started = performance.now();
+  const result = runCli(['train', project, '--minutes', '1', '--seed', '1', '--json']);
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(result.code, 0, result.stderr);
+  const plan = result.events.find((e) => e.event === 'plan')!;
+  assert.equal(plan.recipe, 'labels-then-distil', 'a minute is far too short for pretraining to pay');
+  assert.match(String(plan.text), /^decode images \d+ s, labels only \d+ s \(≈[\d.]+ epochs\), distil \d+ s/);
+  // Generous: the machine is shared; the benchmark (npm run bench:labels) records the real spread.
+  assert.ok(seconds > 40 && seconds < 90, `a 60 s budget took ${seconds.toFixed(1)} s`);
+  const pipeline = runs(project).find((r) => r.kind === 'pipeline')!;
+  assert.equal(pipeline.status, 'done');
+  const children = pipeline.summary!.children as number[];
+  assert.deepEqual(runs(project).filter((r) => r.config.pipelineRunId === pipeline.id).map((r) => r.id), children);
+  assert.ok(children.includes(pipeline.summary!.currentModelRunId as number));
+
+  const out = path.join(path.dirname(project), 'preds.csv');
+  const predicted = runCli(['predict', project, path.join(SAMPLE, 'cat'), '--out', out]);
+  assert.equal(predicted.code, 0, predicted.stderr);
+  assert.equal(fs.readFileSync(out, 'utf8').trim().split('\n').length, 21, 'a header and the 20 cats, with the current model and no --run');
+});
+
+test('a second Train reuses the pretraining that saw these images instead of pretraining again', () => {
+  const pretrain = runCli(['pretrain', project, '--epochs', '1', '--seed', '1', '--json']);
+  assert.equal(pretrain.code, 0, pretrain.stderr);
+  const pretrainId = pretrain.events.find((e) => e.event === 'created')!.runId as number;
+  const result = runCli(['train', project, '--minutes', '0.5', '--seed', '2', '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.events.find((e) => e.event === 'plan')!.recipe, 'reuse-pretraining');
+  const all = runs(project);
+  assert.equal(all.filter((r) => r.kind === 'pretrain').length, 1, 'no second pretraining');
+  const pipelineId = result.events.find((e) => e.event === 'created')!.runId as number;
+  const finetune = all.find((r) => r.config.pipelineRunId === pipelineId && r.kind === 'finetune')!;
+  assert.equal(finetune.parentId, pretrainId);
+});
+
+test('a pipeline killed mid-stage resumes from that stage and step', async () => {
+  const child = spawn(process.execPath, [CONTRAST_BIN, 'train', project, '--minutes', '1', '--seed', '3', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let pipelineId = 0;
+  await new Promise<void>((resolve) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      for (const line of buffered.split('\n').slice(0, -1)) {
+        const event = JSON.parse(line);
+        if (event.event === 'created') pipelineId = event.runId;
+        // Two epochs of the first stage are checkpointed: stop it there, as a power cut would.
+        if (event.event === 'epoch' && event.epoch >= 2) resolve();
+      }
+      buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
+    });
+  });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('close', resolve));
+  const before = runs(project).filter((r) => r.config.pipelineRunId === pipelineId);
+  assert.equal(before.length, 1, 'killed in its first stage');
+  assert.equal(before[0].status, 'interrupted');
+
+  const resumed = runCli(['resume', project, String(pipelineId), '--json']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const after = runs(project).filter((r) => r.config.pipelineRunId === pipelineId);
+  assert.equal(after[0].id, before[0].id, 'the interrupted stage went on; it was not started again');
+  assert.deepEqual(after.map((r) => r.status), ['done', 'done']);
+  const firstEpochAfterResume = resumed.events.find((e) => e.event === 'epoch')!;
+  assert.ok((firstEpochAfterResume.epoch as number) >= 3, `the stage continued after its checkpoint, at epoch ${firstEpochAfterResume.epoch}`);
+  assert.equal(runs(project).find((r) => r.id === pipelineId)!.status, 'done');
+});
