@@ -1,0 +1,126 @@
+/**
+ * Label-efficiency study: what one-click Train buys in M minutes, beside the same network trained
+ * on the labels alone for M minutes and the PyTorch SimCLRv2 reference pipeline at M minutes, on
+ * the same files. Issue #10's protocol: per CIFAR-10 class (files sorted by name) the first 800
+ * form the project, the first K of them are labelled (K = 80 for 10%, 8 for 1%), and the last
+ * 200 are held out and scored. Each arm runs alone, one after the other.
+ *
+ *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference]
+ *
+ * Appends one JSON line per arm to docs/study/results.jsonl and prints it.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ARCHIVE = path.resolve(ROOT, '../shared/datasets/cifar10-train.tar.gz');
+const REFERENCE = path.resolve(ROOT, '../shared/reference/torch_simclr_pipeline.py');
+const RESULTS = path.join(ROOT, 'docs/study/results.jsonl');
+const PROJECT_PER_CLASS = 800;
+const HELD_OUT_PER_CLASS = 200;
+/** The reference's stage split for a budget, as in the issue's 15-minute run (8 + 3 + 4 minutes). */
+const REFERENCE_SPLIT = { pretrain: 8 / 15, finetune: 3 / 15, distill: 4 / 15 };
+
+const { values } = parseArgs({
+  options: { minutes: { type: 'string', default: '15' }, labels: { type: 'string', default: '10%' }, arms: { type: 'string', default: 'pipeline,labels,reference' } },
+});
+const minutes = Number(values.minutes);
+const labelFraction = Number(values.labels!.replace('%', '')) / 100;
+const labelledPerClass = Math.round(PROJECT_PER_CLASS * labelFraction);
+
+function cifar(): string {
+  const dir = path.join(os.tmpdir(), 'cifar');
+  if (!fs.existsSync(path.join(dir, 'train'))) {
+    fs.mkdirSync(dir, { recursive: true });
+    run('tar', ['xzf', ARCHIVE, '-C', dir]);
+  }
+  return path.join(dir, 'train');
+}
+
+function run(command: string, args: string[]): { stdout: string; seconds: number } {
+  const started = performance.now();
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status})`);
+  return { stdout: result.stdout, seconds: (performance.now() - started) / 1000 };
+}
+
+const contrast = (...args: string[]) => run(process.execPath, [path.join(ROOT, 'bin/contrast.js'), ...args]);
+
+/** Links the protocol's files into project/, heldout/ and a labels CSV. */
+function layout(source: string, work: string): { projectImages: string; heldOut: string; labels: string } {
+  const projectImages = path.join(work, 'project-images');
+  const heldOut = path.join(work, 'heldout');
+  const rows = ['path,class'];
+  for (const name of fs.readdirSync(source).sort()) {
+    const files = fs.readdirSync(path.join(source, name)).sort();
+    for (const [dir, picked] of [[projectImages, files.slice(0, PROJECT_PER_CLASS)], [heldOut, files.slice(-HELD_OUT_PER_CLASS)]] as const) {
+      fs.mkdirSync(path.join(dir, name), { recursive: true });
+      for (const file of picked) fs.symlinkSync(path.join(source, name, file), path.join(dir, name, file));
+    }
+    for (const file of files.slice(0, labelledPerClass)) rows.push(`${path.join(projectImages, name, file)},${name}`);
+  }
+  const labels = path.join(work, 'labels.csv');
+  fs.writeFileSync(labels, rows.join('\n') + '\n');
+  return { projectImages, heldOut, labels };
+}
+
+function newProject(work: string, name: string, files: ReturnType<typeof layout>): string {
+  const project = path.join(work, name);
+  contrast('init', project);
+  contrast('import', project, files.projectImages);
+  contrast('label', project, '--csv', files.labels);
+  return project;
+}
+
+/** Accuracy of the project's current model on the held-out images, read from `contrast predict`'s CSV. */
+function heldOutAccuracy(project: string, heldOut: string): number {
+  const csv = path.join(path.dirname(project), `${path.basename(project)}-heldout.csv`);
+  contrast('predict', project, heldOut, '--out', csv);
+  const rows = fs.readFileSync(csv, 'utf8').trim().split('\n').slice(1);
+  const correct = rows.filter((row) => {
+    const [file, predicted] = row.split(',');
+    return path.basename(path.dirname(file)) === predicted;
+  }).length;
+  return correct / rows.length;
+}
+
+function lastJson(stdout: string): Record<string, unknown> {
+  return JSON.parse(stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!);
+}
+
+function record(entry: Record<string, unknown>): void {
+  const line = JSON.stringify({ date: new Date().toISOString(), minutes, labels: values.labels, cores: os.availableParallelism(), load: os.loadavg()[0], ...entry });
+  fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
+  fs.appendFileSync(RESULTS, line + '\n');
+  console.log(line);
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-labels-study-'));
+const files = layout(cifar(), work);
+const arms = values.arms!.split(',');
+
+if (arms.includes('pipeline')) {
+  const project = newProject(work, 'pipeline', files);
+  const trained = contrast('train', project, '--minutes', String(minutes), '--seed', '1', '--json');
+  const events = trained.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const plan = events.find((e) => e.event === 'plan');
+  const runs = JSON.parse(contrast('runs', project, '--json').stdout) as { kind: string; summary: Record<string, unknown> | null }[];
+  const pipeline = runs.find((r) => r.kind === 'pipeline')!;
+  record({ arm: 'one-click Train', wallSeconds: trained.seconds, plan: plan?.text, choice: pipeline.summary?.choice, accuracy: heldOutAccuracy(project, files.heldOut) });
+}
+
+if (arms.includes('labels')) {
+  const project = newProject(work, 'labels-only', files);
+  const trained = contrast('finetune', project, '--supervised', '--minutes', String(minutes), '--seed', '1', '--json');
+  record({ arm: 'labels only (finetune --supervised)', wallSeconds: trained.seconds, summary: lastJson(trained.stdout).summary, accuracy: heldOutAccuracy(project, files.heldOut) });
+}
+
+if (arms.includes('reference')) {
+  const split = Object.values(REFERENCE_SPLIT).map((share) => String(share * minutes));
+  const reference = run('/usr/bin/python3', [REFERENCE, cifar(), String(labelledPerClass), ...split]);
+  record({ arm: 'PyTorch reference', wallSeconds: reference.seconds, ...lastJson(reference.stdout) });
+}
+fs.rmSync(work, { recursive: true, force: true });
