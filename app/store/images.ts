@@ -52,6 +52,11 @@ export function imageFiles(db: Database.Database): { id: number; path: string; s
   return db.prepare('SELECT id, path, sha256 FROM images ORDER BY id').all() as { id: number; path: string; sha256: string }[];
 }
 
+/** Images imported as a held-out test set: never trained on, not even unlabelled. */
+export function testSetImageIds(db: Database.Database): Set<number> {
+  return new Set(db.prepare('SELECT id FROM images WHERE test_set = 1').pluck().all() as number[]);
+}
+
 /** Every image's id and path, in path order. */
 export function imagePaths(db: Database.Database): { id: number; path: string }[] {
   return db.prepare('SELECT id, path FROM images ORDER BY path').all() as { id: number; path: string }[];

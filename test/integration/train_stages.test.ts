@@ -66,7 +66,7 @@ test('two runs with the same seed on one backend are identical, down to every pr
   assert.notDeepEqual(curve(other.runId), curve(first.runId), 'another seed gives another run');
 });
 
-test('a time budget is measured into an epoch count, which a resumed run keeps', async () => {
+test('a time budget is measured into a step count, which a resumed run keeps', async () => {
   const { runId } = createTrainingRun(project, 'pretrain', { ...TINY, minutes: 0.1, seed: 5 });
   assert.equal(getRun(project.db, runId)!.config.epochs, null);
   const first = startJob(project, runId);
@@ -77,8 +77,10 @@ test('a time budget is measured into an epoch count, which a resumed run keeps',
   });
   assert.equal((await first.done).status, 'cancelled');
   assert.ok(phases.has('measuring'));
-  const chosen = getRun(project.db, runId)!.summary!.epochs as number;
-  assert.ok(Number.isInteger(chosen) && chosen >= 2, `a budget of 6 s fits several tiny epochs, got ${chosen}`);
+  const planned = getRun(project.db, runId)!.summary!;
+  const steps = planned.plannedSteps as number;
+  const chosen = planned.epochs as number;
+  assert.ok(Number.isInteger(steps) && chosen >= 2, `a budget of 6 s fits several tiny epochs, got ${chosen} (${steps} steps)`);
 
   const resumed = startJob(project, runId);
   const epochs: number[] = [];
@@ -88,7 +90,8 @@ test('a time budget is measured into an epoch count, which a resumed run keeps',
   });
   const finished = await resumed.done;
   assert.equal(finished.status, 'done');
-  assert.ok(epochs.every((total) => total === chosen));
+  assert.ok(epochs.every((total) => total === Math.ceil(chosen)));
+  assert.equal(finished.summary!.steps, steps, 'the resumed run ends at the planned step, not a whole epoch');
   assert.equal(finished.summary!.epochs, chosen);
 });
 

@@ -18,7 +18,7 @@ const where = { pid: process.pid, backend: 'cpu', device: 'test cpu' };
 
 function project(): Project {
   const opened = openProject(path.join(tempDir('contrast-current-'), 'p'), { create: true });
-  const image = { path: '/a.png', sha256: 'a', size: 1, width: 1, height: 1, format: 'png', thumbnail: Buffer.alloc(1) };
+  const image = { path: '/a.png', sha256: 'a', size: 1, width: 1, height: 1, format: 'png', thumbnail: Buffer.alloc(1), batchId: null, testSet: false };
   insertImage(opened.db, image, 'now');
   addClass(opened.db, 'a');
   return opened;

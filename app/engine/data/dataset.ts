@@ -7,7 +7,7 @@
  */
 import { truthLabels, type TruthClass } from '../../store/ground_truth.ts';
 import { fsPath } from '../../store/file_paths.ts';
-import { imageFiles } from '../../store/images.ts';
+import { imageFiles, testSetImageIds } from '../../store/images.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -242,6 +242,12 @@ async function decodeInto(
     }
   };
   await Promise.all(Array.from({ length: DECODE_CONCURRENCY }, worker));
+}
+
+/** Cache rows of the images unlabelled training may use: all but the held-out test set. */
+export function trainableRows(project: Project, cache: PixelCache): number[] {
+  const heldOut = testSetImageIds(project.db);
+  return cache.imageIds.flatMap((id, row) => (heldOut.has(id) ? [] : [row]));
 }
 
 /** Cache rows and class indices (positions in `classes`) of the labelled images of one split. */

@@ -5,7 +5,7 @@
  * architecture starts as a copy of it (self-distillation); a smaller one starts from random weights.
  */
 import { bestCheckpoint, requireRun } from '../../store/runs.ts';
-import { labelledRows, type LabelledRows, type PixelCache } from '../data/dataset.ts';
+import { labelledRows, trainableRows, type LabelledRows, type PixelCache } from '../data/dataset.ts';
 import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingBytes } from '../runtime/memory.ts';
@@ -56,13 +56,14 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);
       const val = labelledRows(ctx.project, cache, 'val', classes);
-      const batchSize = effectiveBatch(ctx, requestedBatch, cache.count, 'images');
+      const rows = trainableRows(ctx.project, cache);
+      const batchSize = effectiveBatch(ctx, requestedBatch, rows.length, 'images');
       const useLabels = config.labelWeight! > 0 && train.rows.length > 0;
       const labelledSize = Math.min(batchSize, train.rows.length);
       // The student learns from every image, so its statistics are measured on every image too.
-      const judge = validationJudge(student, cache, val, cache.imageIds.map((_, row) => row), batchSize);
+      const judge = validationJudge(student, cache, val, rows, batchSize);
       const loop: TrainingLoop = {
-        examples: cache.count,
+        examples: rows.length,
         batchSize,
         totalSteps: 0,
         peakLearningRate: peakLearningRate('distill', config, batchSize),
@@ -70,7 +71,7 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
         seed: config.seed,
         rng: new Rng(config.seed),
         async step(positions, learningRate, rng) {
-          const images = cache.batch(positions);
+          const images = cache.batch(positions.map((p) => rows[p]));
           const labelled = useLabels ? labelledBatch(cache, train, labelledSize, rng) : undefined;
           try {
             const stepConfig = { imageSize: config.model.imageSize, learningRate, temperature: config.tau!, labelWeight: config.labelWeight! };
@@ -96,7 +97,7 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
         teacherRunId,
         epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),
         steps: final.step,
-        images: cache.count,
+        images: rows.length,
         valAccuracy: val.rows.length > 0 ? judge.best : undefined,
         bestEpoch: bestCheckpoint(ctx.project.db, ctx.run.id)?.epoch,
         distillLoss: lastMetric(ctx, 'epoch_distillLoss'),

@@ -4,6 +4,7 @@
  */
 import { defaultPretrainAugment } from '../simclr/data_util.ts';
 import { writeFeatureEmbeddings } from '../data/inference.ts';
+import { trainableRows } from '../data/dataset.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingBytes } from '../runtime/memory.ts';
 import { buildPretrainModel } from '../simclr/model.ts';
@@ -25,9 +26,10 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
     const cache = await openStageCache(ctx, imageSize);
     try {
       const augment = defaultPretrainAugment(imageSize);
-      const batchSize = effectiveBatch(ctx, requestedBatch, cache.count, 'images');
+      const rows = trainableRows(ctx.project, cache);
+      const batchSize = effectiveBatch(ctx, requestedBatch, rows.length, 'images');
       const loop: TrainingLoop = {
-        examples: cache.count,
+        examples: rows.length,
         batchSize,
         totalSteps: 0,
         peakLearningRate: peakLearningRate('pretrain', config, batchSize),
@@ -35,7 +37,7 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
         seed: config.seed,
         rng: new Rng(config.seed),
         async step(positions, learningRate, rng) {
-          const images = cache.batch(positions);
+          const images = cache.batch(positions.map((p) => rows[p]));
           try {
             return await pretrainStep(model, optimizer, images, { imageSize, temperature: config.temperature!, learningRate, augment }, rng);
           } finally {
@@ -49,7 +51,7 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
       loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, 0, cache.count);
       const final = await runTrainingLoop(ctx, loop, resumed);
       await writeFeatureEmbeddings(ctx, model, cache);
-      return { epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)), steps: final.step, images: cache.count, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
+      return { epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)), steps: final.step, images: rows.length, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
     } finally {
       cache.close();
     }
