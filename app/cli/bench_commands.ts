@@ -75,25 +75,31 @@ function syntheticImages(batch: number, size: number): tf.Tensor4D {
   return tf.tensor4d(values, [batch, size, size, 3]);
 }
 
+/** A step ends once its result has been read back, so GPU work is timed in full. */
+interface StepRunner {
+  step: () => Promise<void>;
+  dispose: () => void;
+}
+
 /** The engine's SimCLR pretraining step itself (train_step.ts): two views, forward, NT-Xent, backward, LARS. */
-function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
+function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
   const model = buildPretrainModel(modelConfig, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 1e-6 });
   const images = syntheticImages(cfg.batch, cfg.size);
   const stepConfig = { imageSize: cfg.size, temperature: TEMPERATURE, learningRate: LEARNING_RATE, augment: defaultPretrainAugment(cfg.size) };
   const rng = new Rng(2);
   return {
-    step: () => { pretrainStep(model, optimizer, images, stepConfig, rng); },
+    step: async () => { await pretrainStep(model, optimizer, images, stepConfig, rng); },
     dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); },
   };
 }
 
-function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
+function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
   const model = buildEncoder(modelConfig, 1);
   const images = syntheticImages(cfg.batch, cfg.size);
-  const step = () => {
+  const step = async () => {
     const features = model.apply(images, { training: false }) as tf.Tensor;
-    features.dataSync();
+    await features.data();
     features.dispose();
   };
   return { step, dispose: () => { model.dispose(); images.dispose(); } };
@@ -106,7 +112,7 @@ export interface KernelTime {
 }
 
 /** Kernel time of one step by kernel name, largest first (tf.profile). */
-async function profileStep(step: () => void): Promise<KernelTime[]> {
+async function profileStep(step: () => Promise<void>): Promise<KernelTime[]> {
   const profile = await tf.profile(step);
   const byKernel = new Map<string, KernelTime>();
   for (const k of profile.kernels) {
@@ -123,7 +129,7 @@ async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, pr
   const modelConfig: ModelConfig = { depth: cfg.depth, width: cfg.width, sk: false, imageSize: cfg.size };
   const runner = cfg.mode === 'train' ? trainStepRunner(cfg, modelConfig) : inferStepRunner(cfg, modelConfig);
   try {
-    for (let i = 0; i < cfg.warmup; i++) runner.step();
+    for (let i = 0; i < cfg.warmup; i++) await runner.step();
     const stepSeconds: number[] = [];
     const cpuSeconds: number[] = [];
     const tensorCounts: number[] = [];
@@ -131,7 +137,7 @@ async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, pr
     for (let i = 0; i < cfg.steps; i++) {
       const start = performance.now();
       const cpuStart = process.cpuUsage();
-      runner.step();
+      await runner.step();
       stepSeconds.push((performance.now() - start) / 1000);
       const cpu = process.cpuUsage(cpuStart);
       cpuSeconds.push((cpu.user + cpu.system) / 1e6);
