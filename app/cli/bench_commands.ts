@@ -9,7 +9,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.ts';
-import { initBackend, type BackendName } from '../engine/backend.ts';
+import { BACKEND_NAMES, initBackend, type BackendName } from '../engine/backend.ts';
 import { defaultPretrainAugment } from '../engine/data_util.ts';
 import { LarsOptimizer } from '../engine/lars_optimizer.ts';
 import { buildPretrainModel } from '../engine/model.ts';
@@ -209,8 +209,8 @@ function readConfig(mode: Mode, call: Invocation): BenchConfig {
 
 function readBackend(call: Invocation): 'auto' | BackendName {
   const backend = stringOption(call, 'backend') ?? 'auto';
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend)) {
-    throw new UserError(`--backend must be auto, tensorflow, wasm or cpu, got "${backend}"`, 'usage');
+  if (!['auto', ...BACKEND_NAMES].includes(backend)) {
+    throw new UserError(`--backend must be auto, ${BACKEND_NAMES.join(', ')}, got "${backend}"`, 'usage');
   }
   return backend as 'auto' | BackendName;
 }
@@ -267,7 +267,7 @@ const bench: Command = {
     batch: 'images per step; a train step sees each in two views (default 64)',
     steps: 'timed steps after warm-up; the median is reported (default 5)',
     warmup: 'untimed steps first (default 2)',
-    backend: 'auto (default), tensorflow, wasm or cpu',
+    backend: `auto (default), ${BACKEND_NAMES.join(', ')}`,
     threads: 'threads for wasm and for PyTorch (default: all cores)',
     json: 'print one JSON object with both figures and their ratio',
     profile: 'also time each kernel of one extra engine step (tf.profile)',

@@ -11,7 +11,7 @@ import { numberOption, printJson, stringOption, withProject, type CliIO, type Co
 import { formatDuration, progressBar } from './progress.ts';
 
 const ARCHITECTURES: Record<string, number> = { resnet18: 18, resnet34: 34, resnet50: 50 };
-const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow'];
+const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'];
 
 const commonOptions: OptionSpec = {
   arch: { type: 'string' },
@@ -39,7 +39,7 @@ const commonHelp: Record<string, string> = {
   minutes: 'time budget instead of --epochs: the epoch count is fitted to it',
   lr: 'peak learning rate (default scales with √batch)',
   'weight-decay': 'L2 weight decay',
-  backend: 'auto (default), wasm, cpu or tensorflow',
+  backend: 'auto (default), wasm, cpu, tensorflow or webgpu',
   seed: 'random seed, for repeatable runs',
   json: 'print events as JSON lines',
 };

@@ -95,8 +95,8 @@ export function parseTrainOptions(record: Record<string, unknown>): TrainOptions
   const options: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(record)) {
     if (name === 'backend') {
-      if (!['auto', 'wasm', 'cpu', 'tensorflow'].includes(value as string)) {
-        throw new UserError(`backend must be auto, wasm, cpu or tensorflow, got ${JSON.stringify(value)}`, 'usage');
+      if (!['auto', 'wasm', 'cpu', 'tensorflow', 'webgpu'].includes(value as string)) {
+        throw new UserError(`backend must be auto, wasm, cpu, tensorflow or webgpu, got ${JSON.stringify(value)}`, 'usage');
       }
     } else {
       const type = OPTION_TYPES[name as keyof typeof OPTION_TYPES];

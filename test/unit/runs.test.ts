@@ -189,7 +189,7 @@ test('expert settings from a loose record are checked by name and type', () => {
   assert.deepEqual(parseTrainOptions({ epochs: 3, balanced: true, backend: 'wasm' }), { epochs: 3, balanced: true, backend: 'wasm' });
   assert.throws(() => parseTrainOptions({ epoch: 3 }), { name: 'UserError', message: /unknown training setting "epoch" \(known: parentRunId, depth/ });
   assert.throws(() => parseTrainOptions({ batchSize: '64' }), { name: 'UserError', message: 'batchSize must be a number, got "64"' });
-  assert.throws(() => parseTrainOptions({ backend: 'gpu' }), { name: 'UserError', message: /backend must be auto, wasm, cpu or tensorflow, got "gpu"/ });
+  assert.throws(() => parseTrainOptions({ backend: 'gpu' }), { name: 'UserError', message: /backend must be auto, wasm, cpu, tensorflow or webgpu, got "gpu"/ });
 });
 
 test('planning fills every default, inherits the parent architecture and refuses changes to it', () => {
