@@ -9,7 +9,7 @@ import { bestCheckpoint, mergeSummary } from '../store/runs.ts';
 import { labelledRows, trainingClasses } from './dataset.ts';
 import { writeClassifierOutputs } from './inference.ts';
 import { LarsOptimizer } from './lars_optimizer.ts';
-import { estimateTrainingBytes } from './memory.ts';
+import { estimateTrainingMemory } from './memory.ts';
 import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from './model.ts';
 import { Rng } from './random.ts';
 import {
@@ -60,7 +60,7 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
   const model = initialClassifier(ctx, config.model, classes.length, config.seed);
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
-    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, batch));
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingMemory(model, batch));
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);

@@ -5,7 +5,7 @@
 import { defaultPretrainAugment } from './data_util.ts';
 import { writeFeatureEmbeddings } from './inference.ts';
 import { LarsOptimizer } from './lars_optimizer.ts';
-import { estimateTrainingBytes } from './memory.ts';
+import { estimateTrainingMemory } from './memory.ts';
 import { buildPretrainModel } from './model.ts';
 import { Rng } from './random.ts';
 import { checkpointSaver, chooseBatch, chooseEpochs, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
@@ -21,7 +21,7 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
     // Two views of every image go through the network in each step.
-    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, 2 * batch));
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingMemory(model, 2 * batch));
     const cache = await openStageCache(ctx, imageSize);
     try {
       const augment = defaultPretrainAugment(imageSize);

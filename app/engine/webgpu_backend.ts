@@ -223,3 +223,10 @@ function guardReads<B extends tf.KernelBackend>(backend: B): B {
   };
   return backend;
 }
+
+/** The largest single buffer the active webgpu device accepts, or null before one is found. */
+export function webGpuBufferLimitBytes(): number | null {
+  if (!registeredOn) return null;
+  const { maxBufferSize, maxStorageBufferBindingSize } = registeredOn.report.limits;
+  return Math.min(maxBufferSize, maxStorageBufferBindingSize);
+}
