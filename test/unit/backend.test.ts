@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { diagnoseBackends, explainNativeFailure, initBackend } from '../../app/engine/backend.ts';
+import { probeWebGpu } from '../../app/engine/webgpu_backend.ts';
 import { UserError } from '../../app/errors.ts';
 
 function installed(pkg: string): boolean {
@@ -41,7 +42,11 @@ test('forcing cpu works and a later auto call picks a fast backend again', async
 test('auto explains why each faster backend was skipped', { skip: installed('@tensorflow/tfjs-node') }, async () => {
   await initBackend('cpu');
   const info = await initBackend('auto');
-  assert.equal(info.backend, 'wasm');
+  const hardwareWebGpu = (await probeWebGpu(false)).ok;
+  assert.equal(info.backend, hardwareWebGpu ? 'webgpu' : 'wasm');
+  assert.ok(info.notes.includes('@tensorflow/tfjs-node-gpu not installed'), info.notes.join('; '));
+  if (hardwareWebGpu) return;
+  assert.ok(info.notes.some((note) => /webgpu|adapter/.test(note)), info.notes.join('; '));
   assert.ok(info.notes.includes('@tensorflow/tfjs-node not installed'), info.notes.join('; '));
 });
 
