@@ -16,6 +16,7 @@ import { buildPretrainModel } from '../engine/model.ts';
 import { Rng } from '../engine/random.ts';
 import { buildEncoder, type ModelConfig } from '../engine/resnet.ts';
 import { pretrainStep } from '../engine/train_step.ts';
+import { gpuBufferCounts } from '../engine/webgpu_backend.ts';
 import { numberOption, printJson, stringOption, type Command, type Invocation } from './command.ts';
 
 type Mode = 'train' | 'infer';
@@ -41,8 +42,20 @@ export interface EngineFigures {
   medianCpuSeconds: number;
   peakRssMb: number;
   /** Live tensors after the first and the last timed step: equal when nothing leaks. */
-  tensors: { first: number; last: number; growth: number };
+  tensors: Growth;
+  /** The same for the webgpu backend's GPU buffers in use, and those pooled for reuse; null on other backends. */
+  gpuBuffers: { inUse: Growth; pooled: Growth } | null;
   bytesGrowth: number;
+}
+
+export interface Growth {
+  first: number;
+  last: number;
+  growth: number;
+}
+
+function growth(counts: number[]): Growth {
+  return { first: counts[0], last: counts.at(-1)!, growth: counts.at(-1)! - counts[0] };
 }
 
 export interface ReferenceFigures {
@@ -133,6 +146,8 @@ async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, pr
     const stepSeconds: number[] = [];
     const cpuSeconds: number[] = [];
     const tensorCounts: number[] = [];
+    const buffersInUse: number[] = [];
+    const buffersPooled: number[] = [];
     const bytes: number[] = [];
     for (let i = 0; i < cfg.steps; i++) {
       const start = performance.now();
@@ -142,6 +157,11 @@ async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, pr
       const cpu = process.cpuUsage(cpuStart);
       cpuSeconds.push((cpu.user + cpu.system) / 1e6);
       tensorCounts.push(tf.memory().numTensors);
+      const buffers = gpuBufferCounts();
+      if (buffers) {
+        buffersInUse.push(buffers.inUse);
+        buffersPooled.push(buffers.pooled);
+      }
       bytes.push(tf.memory().numBytes);
     }
     const medianStepSeconds = median(stepSeconds);
@@ -155,7 +175,8 @@ async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, pr
       stepSeconds,
       medianCpuSeconds: median(cpuSeconds),
       peakRssMb: process.resourceUsage().maxRSS / 1024,
-      tensors: { first: tensorCounts[0], last: tensorCounts.at(-1)!, growth: tensorCounts.at(-1)! - tensorCounts[0] },
+      tensors: growth(tensorCounts),
+      gpuBuffers: buffersInUse.length ? { inUse: growth(buffersInUse), pooled: growth(buffersPooled) } : null,
       bytesGrowth: bytes.at(-1)! - bytes[0],
     };
   } finally {
@@ -235,7 +256,9 @@ function report(call: Invocation, cfg: BenchConfig, engine: EngineFigures & { ke
     `  ${label.padEnd(9)} ${f.imagesPerSecond.toFixed(1).padStart(8)} img/s  (median step ${f.medianStepSeconds.toFixed(3)} s, ` +
     `${f.medianCpuSeconds.toFixed(3)} CPU-s, peak RSS ${f.peakRssMb.toFixed(0)} MB${extra})\n`;
   call.io.out(`${describe(cfg, engine)}\n`);
-  call.io.out(line('engine', engine, `, tensors ${engine.tensors.first} -> ${engine.tensors.last}`));
+  const { inUse, pooled } = engine.gpuBuffers ?? {};
+  const buffers = inUse && pooled ? `, GPU buffers ${inUse.first} -> ${inUse.last} (+ ${pooled.first} -> ${pooled.last} pooled)` : '';
+  call.io.out(line('engine', engine, `, tensors ${engine.tensors.first} -> ${engine.tensors.last}${buffers}`));
   if (torch) {
     call.io.out(line('pytorch', torch, `, torch ${torch.torch}, ${torch.threads} threads`));
     call.io.out(`  ratio engine/pytorch: ${ratio!.toFixed(2)} (by CPU time: ${(torch.medianCpuSeconds / engine.medianCpuSeconds).toFixed(2)})\n`);
@@ -249,6 +272,7 @@ function report(call: Invocation, cfg: BenchConfig, engine: EngineFigures & { ke
     for (const k of engine.kernels.slice(0, 20)) call.io.out(`    ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms ${String(k.calls).padStart(5)} calls\n`);
   }
   if (engine.tensors.growth !== 0) call.io.out(`  WARNING: ${engine.tensors.growth} tensors leaked over ${cfg.steps} steps\n`);
+  if (inUse?.growth) call.io.out(`  WARNING: ${inUse.growth} GPU buffers leaked over ${cfg.steps} steps\n`);
 }
 
 const bench: Command = {
@@ -281,7 +305,7 @@ const bench: Command = {
     const engine = await measureEngine(cfg, readBackend(call), Boolean(call.values.profile));
     const reference = measureReference(cfg);
     report(call, cfg, engine, reference);
-    return engine.tensors.growth === 0 ? 0 : 1;
+    return engine.tensors.growth === 0 && !engine.gpuBuffers?.inUse.growth ? 0 : 1;
   },
 };
 

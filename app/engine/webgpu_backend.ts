@@ -10,6 +10,7 @@
  * only used when asked for by name; `initBackend('auto')` skips it.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { UserError } from '../errors.ts';
 
 export type FeatureLevel = 'core' | 'compatibility';
@@ -229,4 +230,14 @@ export function webGpuBufferLimitBytes(): number | null {
   if (!registeredOn) return null;
   const { maxBufferSize, maxStorageBufferBindingSize } = registeredOn.report.limits;
   return Math.min(maxBufferSize, maxStorageBufferBindingSize);
+}
+
+/**
+ * GPU buffers of the active webgpu backend: in use by live tensors, and freed ones it keeps for
+ * reuse (a cache that fills over the first few steps, then stays); null on other backends.
+ */
+export function gpuBufferCounts(): { inUse: number; pooled: number } | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const { bufferManager } = tf.backend() as WebGPUBackend;
+  return { inUse: bufferManager.getNumUsedBuffers(), pooled: bufferManager.getNumFreeBuffers() };
 }

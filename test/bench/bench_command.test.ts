@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { main } from '../../app/cli.ts';
+import { probeWebGpu } from '../../app/engine/webgpu_backend.ts';
 
 function capture() {
   const out: string[] = [];
@@ -26,6 +27,21 @@ test('bench train --json reports both sides, the ratio, and no tensor growth', a
     assert.match(report.pytorchSkipped, /torch|reference/);
     assert.equal(report.ratio, null);
   }
+});
+
+const webgpu = await probeWebGpu(true);
+
+test('bench train --backend webgpu names the adapter and holds tensors and GPU buffers steady', { skip: webgpu.ok ? false : `no WebGPU adapter: ${webgpu.reason}` }, async () => {
+  const { io, out } = capture();
+  const code = await main(['bench', 'train', '--backend', 'webgpu', '--width', '0.0625', '--size', '16', '--batch', '4', '--steps', '3', '--warmup', '2', '--json'], io);
+  assert.equal(code, 0);
+  const report = JSON.parse(out.join(''));
+  assert.equal(report.engine.backend, 'webgpu');
+  assert.match(report.engine.device, /^GPU \(.+\)$/);
+  assert.ok(report.engine.imagesPerSecond > 0);
+  assert.equal(report.engine.tensors.growth, 0);
+  assert.equal(report.engine.gpuBuffers.inUse.growth, 0);
+  assert.ok(report.engine.gpuBuffers.inUse.last >= report.engine.tensors.last * 0.5, 'most live tensors sit in GPU buffers');
 });
 
 test('bench infer prints a readable summary', async () => {
