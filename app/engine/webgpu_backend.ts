@@ -6,12 +6,22 @@
  * ourselves (Vulkan/Metal/D3D12 first, then OpenGL ES, in core or compatibility mode), describe
  * it for `contrast doctor`, and register a factory that builds the backend on that adapter.
  *
+ * The adapters are listed in a short-lived child process: while enumerating, Dawn and the
+ * drivers print warnings on stderr, which would otherwise land in the output of every command
+ * that merely considers this backend. Dawn is loaded into this process only to train on it.
+ *
  * A software adapter (llvmpipe, SwiftShader) trains slower than our wasm kernels, so it is
  * only used when asked for by name; `initBackend('auto')` skips it.
  */
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { UserError } from '../errors.ts';
+
+const execFileAsync = promisify(execFile);
 
 export type FeatureLevel = 'core' | 'compatibility';
 
@@ -39,110 +49,119 @@ export type WebGpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; re
 type DawnBackend = 'default' | 'opengles';
 type DawnModule = { create(options: string[]): GPU; globals: Record<string, unknown> };
 
-/** GPUAdapter.info (and isFallbackAdapter) are newer than the @webgpu/types that TF.js 4.22 brings. */
-type InfoAdapter = GPUAdapter & { info: GPUAdapterInfo & { isFallbackAdapter?: boolean } };
-
-interface FoundAdapter {
-  gpu: GPU;
-  adapter: InfoAdapter;
-  report: AdapterReport;
+/** What the survey prints for each Dawn backend that offers an adapter. */
+interface SurveyedAdapter {
+  dawnBackend: DawnBackend;
+  featureLevel: FeatureLevel;
+  info: { vendor: string; architecture: string; description: string; device: string; isFallbackAdapter?: boolean };
+  limits: AdapterLimits;
 }
 
 const PACKAGE = 'webgpu';
 const SOFTWARE_RENDERERS = /llvmpipe|lavapipe|softpipe|swiftshader|basic render driver/i;
 /** Below every backend we ship, so TF.js never initialises this one on its own. */
 const REGISTRY_PRIORITY = -1;
+/** Dawn starts in well under a second; a driver that hangs must not hold up every command. */
+const SURVEY_TIMEOUT_MS = 30_000;
+const DAWN_BACKENDS: DawnBackend[] = process.platform === 'linux' ? ['default', 'opengles'] : ['default'];
 
-let found: Promise<{ best?: FoundAdapter; reason?: string }> | undefined;
-let registeredOn: FoundAdapter | undefined;
+/**
+ * Run by `node --input-type=module -e` with the webgpu package's path and the Dawn backends to try;
+ * prints one JSON line. Core level first: compatibility mode (OpenGL ES, D3D11) lacks features and
+ * has lower limits.
+ */
+const SURVEY_SCRIPT = `
+const [entry, ...backends] = process.argv.slice(1);
+const { create } = await import(entry);
+const found = [];
+for (const dawnBackend of backends) {
+  try {
+    const gpu = create(dawnBackend === 'opengles' ? ['backend=opengles'] : []);
+    for (const featureLevel of ['core', 'compatibility']) {
+      const adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' });
+      if (!adapter) continue;
+      const { vendor, architecture, description, device, isFallbackAdapter } = adapter.info;
+      const { maxBufferSize, maxStorageBufferBindingSize, maxStorageBuffersPerShaderStage } = adapter.limits;
+      found.push({ dawnBackend, featureLevel, info: { vendor, architecture, description, device, isFallbackAdapter },
+        limits: { maxBufferSize, maxStorageBufferBindingSize, maxStorageBuffersPerShaderStage } });
+      break;
+    }
+  } catch {}
+}
+process.stdout.write(JSON.stringify(found) + '\\n');
+process.exit(0);
+`;
+
+let surveyed: Promise<{ best?: AdapterReport; reason?: string }> | undefined;
+let registeredOn: AdapterReport | undefined;
 /** The first device error since the last read (out of memory, a buffer over a limit): that read's values are garbage. */
 let deviceError: string | undefined;
 /** Set once the device is gone (driver reset, GPU removed): every read after it fails. */
 let deviceLost: string | undefined;
 
 /** Dawn's OpenGL ES backend needs an EGL display; surfaceless works without a window system. */
-function dawnOptions(backend: DawnBackend): string[] {
-  if (backend === 'default') return [];
-  process.env.EGL_PLATFORM ??= 'surfaceless';
-  return ['backend=opengles'];
+function eglEnvironment(): Record<string, string> {
+  return process.env.EGL_PLATFORM ? {} : { EGL_PLATFORM: 'surfaceless' };
 }
 
-function isSoftware(info: InfoAdapter['info']): boolean {
+function isSoftware(info: SurveyedAdapter['info']): boolean {
   const text = `${info.vendor} ${info.architecture} ${info.description} ${info.device}`;
   return Boolean(info.isFallbackAdapter) || SOFTWARE_RENDERERS.test(text);
 }
 
-function describeAdapter(adapter: InfoAdapter, featureLevel: FeatureLevel, dawnBackend: DawnBackend): AdapterReport {
-  const { info, limits } = adapter;
-  return {
-    vendor: info.vendor,
-    architecture: info.architecture,
-    description: info.description,
-    device: info.device,
-    featureLevel,
-    software: isSoftware(info),
-    dawnBackend,
-    limits: {
-      maxBufferSize: limits.maxBufferSize,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
-    },
-  };
-}
-
-/** Core first: compatibility mode (OpenGL ES, D3D11) lacks features and has lower limits. */
-async function requestAdapter(gpu: GPU, dawnBackend: DawnBackend): Promise<FoundAdapter | undefined> {
-  for (const featureLevel of ['core', 'compatibility'] as FeatureLevel[]) {
-    const adapter = (await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions)) as InfoAdapter | null;
-    if (adapter) return { gpu, adapter, report: describeAdapter(adapter, featureLevel, dawnBackend) };
-  }
-  return undefined;
+function describeAdapter({ dawnBackend, featureLevel, info, limits }: SurveyedAdapter): AdapterReport {
+  const { vendor, architecture, description, device } = info;
+  return { vendor, architecture, description, device, featureLevel, software: isSoftware(info), dawnBackend, limits };
 }
 
 /** Hardware before software, then core before compatibility. */
-function rank(candidate: FoundAdapter): number {
-  return (candidate.report.software ? 2 : 0) + (candidate.report.featureLevel === 'core' ? 0 : 1);
+function rank(report: AdapterReport): number {
+  return (report.software ? 2 : 0) + (report.featureLevel === 'core' ? 0 : 1);
 }
 
-async function loadDawn(): Promise<DawnModule | string> {
+function resolveDawn(): string | null {
   try {
-    return (await import(PACKAGE)) as DawnModule;
-  } catch (error) {
-    const message = String((error as Error)?.message ?? error);
-    if ((error as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' || message.includes(`'${PACKAGE}'`)) return `${PACKAGE} not installed`;
-    return `${PACKAGE} (dawn.node) failed to load: ${message.split('\n')[0]}`;
+    return pathToFileURL(createRequire(import.meta.url).resolve(PACKAGE)).href;
+  } catch {
+    return null;
   }
 }
 
-async function searchAdapters(): Promise<{ best?: FoundAdapter; reason?: string }> {
-  const dawn = await loadDawn();
-  if (typeof dawn === 'string') return { reason: dawn };
-  // The backend's shaders refer to GPUBufferUsage and friends as globals, as in a browser.
-  Object.assign(globalThis, dawn.globals);
-  const candidates: FoundAdapter[] = [];
-  const backends: DawnBackend[] = process.platform === 'linux' ? ['default', 'opengles'] : ['default'];
-  for (const backend of backends) {
-    try {
-      const candidate = await requestAdapter(dawn.create(dawnOptions(backend)), backend);
-      if (candidate) candidates.push(candidate);
-    } catch {
-      // A backend Dawn cannot start here (no Vulkan loader, no EGL) simply offers no adapter.
-    }
+async function runSurvey(entry: string): Promise<SurveyedAdapter[] | string> {
+  try {
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', SURVEY_SCRIPT, entry, ...DAWN_BACKENDS], {
+      // Under Electron, execPath is Electron itself; this makes it plain Node, as for the job process.
+      env: { ...process.env, ...eglEnvironment(), ELECTRON_RUN_AS_NODE: '1' },
+      timeout: SURVEY_TIMEOUT_MS,
+      maxBuffer: 1 << 20,
+    });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as SurveyedAdapter[];
+  } catch (error) {
+    const { stderr, killed, message } = error as { stderr?: string; killed?: boolean; message: string };
+    if (killed) return `the adapter search timed out after ${SURVEY_TIMEOUT_MS / 1000} s (a GPU driver hangs)`;
+    return `${PACKAGE} (dawn.node) failed to load: ${(stderr?.trim().split('\n').at(-1) || message).split('\n')[0]}`;
   }
-  if (candidates.length === 0) return { reason: 'Dawn found no GPU adapter (no Vulkan, Metal, D3D12 or OpenGL ES driver)' };
-  return { best: candidates.sort((a, b) => rank(a) - rank(b))[0] };
+}
+
+async function searchAdapters(): Promise<{ best?: AdapterReport; reason?: string }> {
+  const entry = resolveDawn();
+  if (!entry) return { reason: `${PACKAGE} not installed` };
+  const adapters = await runSurvey(entry);
+  if (typeof adapters === 'string') return { reason: adapters };
+  if (adapters.length === 0) return { reason: 'Dawn found no GPU adapter (no Vulkan, Metal, D3D12 or OpenGL ES driver)' };
+  return { best: adapters.map(describeAdapter).sort((a, b) => rank(a) - rank(b))[0] };
 }
 
 /** Looks for an adapter once per process; `forced` accepts a software one. */
 export async function probeWebGpu(forced: boolean): Promise<WebGpuProbe> {
-  found ??= searchAdapters();
-  const { best, reason } = await found;
+  surveyed ??= searchAdapters();
+  const { best, reason } = await surveyed;
   if (!best) return { ok: false, reason: reason! };
-  if (best.report.software && !forced) {
-    return { ok: false, adapter: best.report, reason: `only a software adapter (${adapterName(best.report)}): slower than wasm, used only with --backend webgpu` };
+  if (best.software && !forced) {
+    return { ok: false, adapter: best, reason: `only a software adapter (${adapterName(best)}): slower than wasm, used only with --backend webgpu` };
   }
   registerOn(best);
-  return { ok: true, adapter: best.report };
+  return { ok: true, adapter: best };
 }
 
 /** e.g. 'llvmpipe-llvm-15-0-6-256-bits- (OpenGL ES 3.2 Mesa 22.3.6), compatibility, software'. */
@@ -187,20 +206,33 @@ function exposeGpu(gpu: GPU): void {
   else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
 }
 
-function registerOn(candidate: FoundAdapter): void {
+/** Opens, in this process, the adapter the survey found. */
+async function openAdapter(report: AdapterReport): Promise<{ gpu: GPU; adapter: GPUAdapter & { info: GPUAdapterInfo } }> {
+  const dawn = (await import(PACKAGE)) as DawnModule;
+  // The backend's shaders refer to GPUBufferUsage and friends as globals, as in a browser.
+  Object.assign(globalThis, dawn.globals);
+  Object.assign(process.env, eglEnvironment());
+  const gpu = dawn.create(report.dawnBackend === 'opengles' ? ['backend=opengles'] : []);
+  const adapter = await gpu.requestAdapter({ featureLevel: report.featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions);
+  if (!adapter) throw new Error(`Dawn no longer offers the adapter it found (${adapterName(report)})`);
+  return { gpu, adapter: adapter as GPUAdapter & { info: GPUAdapterInfo } };
+}
+
+function registerOn(report: AdapterReport): void {
   if (registeredOn) return;
-  registeredOn = candidate;
+  registeredOn = report;
   tf.registerBackend('webgpu', async () => {
     const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
-    const device = await candidate.adapter.requestDevice({ requiredLimits: adapterLimits(candidate.adapter) });
-    exposeGpu(candidate.gpu);
+    const { gpu, adapter } = await openAdapter(report);
+    const device = await adapter.requestDevice({ requiredLimits: adapterLimits(adapter) });
+    exposeGpu(gpu);
     device.addEventListener('uncapturederror', (event) => {
       deviceError ??= (event as GPUUncapturedErrorEvent).error.message;
     });
     void device.lost.then((lost) => {
       deviceLost = `the GPU device was lost: ${lost.message}`;
     });
-    return guardReads(new WebGPUBackend(device, candidate.adapter.info));
+    return guardReads(new WebGPUBackend(device, adapter.info));
   }, REGISTRY_PRIORITY);
 }
 
@@ -228,7 +260,7 @@ function guardReads<B extends tf.KernelBackend>(backend: B): B {
 /** The largest single buffer the active webgpu device accepts, or null before one is found. */
 export function webGpuBufferLimitBytes(): number | null {
   if (!registeredOn) return null;
-  const { maxBufferSize, maxStorageBufferBindingSize } = registeredOn.report.limits;
+  const { maxBufferSize, maxStorageBufferBindingSize } = registeredOn.limits;
   return Math.min(maxBufferSize, maxStorageBufferBindingSize);
 }
 
