@@ -5,7 +5,7 @@
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { UserError } from '../contract/errors.ts';
-import { ARCHITECTURES, BACKEND_CHOICES } from '../contract/train_options.ts';
+import { ARCHITECTURES, BACKEND_CHOICES, TRAIN_OPTIONS } from '../contract/train_options.ts';
 import {
   measureEngine,
   measureReference,
@@ -62,7 +62,9 @@ function report(call: Invocation, cfg: BenchConfig, engine: EngineFigures & { ke
     `  ${label.padEnd(9)} ${f.imagesPerSecond.toFixed(1).padStart(8)} img/s  (median step ${f.medianStepSeconds.toFixed(3)} s, ` +
     `${f.medianCpuSeconds.toFixed(3)} CPU-s, peak RSS ${f.peakRssMb.toFixed(0)} MB${extra})\n`;
   call.io.out(`${describe(cfg, engine)}\n`);
-  call.io.out(line('engine', engine, `, tensors ${engine.tensors.first} -> ${engine.tensors.last}`));
+  const { inUse, pooled } = engine.gpuBuffers ?? {};
+  const buffers = inUse && pooled ? `, GPU buffers ${inUse.first} -> ${inUse.last} (+ ${pooled.first} -> ${pooled.last} pooled)` : '';
+  call.io.out(line('engine', engine, `, tensors ${engine.tensors.first} -> ${engine.tensors.last}${buffers}`));
   if (torch) {
     call.io.out(line('pytorch', torch, `, torch ${torch.torch}, ${torch.threads} threads`));
     call.io.out(`  ratio engine/pytorch: ${ratio!.toFixed(2)} (by CPU time: ${(torch.medianCpuSeconds / engine.medianCpuSeconds).toFixed(2)})\n`);
@@ -76,6 +78,7 @@ function report(call: Invocation, cfg: BenchConfig, engine: EngineFigures & { ke
     for (const k of engine.kernels.slice(0, 20)) call.io.out(`    ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms ${String(k.calls).padStart(5)} calls\n`);
   }
   if (engine.tensors.growth !== 0) call.io.out(`  WARNING: ${engine.tensors.growth} tensors leaked over ${cfg.steps} steps\n`);
+  if (inUse?.growth) call.io.out(`  WARNING: ${inUse.growth} GPU buffers leaked over ${cfg.steps} steps\n`);
 }
 
 const bench: Command = {
@@ -94,7 +97,7 @@ const bench: Command = {
     batch: 'images per step; a train step sees each in two views (default 64)',
     steps: 'timed steps after warm-up; the median is reported (default 5)',
     warmup: 'untimed steps first (default 2)',
-    backend: 'auto (default), tensorflow, wasm or cpu',
+    backend: TRAIN_OPTIONS.backend.help,
     threads: 'threads for wasm and for PyTorch (default: all cores)',
     json: 'print one JSON object with both figures and their ratio',
     profile: 'also time each kernel of one extra engine step (tf.profile)',
@@ -108,7 +111,7 @@ const bench: Command = {
     const engine = await measureEngine(cfg, readBackend(call), Boolean(call.values.profile));
     const reference = measureReference(cfg);
     report(call, cfg, engine, reference);
-    return engine.tensors.growth === 0 ? 0 : 1;
+    return engine.tensors.growth === 0 && !engine.gpuBuffers?.inUse.growth ? 0 : 1;
   },
 };
 

@@ -5,7 +5,7 @@
  */
 import type { Stage } from './domain.ts';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** The CLI spells architectures by name; the options store the depth. */
@@ -46,7 +46,7 @@ export const TRAIN_OPTIONS = {
   learningRate: { flag: 'lr', label: 'learning rate', help: 'peak learning rate (default scales with √batch)', stages: ALL, type: 'number', min: 0, max: 1000, exclusiveMin: true },
   weightDecay: { flag: 'weight-decay', label: 'weight decay', help: 'L2 weight decay', stages: ALL, type: 'number', min: 0, max: 1 },
   seed: { flag: 'seed', label: 'seed', help: 'random seed, for repeatable runs', stages: ALL, type: 'number', min: 0, max: 2 ** 32 - 1, integer: true },
-  backend: { flag: 'backend', label: 'backend', help: 'auto (default), tensorflow, wasm or cpu', stages: ALL, type: 'choice', choices: BACKEND_CHOICES },
+  backend: { flag: 'backend', label: 'backend', help: 'auto (default), tensorflow, webgpu, wasm or cpu', stages: ALL, type: 'choice', choices: BACKEND_CHOICES },
   temperature: { flag: 'temperature', label: 'temperature', help: 'NT-Xent temperature (default 0.5 up to 64 px, else 0.1)', stages: ['pretrain'], type: 'number', min: 0, max: 100, exclusiveMin: true },
   balanced: { flag: 'balanced', label: 'balanced classes', help: 'draw every class equally often', stages: ['finetune'], type: 'boolean' },
   supervised: { flag: 'supervised', label: 'labels only', help: 'train from random weights instead (a baseline to compare with)', stages: ['finetune'], type: 'boolean' },

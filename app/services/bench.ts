@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from '../engine/runtime/backend.ts';
+import { gpuBufferCounts } from '../engine/runtime/webgpu_backend.ts';
 import { defaultPretrainAugment } from '../engine/simclr/data_util.ts';
 import { LarsOptimizer } from '../engine/simclr/lars_optimizer.ts';
 import { buildPretrainModel } from '../engine/simclr/model.ts';
@@ -40,8 +41,20 @@ export interface EngineFigures {
   medianCpuSeconds: number;
   peakRssMb: number;
   /** Live tensors after the first and the last timed step: equal when nothing leaks. */
-  tensors: { first: number; last: number; growth: number };
+  tensors: Growth;
+  /** The same for the webgpu backend's GPU buffers in use, and those pooled for reuse; null on other backends. */
+  gpuBuffers: { inUse: Growth; pooled: Growth } | null;
   bytesGrowth: number;
+}
+
+export interface Growth {
+  first: number;
+  last: number;
+  growth: number;
+}
+
+function growth(counts: number[]): Growth {
+  return { first: counts[0], last: counts.at(-1)!, growth: counts.at(-1)! - counts[0] };
 }
 
 export interface ReferenceFigures {
@@ -73,25 +86,31 @@ function syntheticImages(batch: number, size: number): tf.Tensor4D {
   return tf.tensor4d(values, [batch, size, size, 3]);
 }
 
+/** A step ends once its result has been read back, so GPU work is timed in full. */
+interface StepRunner {
+  step: () => Promise<void>;
+  dispose: () => void;
+}
+
 /** The engine's SimCLR pretraining step itself (train_step.ts): two views, forward, NT-Xent, backward, LARS. */
-function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
+function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
   const model = buildPretrainModel(modelConfig, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 1e-6 });
   const images = syntheticImages(cfg.batch, cfg.size);
   const stepConfig = { imageSize: cfg.size, temperature: TEMPERATURE, learningRate: LEARNING_RATE, augment: defaultPretrainAugment(cfg.size) };
   const rng = new Rng(2);
   return {
-    step: () => { pretrainStep(model, optimizer, images, stepConfig, rng); },
+    step: async () => { await pretrainStep(model, optimizer, images, stepConfig, rng); },
     dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); },
   };
 }
 
-function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): { step: () => void; dispose: () => void } {
+function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
   const model = buildEncoder(modelConfig, 1);
   const images = syntheticImages(cfg.batch, cfg.size);
-  const step = () => {
+  const step = async () => {
     const features = model.apply(images, { training: false }) as tf.Tensor;
-    features.dataSync();
+    await features.data();
     features.dispose();
   };
   return { step, dispose: () => { model.dispose(); images.dispose(); } };
@@ -104,7 +123,7 @@ export interface KernelTime {
 }
 
 /** Kernel time of one step by kernel name, largest first (tf.profile). */
-async function profileStep(step: () => void): Promise<KernelTime[]> {
+async function profileStep(step: () => Promise<void>): Promise<KernelTime[]> {
   const profile = await tf.profile(step);
   const byKernel = new Map<string, KernelTime>();
   for (const k of profile.kernels) {
@@ -121,19 +140,26 @@ export async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendN
   const modelConfig: ModelConfig = { depth: cfg.depth, width: cfg.width, sk: false, imageSize: cfg.size };
   const runner = cfg.mode === 'train' ? trainStepRunner(cfg, modelConfig) : inferStepRunner(cfg, modelConfig);
   try {
-    for (let i = 0; i < cfg.warmup; i++) runner.step();
+    for (let i = 0; i < cfg.warmup; i++) await runner.step();
     const stepSeconds: number[] = [];
     const cpuSeconds: number[] = [];
     const tensorCounts: number[] = [];
+    const buffersInUse: number[] = [];
+    const buffersPooled: number[] = [];
     const bytes: number[] = [];
     for (let i = 0; i < cfg.steps; i++) {
       const start = performance.now();
       const cpuStart = process.cpuUsage();
-      runner.step();
+      await runner.step();
       stepSeconds.push((performance.now() - start) / 1000);
       const cpu = process.cpuUsage(cpuStart);
       cpuSeconds.push((cpu.user + cpu.system) / 1e6);
       tensorCounts.push(tf.memory().numTensors);
+      const buffers = gpuBufferCounts();
+      if (buffers) {
+        buffersInUse.push(buffers.inUse);
+        buffersPooled.push(buffers.pooled);
+      }
       bytes.push(tf.memory().numBytes);
     }
     const medianStepSeconds = median(stepSeconds);
@@ -147,7 +173,8 @@ export async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendN
       stepSeconds,
       medianCpuSeconds: median(cpuSeconds),
       peakRssMb: process.resourceUsage().maxRSS / 1024,
-      tensors: { first: tensorCounts[0], last: tensorCounts.at(-1)!, growth: tensorCounts.at(-1)! - tensorCounts[0] },
+      tensors: growth(tensorCounts),
+      gpuBuffers: buffersInUse.length ? { inUse: growth(buffersInUse), pooled: growth(buffersPooled) } : null,
       bytesGrowth: bytes.at(-1)! - bytes[0],
     };
   } finally {

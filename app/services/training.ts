@@ -20,6 +20,8 @@ import type { Session } from './session.ts';
 import { parseTrainOptions } from './train_options.ts';
 
 export { childProcessLauncher } from '../jobs/job.ts';
+/** The WebGPU adapter in words, for `contrast doctor`. */
+export { adapterDetails } from '../engine/runtime/webgpu_backend.ts';
 export type { BackendChoice, BackendReport, Job, JobEvent, Launcher, Run, TrainOptions };
 
 type Setting = number | string | boolean;
@@ -194,7 +196,7 @@ export function backendSummary(): Promise<BackendSummary> {
     const gpuBroken = report.candidates.find((c) => c.package === '@tensorflow/tfjs-node-gpu' && c.found && !c.usable);
     let hint: string | null = null;
     if (gpuBroken) hint = `A GPU build of TensorFlow is installed but unusable: ${gpuBroken.reason}.`;
-    else if (report.recommended !== 'tensorflow' && nativeMissing) {
+    else if ((report.recommended === 'wasm' || report.recommended === 'cpu') && nativeMissing) {
       hint = 'Training runs on the CPU through WebAssembly. Installing @tensorflow/tfjs-node (npm install @tensorflow/tfjs-node) usually makes it several times faster; with an NVIDIA GPU and CUDA, @tensorflow/tfjs-node-gpu is faster still.';
     }
     return { backend: chosen.backend, device: chosen.device ?? chosen.package, hint, notes: report.notes };

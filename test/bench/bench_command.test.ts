@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { main } from '../../app/cli.ts';
+import { probeWebGpu } from '../../app/engine/runtime/webgpu_backend.ts';
 
 function capture() {
   const out: string[] = [];
@@ -28,6 +29,21 @@ test('bench train --json reports both sides, the ratio, and no tensor growth', a
   }
 });
 
+const webgpu = await probeWebGpu(true);
+
+test('bench train --backend webgpu names the adapter and holds tensors and GPU buffers steady', { skip: webgpu.ok ? false : `no WebGPU adapter: ${webgpu.reason}` }, async () => {
+  const { io, out } = capture();
+  const code = await main(['bench', 'train', '--backend', 'webgpu', '--width', '0.0625', '--size', '16', '--batch', '4', '--steps', '3', '--warmup', '2', '--json'], io);
+  assert.equal(code, 0);
+  const report = JSON.parse(out.join(''));
+  assert.equal(report.engine.backend, 'webgpu');
+  assert.match(report.engine.device, /^GPU \(.+\)$/);
+  assert.ok(report.engine.imagesPerSecond > 0);
+  assert.equal(report.engine.tensors.growth, 0);
+  assert.equal(report.engine.gpuBuffers.inUse.growth, 0);
+  assert.ok(report.engine.gpuBuffers.inUse.last >= report.engine.tensors.last * 0.5, 'most live tensors sit in GPU buffers');
+});
+
 test('bench infer prints a readable summary', async () => {
   const { io, out } = capture();
   const code = await main(['bench', 'infer', '--width', '0.0625', '--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1', '--threads', '1'], io);
@@ -42,7 +58,7 @@ test('bench rejects an unknown mode, architecture or backend with a usage error'
   for (const [args, message] of [
     [['bench', 'fly'], /expected "train" or "infer", got "fly"/],
     [['bench', 'train', '--arch', 'vgg'], /--arch must be one of resnet18, resnet34, resnet50, got "vgg"/],
-    [['bench', 'train', '--backend', 'gpu'], /--backend must be auto, tensorflow, wasm or cpu, got "gpu"/],
+    [['bench', 'train', '--backend', 'gpu'], /--backend must be auto, tensorflow, webgpu, wasm or cpu, got "gpu"/],
     [['bench', 'train', '--batch', '1'], /--batch must be a number between 2 and 4096/],
   ] as const) {
     const { io, err } = capture();

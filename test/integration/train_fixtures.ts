@@ -1,5 +1,5 @@
 /** Small synthetic image sets for engine tests: two classes a tiny network separates in a few steps. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,6 +76,29 @@ export function runCli(args: string[]): CliResult {
     .filter((line) => line.startsWith('{') || line.startsWith('['))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, events };
+}
+
+/** Starts `contrast <args> --json` and resolves once `stop(event)` says so, handing back the child. */
+export function startCli(args: string[], stop: (event: Record<string, unknown>) => boolean) {
+  const child = spawn(process.execPath, [CONTRAST_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const reached = new Promise<void>((resolve) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const event = JSON.parse(line);
+        events.push(event);
+        if (stop(event)) resolve();
+      }
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, events, reached, exited, stderr: () => stderr };
 }
 
 /**

@@ -5,7 +5,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createTrainingRun } from '../../app/engine/stages/stage_config.ts';
@@ -13,7 +12,7 @@ import type { JobEvent } from '../../app/jobs/events.ts';
 import { forkLauncher, startJob, type Launcher } from '../../app/jobs/job.ts';
 import { openProject } from '../../app/store/project.ts';
 import { getRun, latestCheckpoint, readEmbeddings } from '../../app/store/runs.ts';
-import { CONTRAST_BIN, runCli, shapesProject } from './train_fixtures.ts';
+import { runCli, shapesProject, startCli } from './train_fixtures.ts';
 
 const TINY = { imageSize: 16, width: 0.125, batchSize: 32 };
 const TINY_ARGS = ['--size', '16', '--width', '0.125', '--batch', '32'];
@@ -114,29 +113,6 @@ test('a project runs one job at a time', async () => {
     opened.close();
   }
 });
-
-/** Starts `contrast <args> --json` and resolves once `stop(event)` says so, handing back the child. */
-function startCli(args: string[], stop: (event: Record<string, unknown>) => boolean) {
-  const child = spawn(process.execPath, [CONTRAST_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const events: Record<string, unknown>[] = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const reached = new Promise<void>((resolve) => {
-    let buffered = '';
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        const event = JSON.parse(line);
-        events.push(event);
-        if (stop(event)) resolve();
-      }
-    });
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  return { child, events, reached, exited, stderr: () => stderr };
-}
 
 function finalSummary(events: Record<string, unknown>[]): Record<string, unknown> {
   const finished = events.find((e) => e.event === 'finished')!;

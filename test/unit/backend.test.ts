@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { diagnoseBackends, explainNativeFailure, initBackend } from '../../app/engine/runtime/backend.ts';
+import { probeWebGpu } from '../../app/engine/runtime/webgpu_backend.ts';
 import { UserError } from '../../app/contract/errors.ts';
 
 function installed(pkg: string): boolean {
@@ -41,7 +42,11 @@ test('forcing cpu works and a later auto call picks a fast backend again', async
 test('auto explains why each faster backend was skipped', { skip: installed('@tensorflow/tfjs-node') }, async () => {
   await initBackend('cpu');
   const info = await initBackend('auto');
-  assert.equal(info.backend, 'wasm');
+  const hardwareWebGpu = (await probeWebGpu(false)).ok;
+  assert.equal(info.backend, hardwareWebGpu ? 'webgpu' : 'wasm');
+  assert.ok(info.notes.includes('@tensorflow/tfjs-node-gpu not installed'), info.notes.join('; '));
+  if (hardwareWebGpu) return;
+  assert.ok(info.notes.some((note) => /webgpu|adapter/.test(note)), info.notes.join('; '));
   assert.ok(info.notes.includes('@tensorflow/tfjs-node not installed'), info.notes.join('; '));
 });
 
@@ -67,7 +72,7 @@ test('diagnoseBackends lists every candidate without switching the active backen
   await initBackend('wasm');
   const report = await diagnoseBackends();
   assert.deepEqual(report.candidates.map((c) => c.package),
-    ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs (built in)']);
+    ['@tensorflow/tfjs-node-gpu', 'webgpu (Dawn)', '@tensorflow/tfjs-node', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs (built in)']);
   const wasm = report.candidates.find((c) => c.backend === 'wasm')!;
   assert.equal(wasm.usable, true);
   for (const c of report.candidates) assert.ok(c.usable || c.reason, `${c.package} has a reason`);
@@ -81,9 +86,9 @@ test('contrast doctor lists every candidate and the backend training will use', 
   const code = await main(['doctor', '--json'], { out: (t) => out.push(t), err: () => {}, tty: false });
   assert.equal(code, 0);
   const report = JSON.parse(out.join(''));
-  assert.equal(report.candidates.length, 4);
-  assert.ok(['tensorflow', 'wasm', 'cpu'].includes(report.recommended));
+  assert.equal(report.candidates.length, 5);
+  assert.ok(['tensorflow', 'webgpu', 'wasm', 'cpu'].includes(report.recommended));
   const text: string[] = [];
   await main(['doctor'], { out: (t) => text.push(t), err: () => {}, tty: false });
-  assert.match(text.join(''), /training will use: (tensorflow|wasm|cpu)\n$/);
+  assert.match(text.join(''), /training will use: (tensorflow|webgpu|wasm|cpu)\n$/);
 });

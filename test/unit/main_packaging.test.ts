@@ -90,7 +90,7 @@ describe('electron-builder.yml', () => {
     const native = config.extraResources.find((entry: { to: string }) => entry.to === 'native');
     const expanded = native.from.replace('${platform}', 'linux').replace('${arch}', 'x64');
     assert.equal(path.join(repoRoot, expanded), electronNativeDir(repoRoot, 'linux', 'x64'));
-    for (const unpacked of ['node_modules/@tensorflow/tfjs-node/**', 'node_modules/sharp/**', 'node_modules/@img/**']) {
+    for (const unpacked of ['node_modules/@tensorflow/tfjs-node/**', 'node_modules/sharp/**', 'node_modules/@img/**', 'node_modules/webgpu/**']) {
       assert.ok(config.asarUnpack.includes(unpacked), unpacked);
     }
     assert.deepEqual(config.mac.target, [{ target: 'dmg', arch: ['x64', 'arm64'] }]);

@@ -34,8 +34,8 @@ test('the memory estimate of a pretraining step covers its measured peak without
 
 test('a configuration over the limit is refused with the need, the limit and a batch that fits', () => {
   const limit = memoryLimitBytes('wasm');
-  assert.doesNotThrow(() => checkMemory(limit, 'wasm', 128));
-  assert.throws(() => checkMemory(limit * 4, 'wasm', 128), {
+  assert.doesNotThrow(() => checkMemory({ bytes: limit, largestBufferBytes: 0 }, 'wasm', 128));
+  assert.throws(() => checkMemory({ bytes: limit * 4, largestBufferBytes: 0 }, 'wasm', 128), {
     name: 'UserError',
     message: /needs about [\d.]+ GB to train at batch 128, more than the [\d.]+ GB available to the wasm backend; use --batch 32 or less, or a smaller --size, --width or --arch$/,
   });

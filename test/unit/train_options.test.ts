@@ -7,7 +7,7 @@ test('expert settings from a loose record are checked by name, type, stage and r
   assert.deepEqual(parseTrainOptions('finetune', { epochs: 3, balanced: true, backend: 'wasm' }), { epochs: 3, balanced: true, backend: 'wasm' });
   assert.throws(() => parseTrainOptions('pretrain', { epoch: 3 }), { name: 'UserError', code: 'bad_setting', message: /unknown training setting "epoch" \(known: parentRunId, depth/ });
   assert.throws(() => parseTrainOptions('pretrain', { batchSize: '64' }), { name: 'UserError', message: 'batchSize must be a number, got "64"' });
-  assert.throws(() => parseTrainOptions('pretrain', { backend: 'gpu' }), { name: 'UserError', message: /backend must be one of auto, tensorflow, wasm, cpu, got "gpu"/ });
+  assert.throws(() => parseTrainOptions('pretrain', { backend: 'gpu' }), { name: 'UserError', message: /backend must be one of auto, tensorflow, webgpu, wasm, cpu, got "gpu"/ });
   assert.throws(() => parseTrainOptions('pretrain', { epochs: 0 }), { message: 'epochs must be a whole number from 1 to 100000, got 0' });
   assert.throws(() => parseTrainOptions('pretrain', { width: 0 }), { message: 'width must be a number above 0 to 4, got 0' });
   assert.throws(() => parseTrainOptions('pretrain', { batchSize: 2.5 }), { message: /batchSize must be a whole number from 2 to 8192/ });

@@ -32,19 +32,19 @@ function images(n: number, seed: number): { images: tf.Tensor4D; labels: number[
   return { images: tf.tensor4d(values, [n, 16, 16, 3]), labels };
 }
 
-test('pretraining steps leak no tensors, update BN statistics and keep the projection beta frozen', () => {
+test('pretraining steps leak no tensors, update BN statistics and keep the projection beta frozen', async () => {
   const model = buildPretrainModel(tinySk, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
   const batch = images(4, 1);
   const rng = new Rng(2);
-  const first = pretrainStep(model, optimizer, batch.images, pretrainCfg, rng); // creates the momentum slots
+  const first = await pretrainStep(model, optimizer, batch.images, pretrainCfg, rng); // creates the momentum slots
   assert.ok(Number.isFinite(first.loss) && first.top1 >= 0 && first.top1 <= 1);
   const movingMean = () => Array.from(model.getLayer('stem_bn').getWeights()[2].dataSync());
   const meanBefore = movingMean();
   const stemBefore = Array.from(model.getLayer('stem_conv').getWeights()[0].dataSync());
 
   const tensorsBefore = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) pretrainStep(model, optimizer, batch.images, pretrainCfg, rng);
+  for (let i = 0; i < 3; i++) await pretrainStep(model, optimizer, batch.images, pretrainCfg, rng);
   assert.equal(tf.memory().numTensors, tensorsBefore);
 
   assert.notDeepEqual(movingMean(), meanBefore);
@@ -56,22 +56,23 @@ test('pretraining steps leak no tensors, update BN statistics and keep the proje
   model.dispose();
 });
 
-test('pretraining is repeatable with the same seeds', () => {
-  const run = () => {
+test('pretraining is repeatable with the same seeds', async () => {
+  const run = async () => {
     const model = buildPretrainModel(tiny, 7);
     const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
     const batch = images(4, 3);
     const rng = new Rng(11);
-    const losses = [0, 1].map(() => pretrainStep(model, optimizer, batch.images, pretrainCfg, rng).loss);
+    const losses: number[] = [];
+    for (let i = 0; i < 2; i++) losses.push((await pretrainStep(model, optimizer, batch.images, pretrainCfg, rng)).loss);
     batch.images.dispose();
     optimizer.dispose();
     model.dispose();
     return losses;
   };
-  assert.deepEqual(run(), run());
+  assert.deepEqual(await run(), await run());
 });
 
-test('fine-tuning fits a small labelled set, then distillation moves a student towards it, without leaks', () => {
+test('fine-tuning fits a small labelled set, then distillation moves a student towards it, without leaks', async () => {
   const pretrain = buildPretrainModel(tiny, 4);
   const teacher = buildClassifier(tiny, 2, 5);
   copyWeightsByName(pretrain, teacher);
@@ -80,11 +81,11 @@ test('fine-tuning fits a small labelled set, then distillation moves a student t
   const rng = new Rng(8);
   const finetuneCfg = { imageSize: 16, learningRate: 0.3 };
   const finetuner = new LarsOptimizer({ weightDecay: 0 });
-  const first = classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
+  const first = await classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
   let tensorsBefore = tf.memory().numTensors;
   let last = first;
   // Long enough for a confident teacher (its BN moving averages must catch up too).
-  for (let i = 0; i < 29; i++) last = classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
+  for (let i = 0; i < 29; i++) last = await classifierStep(teacher, finetuner, labelled, finetuneCfg, rng);
   assert.equal(tf.memory().numTensors, tensorsBefore);
   assert.ok(last.loss < first.loss * 0.7, `fine-tuning loss went from ${first.loss} to ${last.loss}`);
   assert.ok(last.accuracy >= 0.75, `accuracy ${last.accuracy}`);
@@ -95,15 +96,15 @@ test('fine-tuning fits a small labelled set, then distillation moves a student t
   const unlabelled = images(8, 9);
   const few = { images: tf.slice(labelled.images, 0, 4) as tf.Tensor4D, labels: labelled.labels.slice(0, 4) };
   const cfg = { imageSize: 16, learningRate: 0.1, temperature: 1, labelWeight: 0.5 };
-  const plain = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng);
+  const plain = await distillStep(student, teacher, distiller, unlabelled.images, cfg, rng);
   assert.equal(plain.labelledLoss, null);
   assert.equal(plain.loss, plain.distillLoss);
-  const withLabels = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
+  const withLabels = await distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
   assert.ok(withLabels.labelledLoss !== null);
   assert.ok(Math.abs(withLabels.loss - (withLabels.distillLoss + 0.5 * withLabels.labelledLoss!)) < 1e-5);
   tensorsBefore = tf.memory().numTensors;
   let distilled = withLabels;
-  for (let i = 0; i < 12; i++) distilled = distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
+  for (let i = 0; i < 12; i++) distilled = await distillStep(student, teacher, distiller, unlabelled.images, cfg, rng, few);
   assert.equal(tf.memory().numTensors, tensorsBefore);
   assert.ok(distilled.distillLoss < plain.distillLoss * 0.85, `distillation loss went from ${plain.distillLoss} to ${distilled.distillLoss}`);
 
@@ -113,11 +114,11 @@ test('fine-tuning fits a small labelled set, then distillation moves a student t
   student.dispose();
 });
 
-test('labels outside the classifier\'s classes are refused', () => {
+test('labels outside the classifier\'s classes are refused', async () => {
   const classifier = buildClassifier(tiny, 2);
   const optimizer = new LarsOptimizer({ weightDecay: 0 });
   const batch = images(2, 1);
-  assert.throws(() => classifierStep(classifier, optimizer, { images: batch.images, labels: [0, 2] }, { imageSize: 16, learningRate: 1 }, new Rng(1)), /label 2 is outside 0…1/);
+  await assert.rejects(() => classifierStep(classifier, optimizer, { images: batch.images, labels: [0, 2] }, { imageSize: 16, learningRate: 1 }, new Rng(1)), /label 2 is outside 0…1/);
   batch.images.dispose();
   optimizer.dispose();
   classifier.dispose();

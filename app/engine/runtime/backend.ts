@@ -1,8 +1,8 @@
 /**
- * Chooses where TF.js runs: libtensorflow on a CUDA GPU, libtensorflow on the CPU, the
- * wasm backend (XNNPACK) or the plain JS cpu backend. The native packages are optional
- * dependencies that are often absent or broken (wrong CUDA), so each is probed with a
- * dynamic import and every failure is turned into a reason the user can act on.
+ * Chooses where TF.js runs: libtensorflow on a CUDA GPU, WebGPU on a hardware adapter,
+ * libtensorflow on the CPU, the wasm backend (XNNPACK) or the plain JS cpu backend. The native
+ * packages are optional dependencies that are often absent or broken (wrong CUDA), so each is
+ * probed with a dynamic import and every failure is turned into a reason the user can act on.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -13,8 +13,10 @@ import { UserError } from '../../contract/errors.ts';
 import { registerBatchNormGradients } from './batch_norm.ts';
 import { registerWasmKernels } from './wasm/kernels.ts';
 import { registerThreadedWasmBackend, simdThreads, threadedWasmFailure, threadsAvailable } from './wasm/threads.ts';
+import { adapterName, probeWebGpu, type AdapterReport } from './webgpu_backend.ts';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendInfo {
   backend: BackendName;
@@ -32,6 +34,8 @@ export interface BackendCandidate {
   device?: string;
   /** Why it is not usable, or a caveat when it is. */
   reason?: string;
+  /** The adapter Dawn found (webgpu only), whether or not it is used. */
+  adapter?: AdapterReport;
 }
 
 export interface DoctorReport {
@@ -59,6 +63,7 @@ interface Probe {
   ok: boolean;
   device?: string;
   reason?: string;
+  adapter?: AdapterReport;
 }
 
 /** tfjs-node's backend object has isUsingGpuDevice(); it is not in the public type. */
@@ -141,14 +146,21 @@ async function wasmDevice(): Promise<string> {
   return `CPU (wasm${(await simdSupported()) ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
-const probes: Record<BackendName, Array<{ pkg: string; probe: () => Promise<Probe> }>> = {
-  tensorflow: [
-    { pkg: '@tensorflow/tfjs-node-gpu', probe: probeGpu },
-    { pkg: '@tensorflow/tfjs-node', probe: probeNodeCpu },
-  ],
-  wasm: [{ pkg: '@tensorflow/tfjs-backend-wasm', probe: probeWasm }],
-  cpu: [{ pkg: '@tensorflow/tfjs (built in)', probe: async () => ({ ok: true, device: 'CPU (plain JavaScript, slow)' }) }],
-};
+/** `forced`: the user named this backend, so a software WebGPU adapter is acceptable. */
+async function probeWebGpuBackend(forced: boolean): Promise<Probe> {
+  const result = await probeWebGpu(forced);
+  if (!result.ok) return { ok: false, reason: result.reason, adapter: result.adapter };
+  return { ok: true, device: `GPU (${adapterName(result.adapter)})`, adapter: result.adapter };
+}
+
+/** In order of preference for 'auto'. */
+const probes: Array<{ backend: BackendName; pkg: string; probe: (forced: boolean) => Promise<Probe> }> = [
+  { backend: 'tensorflow', pkg: '@tensorflow/tfjs-node-gpu', probe: probeGpu },
+  { backend: 'webgpu', pkg: 'webgpu (Dawn)', probe: probeWebGpuBackend },
+  { backend: 'tensorflow', pkg: '@tensorflow/tfjs-node', probe: probeNodeCpu },
+  { backend: 'wasm', pkg: '@tensorflow/tfjs-backend-wasm', probe: probeWasm },
+  { backend: 'cpu', pkg: '@tensorflow/tfjs (built in)', probe: async () => ({ ok: true, device: 'CPU (plain JavaScript, slow)' }) },
+];
 
 /** Results of earlier calls, so a repeated call neither re-probes nor reloads anything. */
 const chosen = new Map<'auto' | BackendName, BackendInfo>();
@@ -163,8 +175,8 @@ async function activate(backend: BackendName): Promise<void> {
 }
 
 /**
- * Picks and activates a backend. 'auto' tries GPU, native CPU, wasm, then plain JS, and
- * records in `notes` why each faster option was skipped.
+ * Picks and activates a backend. 'auto' tries CUDA, a hardware WebGPU adapter, native CPU,
+ * wasm, then plain JS, and records in `notes` why each faster option was skipped.
  */
 export async function initBackend(preferred: 'auto' | BackendName = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
   if (options.wasmThreads !== undefined) wasmThreads = options.wasmThreads;
@@ -173,22 +185,19 @@ export async function initBackend(preferred: 'auto' | BackendName = 'auto', opti
     await activate(earlier.backend);
     return earlier;
   }
-  const order: BackendName[] = preferred === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [preferred];
   const notes: string[] = [];
-  for (const backend of order) {
-    for (const { probe } of probes[backend]) {
-      const result = await probe();
-      if (!result.ok) {
-        notes.push(result.reason!);
-        continue;
-      }
-      await activate(backend);
-      if (backend === 'wasm' && threadedWasmFailure()) notes.push(`wasm threads unavailable: ${threadedWasmFailure()}`);
-      const device = backend === 'wasm' ? await wasmDevice() : result.device!;
-      const info: BackendInfo = { backend, device, notes };
-      chosen.set(preferred, info);
-      return info;
+  for (const { backend, probe } of probes.filter((p) => preferred === 'auto' || p.backend === preferred)) {
+    const result = await probe(preferred !== 'auto');
+    if (!result.ok) {
+      notes.push(result.reason!);
+      continue;
     }
+    await activate(backend);
+    if (backend === 'wasm' && threadedWasmFailure()) notes.push(`wasm threads unavailable: ${threadedWasmFailure()}`);
+    const device = backend === 'wasm' ? await wasmDevice() : result.device!;
+    const info: BackendInfo = { backend, device, notes };
+    chosen.set(preferred, info);
+    return info;
   }
   throw new UserError(`backend "${preferred}" is not available: ${notes.join('; ')}`);
 }
@@ -196,12 +205,10 @@ export async function initBackend(preferred: 'auto' | BackendName = 'auto', opti
 /** Probes every candidate without switching the active backend, for `contrast doctor`. */
 export async function diagnoseBackends(): Promise<DoctorReport> {
   const candidates: BackendCandidate[] = [];
-  for (const backend of ['tensorflow', 'wasm', 'cpu'] as BackendName[]) {
-    for (const { pkg, probe } of probes[backend]) {
-      const result = await probe();
-      const found = result.ok || !/not installed/.test(result.reason ?? '');
-      candidates.push({ backend, package: pkg, found, usable: result.ok, device: result.device, reason: result.reason });
-    }
+  for (const { backend, pkg, probe } of probes) {
+    const result = await probe(false);
+    const found = result.ok || !/not installed/.test(result.reason ?? '');
+    candidates.push({ backend, package: pkg, found, usable: result.ok, device: result.device, reason: result.reason, adapter: result.adapter });
   }
   const recommended = candidates.find((c) => c.usable)!.backend;
   const wasmUsable = candidates.some((c) => c.backend === 'wasm' && c.usable);

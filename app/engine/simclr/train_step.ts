@@ -1,7 +1,8 @@
 /**
  * One optimisation step of each SimCLRv2 stage: augment, forward in training mode (BN uses
  * batch statistics and updates its moving averages), loss, gradients, LARS update. Each step
- * disposes everything it creates and returns plain numbers (synchronously: it reads the loss).
+ * disposes everything it creates and returns plain numbers once its loss has been read. The read
+ * is asynchronous: the webgpu backend cannot read GPU memory synchronously under Node.
  */
 import * as tf from '@tensorflow/tfjs';
 import { augmentFinetune, augmentPretrain, type PretrainAugmentOptions } from './data_util.ts';
@@ -42,32 +43,31 @@ export interface LabelledBatch {
  * Computes gradients of `loss` for every trainable variable of `model` and applies them.
  * `loss` may tf.keep() extra tensors (metrics) it wants to outlive the step.
  */
-function minimise(model: tf.LayersModel, optimizer: LarsOptimizer, learningRate: number, loss: () => tf.Scalar): number {
+async function minimise(model: tf.LayersModel, optimizer: LarsOptimizer, learningRate: number, loss: () => tf.Scalar): Promise<number> {
   const variables = namedTrainableVariables(model);
   const stableName = new Map(Object.entries(variables).map(([name, v]) => [v.name, name]));
   const { value, grads } = tf.variableGrads(loss, Object.values(variables));
   const named: Record<string, tf.Tensor> = {};
   for (const [variableName, grad] of Object.entries(grads)) named[stableName.get(variableName)!] = grad;
   optimizer.applyGradients(named, variables, learningRate);
-  const lossValue = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return lossValue;
+  tf.dispose(Object.values(grads));
+  return readAndDispose(value);
 }
 
-function readAndDispose(t: tf.Tensor): number {
-  const v = t.dataSync()[0];
+async function readAndDispose(t: tf.Tensor): Promise<number> {
+  const v = (await t.data())[0];
   t.dispose();
   return v;
 }
 
 /** Contrastive pretraining: two views per image, both in one forward pass so BN sees all 2N. */
-export function pretrainStep(model: tf.LayersModel, optimizer: LarsOptimizer, images: tf.Tensor4D, cfg: PretrainStepConfig, rng: Rng): { loss: number; top1: number } {
+export async function pretrainStep(model: tf.LayersModel, optimizer: LarsOptimizer, images: tf.Tensor4D, cfg: PretrainStepConfig, rng: Rng): Promise<{ loss: number; top1: number }> {
   const views = tf.tidy(() => tf.concat([
     augmentPretrain(images, cfg.imageSize, cfg.augment, rng),
     augmentPretrain(images, cfg.imageSize, cfg.augment, rng),
   ]) as tf.Tensor4D);
   let top1: tf.Scalar | undefined;
-  const loss = minimise(model, optimizer, cfg.learningRate, () => {
+  const loss = await minimise(model, optimizer, cfg.learningRate, () => {
     const { projection } = runPretrainModel(model, views, true);
     const [z1, z2] = tf.split(projection, 2) as tf.Tensor2D[];
     const result = ntXentLoss(z1, z2, cfg.temperature);
@@ -75,7 +75,7 @@ export function pretrainStep(model: tf.LayersModel, optimizer: LarsOptimizer, im
     return result.loss;
   });
   views.dispose();
-  return { loss, top1: readAndDispose(top1!) };
+  return { loss, top1: await readAndDispose(top1!) };
 }
 
 function oneHotLabels(labels: ArrayLike<number>, numClasses: number): tf.Tensor2D {
@@ -94,17 +94,17 @@ function numClassesOf(classifier: tf.LayersModel): number {
 }
 
 /** Supervised step (fine-tuning, or the supervised-only baseline): crop + flip, cross-entropy. */
-export function classifierStep(model: tf.LayersModel, optimizer: LarsOptimizer, batch: LabelledBatch, cfg: ClassifierStepConfig, rng: Rng): { loss: number; accuracy: number } {
+export async function classifierStep(model: tf.LayersModel, optimizer: LarsOptimizer, batch: LabelledBatch, cfg: ClassifierStepConfig, rng: Rng): Promise<{ loss: number; accuracy: number }> {
   const targets = oneHotLabels(batch.labels, numClassesOf(model));
   const views = augmentFinetune(batch.images, cfg.imageSize, rng);
   let correct: tf.Scalar | undefined;
-  const loss = minimise(model, optimizer, cfg.learningRate, () => {
+  const loss = await minimise(model, optimizer, cfg.learningRate, () => {
     const { logits } = runClassifier(model, views, true);
     correct = tf.keep(accuracy(logits, targets));
     return crossEntropy(logits, targets);
   });
   tf.dispose([views, targets]);
-  return { loss, accuracy: readAndDispose(correct!) };
+  return { loss, accuracy: await readAndDispose(correct!) };
 }
 
 /**
@@ -112,10 +112,10 @@ export function classifierStep(model: tf.LayersModel, optimizer: LarsOptimizer, 
  * predictions on the same augmented view (teacher BN in inference mode). With a labelled
  * batch, labelWeight × its cross-entropy is added; both batches share one student forward pass.
  */
-export function distillStep(
+export async function distillStep(
   student: tf.LayersModel, teacher: tf.LayersModel, optimizer: LarsOptimizer, unlabelled: tf.Tensor4D,
   cfg: DistillStepConfig, rng: Rng, labelled?: LabelledBatch,
-): { loss: number; distillLoss: number; labelledLoss: number | null } {
+): Promise<{ loss: number; distillLoss: number; labelledLoss: number | null }> {
   const n = unlabelled.shape[0];
   const targets = labelled ? oneHotLabels(labelled.labels, numClassesOf(student)) : null;
   const views = tf.tidy(() => {
@@ -125,7 +125,7 @@ export function distillStep(
   const teacherLogits = tf.tidy(() => runClassifier(teacher, tf.slice(views, 0, n) as tf.Tensor4D, false).logits);
   let distillPart: tf.Scalar | undefined;
   let labelledPart: tf.Scalar | undefined;
-  const loss = minimise(student, optimizer, cfg.learningRate, () => {
+  const loss = await minimise(student, optimizer, cfg.learningRate, () => {
     const { logits } = runClassifier(student, views, true);
     const distill = distillationLoss(tf.slice(logits, 0, n), teacherLogits, cfg.temperature);
     // A copy: without labels `distill` is also the loss value, which minimise disposes.
@@ -136,5 +136,5 @@ export function distillStep(
     return tf.add(distill, tf.mul(supervised, cfg.labelWeight)) as tf.Scalar;
   });
   tf.dispose([views, teacherLogits, ...(targets ? [targets] : [])]);
-  return { loss, distillLoss: readAndDispose(distillPart!), labelledLoss: labelledPart ? readAndDispose(labelledPart) : null };
+  return { loss, distillLoss: await readAndDispose(distillPart!), labelledLoss: labelledPart ? await readAndDispose(labelledPart) : null };
 }

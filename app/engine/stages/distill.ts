@@ -8,7 +8,7 @@ import { bestCheckpoint, requireRun } from '../../store/runs.ts';
 import { labelledRows, trainableRows, type LabelledRows, type PixelCache } from '../data/dataset.ts';
 import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
-import { estimateTrainingBytes } from '../runtime/memory.ts';
+import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildClassifier, copyWeightsByName, type ModelConfig } from '../simclr/model.ts';
 import { Rng } from '../simclr/random.ts';
 import {
@@ -51,7 +51,7 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
     if (sameArchitecture(config.model, teacherConfig.model)) copyWeightsByName(teacher, student);
     // Unlabelled and (at most as many) labelled images go through the student in each step.
     const views = config.labelWeight! > 0 ? 2 : 1;
-    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(student, views * batch, teacher));
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingMemory(student, views * batch, teacher));
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);

@@ -10,7 +10,7 @@ import { labelledRows } from '../data/dataset.ts';
 import { trainingClasses } from '../../store/ground_truth.ts';
 import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
-import { estimateTrainingBytes } from '../runtime/memory.ts';
+import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from '../simclr/model.ts';
 import { Rng } from '../simclr/random.ts';
 import {
@@ -61,7 +61,7 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
   const model = initialClassifier(ctx, config.model, classes.length, config.seed);
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
-    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, batch));
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingMemory(model, batch));
     const cache = await openStageCache(ctx, config.model.imageSize);
     try {
       const train = labelledRows(ctx.project, cache, 'train', classes);

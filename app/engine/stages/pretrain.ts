@@ -6,7 +6,7 @@ import { defaultPretrainAugment } from '../simclr/data_util.ts';
 import { writeFeatureEmbeddings } from '../data/inference.ts';
 import { trainableRows } from '../data/dataset.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
-import { estimateTrainingBytes } from '../runtime/memory.ts';
+import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildPretrainModel } from '../simclr/model.ts';
 import { Rng } from '../simclr/random.ts';
 import { checkpointSaver, chooseBatch, chooseSteps, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
@@ -22,7 +22,7 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
   const optimizer = new LarsOptimizer({ weightDecay: config.weightDecay });
   try {
     // Two views of every image go through the network in each step.
-    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingBytes(model, 2 * batch));
+    const requestedBatch = chooseBatch(ctx, (batch) => estimateTrainingMemory(model, 2 * batch));
     const cache = await openStageCache(ctx, imageSize);
     try {
       const augment = defaultPretrainAugment(imageSize);

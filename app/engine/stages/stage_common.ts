@@ -16,7 +16,7 @@ import { openPixelCache, type LabelledRows, type PixelCache } from '../data/data
 import { recalibrateBatchNorm, scoreClassifier } from '../data/inference.ts';
 import type { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { DEFAULT_BATCH, runClasses, type TrainConfig } from './stage_config.ts';
-import { checkMemory, memoryLimitBytes } from '../runtime/memory.ts';
+import { checkMemory, fitsMemory, type MemoryNeed } from '../runtime/memory.ts';
 import { buildClassifier, type ModelConfig } from '../simclr/model.ts';
 import type { StageContext } from './stage_context.ts';
 import { epochsOf, measureStepSeconds, stepsForBudget, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
@@ -45,20 +45,20 @@ const SMALLEST_AUTOMATIC_BATCH = 8;
 
 /**
  * The batch size: the configured one, checked against memory, or by default the largest up to
- * DEFAULT_BATCH whose step fits in the backend's memory. `bytesFor` is the estimate for a batch.
+ * DEFAULT_BATCH whose step fits in the backend's memory. `needFor` is the estimate for a batch.
  * The choice is kept in the summary, so a resumed run uses the same batch.
  */
-export function chooseBatch(ctx: StageContext, bytesFor: (batch: number) => number): number {
+export function chooseBatch(ctx: StageContext, needFor: (batch: number) => MemoryNeed): number {
   const recorded = ctx.run.summary?.batchSize;
   const fixed = trainConfig(ctx).batchSize ?? (typeof recorded === 'number' ? recorded : null);
   const backend = ctx.backend.backend;
   if (fixed !== null) {
-    checkMemory(bytesFor(fixed), backend, fixed);
+    checkMemory(needFor(fixed), backend, fixed);
     return fixed;
   }
   let batch = DEFAULT_BATCH;
-  while (batch > SMALLEST_AUTOMATIC_BATCH && bytesFor(batch) > memoryLimitBytes(backend)) batch /= 2;
-  checkMemory(bytesFor(batch), backend, batch);
+  while (batch > SMALLEST_AUTOMATIC_BATCH && !fitsMemory(needFor(batch), backend)) batch /= 2;
+  checkMemory(needFor(batch), backend, batch);
   if (batch < DEFAULT_BATCH) ctx.warn(`batch size ${batch}: a batch of ${DEFAULT_BATCH} would not fit in the memory of the ${backend} backend`);
   mergeSummary(ctx.project.db, ctx.run.id, { batchSize: batch });
   return batch;
