@@ -25,7 +25,7 @@ const serve: Command = {
       process.once('SIGTERM', stop);
     });
     await server.close();
-    session.dispose();
+    await session.dispose();
   },
 };
 

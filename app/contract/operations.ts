@@ -233,6 +233,8 @@ export interface EmbeddingPoint {
 export interface ExportResult {
   path: string;
   count: number;
+  /** Files that could not be written (an original moved or deleted since import), at most the first 100. */
+  skipped?: string[];
 }
 
 export interface LabelQueue {

@@ -145,6 +145,7 @@ function runInProcess(project: Project, job: Job, launch: Launcher): void {
 /** How a run ended when its process exited without reporting it (killed, out of memory, failed to start). */
 function afterSilentExit(project: Project, job: Job, code: number | null): FinishedEvent {
   const how = `the training process exited unexpectedly (code ${code})`;
+  if (!project.db.open) return { type: 'finished', runId: job.runId, kind: job.kind, status: 'interrupted', error: `${how}; resume the run to continue`, summary: null };
   markInterruptedRuns(project.db);
   let run = requireRun(project.db, job.runId);
   if (run.status === 'queued') {

@@ -53,6 +53,8 @@ async function main(): Promise<void> {
     if (message?.type === 'cancel') controller.abort();
   });
   transport.onParentGone(() => controller.abort());
+  // Ctrl-C in a terminal reaches the whole process group: stop after this step, keeping a checkpoint.
+  process.on('SIGINT', () => controller.abort());
 
   const project = openProject(projectDir);
   let pending = Promise.resolve();

@@ -36,7 +36,7 @@ export function exportHandlers(session: Session): Pick<Handlers, 'export.labels'
       const target = format === 'csv' ? project().exportsDir : path.join(project().exportsDir, `labels-by-class-${timestamp()}`);
       const { path: written, written: count, missing } = exportLabels(project(), format, target);
       if (missing.length > 0 && count === 0) throw new UserError(`none of the labelled files could be copied (first missing: ${missing[0]})`, 'originals_missing', { missing });
-      return { path: written, count };
+      return { path: written, count, skipped: missing.slice(0, 100) };
     },
     async 'export.predictions'({ runId }) {
       const run = modelRun(project().db, runId);

@@ -31,7 +31,7 @@ export function importHandlers(session: Session): Pick<Handlers, 'import.start' 
       const roots = paths.map(requireExistingPath);
       const controller = new AbortController();
       const release = session.beginJob({ kind: 'import', id: 0, startedAt: new Date().toISOString() }, () => controller.abort());
-      importFiles(project, roots, {
+      const importing = importFiles(project, roots, {
         labelsFromFolders,
         testSet,
         signal: controller.signal,
@@ -49,6 +49,7 @@ export function importHandlers(session: Session): Pick<Handlers, 'import.start' 
           release();
           session.emit({ type: 'labels.changed' });
         });
+      session.setJobCancel(() => controller.abort(), importing);
       return { started: true as const };
     },
     async 'import.cancel'() {

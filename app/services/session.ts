@@ -20,6 +20,8 @@ export interface SessionOptions {
 }
 
 const MAX_RECENT = 12;
+/** How long a stopping session waits for its job's last step and checkpoint. */
+const JOB_STOP_WAIT_MS = 60_000;
 
 export function defaultDataDir(): string {
   return process.env.CONTRAST_HOME || path.join(os.homedir(), '.contrast-studio');
@@ -30,7 +32,7 @@ export class Session {
   readonly launcher: Launcher | undefined;
   private current: Project | null = null;
   private readonly listeners = new Set<(event: ServerEvent) => void>();
-  private job: (JobInfo & { cancel: () => void }) | null = null;
+  private job: (JobInfo & { cancel: () => void; ended: Promise<unknown> }) | null = null;
 
   constructor(options: SessionOptions = {}) {
     this.dataDir = path.resolve(options.dataDir ?? defaultDataDir());
@@ -67,14 +69,14 @@ export class Session {
 
   get activeJob(): JobInfo | null {
     if (!this.job) return null;
-    const { cancel: _cancel, ...info } = this.job;
+    const { cancel: _cancel, ended: _ended, ...info } = this.job;
     return info;
   }
 
   /** Claims the session's one job slot; the returned function frees it. */
   beginJob(info: JobInfo, cancel: () => void): () => void {
     if (this.job) throw new UserError(`a ${this.job.kind} job is already running: wait for it or cancel it`, 'busy');
-    const job = { ...info, cancel };
+    const job = { ...info, cancel, ended: Promise.resolve() as Promise<unknown> };
     this.job = job;
     return () => {
       if (this.job === job) this.job = null;
@@ -86,9 +88,9 @@ export class Session {
     if (this.job) this.job.id = id;
   }
 
-  /** How to cancel the job holding the slot, once it has started. */
-  setJobCancel(cancel: () => void): void {
-    if (this.job) this.job.cancel = cancel;
+  /** How to cancel the job holding the slot once it has started, and when it has ended. */
+  setJobCancel(cancel: () => void, ended: Promise<unknown>): void {
+    if (this.job) Object.assign(this.job, { cancel, ended });
   }
 
   /** Frees the job slot if the job with this id still holds it. */
@@ -124,8 +126,16 @@ export class Session {
     });
   }
 
-  dispose(): void {
-    this.job?.cancel();
+  /**
+   * Ends the session (the server stopping, Ctrl-C): a running job is asked to stop after its
+   * current step, which keeps a checkpoint, and given time to before the project closes under it.
+   */
+  async dispose(): Promise<void> {
+    const job = this.job;
+    if (job) {
+      job.cancel();
+      await Promise.race([job.ended, new Promise((resolve) => setTimeout(resolve, JOB_STOP_WAIT_MS).unref())]);
+    }
     this.current?.close();
     this.current = null;
     this.listeners.clear();

@@ -156,7 +156,7 @@ export function runInChild(session: Session, project: Project, runId: number, re
     release();
     throw error;
   }
-  session.setJobCancel(() => job.cancel());
+  session.setJobCancel(() => job.cancel(), job.done);
   job.on('event', (event: JobEvent) => forward(session, event));
   void job.done.then(() => release());
 }

@@ -256,6 +256,19 @@ describe('API handlers on a real project', () => {
     assert.equal(lines.length, csv.count + 1);
     const folders = await ok('export.labels', { format: 'folders' });
     assert.equal(fs.readdirSync(path.join(folders.path, 'cat')).length, folders.count);
+    assert.deepEqual(folders.skipped, []);
+  });
+
+  it('names the labelled files a folder export had to skip', async () => {
+    const moved = path.join(root, 'images', 'labelled', 'cat', 'a0.png');
+    fs.renameSync(moved, `${moved}.away`);
+    try {
+      const folders = await ok('export.labels', { format: 'folders' });
+      assert.deepEqual(folders.skipped, [moved]);
+      assert.equal(fs.readdirSync(path.join(folders.path, 'cat')).length, folders.count);
+    } finally {
+      fs.renameSync(`${moved}.away`, moved);
+    }
   });
 
   it('lists recent projects with their counts', async () => {
