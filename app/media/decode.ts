@@ -1,3 +1,4 @@
+import type { ImageRecord } from '../store/images.ts';
 import fs, { constants as fsConstants, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
@@ -18,14 +19,8 @@ const SNIFF_BYTES = 16;
 export const THUMBNAIL_SIZE = 128;
 const SMALL_FILE_BYTES = 48 * 1024;
 
-export interface DecodedImage {
-  sha256: string;
-  size: number;
-  width: number;
-  height: number;
-  format: string;
-  thumbnail: Buffer;
-}
+/** What decoding a file gives: the image record but for where it came from. */
+export type DecodedImage = Omit<ImageRecord, 'path' | 'batchId' | 'testSet'>;
 
 export class DecodeError extends Error {}
 

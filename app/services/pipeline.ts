@@ -10,7 +10,7 @@ import { DEFAULT_MODEL, createPipelineRun } from '../engine/stages/stage_config.
 import type { Project } from '../store/project.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
-import { runInChild } from './training.ts';
+import { startInChild } from './training.ts';
 
 export function planOneClick(project: Project, budgetMinutes: number): PipelinePlanView {
   return viewOf(planPipeline(budgetMinutes, projectFigures(project, DEFAULT_MODEL)));
@@ -38,17 +38,7 @@ export function pipelineHandlers(session: Session): Pick<Handlers, 'pipeline.pla
       return planOneClick(project(), budgetMinutes);
     },
     async 'pipeline.start'({ budgetMinutes }) {
-      const release = session.beginJob({ kind: 'pipeline', id: 0, startedAt: new Date().toISOString() }, () => {});
-      let runId: number;
-      try {
-        runId = createOneClickRun(project(), budgetMinutes);
-      } catch (error) {
-        release();
-        throw error;
-      }
-      session.setJobId(runId);
-      runInChild(session, project(), runId, release);
-      return { runId };
+      return { runId: startInChild(session, 'pipeline', () => createOneClickRun(project(), budgetMinutes)) };
     },
   };
 }

@@ -147,8 +147,26 @@ export function runOf(project: Project, runId: number): Run {
   return requireRun(project.db, runId);
 }
 
+/**
+ * Starts a job in the session's slot: the slot is claimed before `create` writes the run's row, so
+ * a refused start (another job running) leaves no orphan run; the job then runs in a child process.
+ */
+export function startInChild(session: Session, kind: Run['kind'], create: () => number): number {
+  const release = session.beginJob({ kind, id: 0, startedAt: new Date().toISOString() }, () => {});
+  let runId: number;
+  try {
+    runId = create();
+  } catch (error) {
+    release();
+    throw error;
+  }
+  session.setJobId(runId);
+  runInChild(session, session.requireProject(), runId, release);
+  return runId;
+}
+
 /** Starts a run in a child process, so training never blocks the server that answers the UI. */
-export function runInChild(session: Session, project: Project, runId: number, release: () => void): void {
+function runInChild(session: Session, project: Project, runId: number, release: () => void): void {
   let job: Job;
   try {
     job = startJob(project, runId, { isolation: 'process', launcher: session.launcher });
@@ -213,24 +231,12 @@ type TrainingOperations = 'train.plan' | 'train.start' | 'train.cancel' | 'train
 
 export function trainingHandlers(session: Session): Pick<Handlers, TrainingOperations> {
   const project = () => session.requireProject();
-  /** Claims the job slot before any run row is written, so a refused start leaves no orphan run. */
-  const claim = (kind: Run['kind']) => session.beginJob({ kind, id: 0, startedAt: new Date().toISOString() }, () => {});
   return {
     async 'train.plan'(request) {
       return planRequest(project(), request);
     },
     async 'train.start'(request) {
-      const release = claim(request.stage);
-      let runId: number;
-      try {
-        runId = createTrainingRun(project(), request.stage, toOptions(project(), request)).runId;
-      } catch (error) {
-        release();
-        throw error;
-      }
-      session.setJobId(runId);
-      runInChild(session, project(), runId, release);
-      return { runId };
+      return { runId: startInChild(session, request.stage, () => createTrainingRun(project(), request.stage, toOptions(project(), request)).runId) };
     },
     async 'train.cancel'({ runId }) {
       const run = requireRun(project().db, runId);
@@ -240,10 +246,7 @@ export function trainingHandlers(session: Session): Pick<Handlers, TrainingOpera
     },
     async 'train.resume'({ runId }) {
       const run = requireResumable(project(), runId);
-      const release = claim(run.kind);
-      session.setJobId(runId);
-      runInChild(session, project(), runId, release);
-      return { runId };
+      return { runId: startInChild(session, run.kind, () => run.id) };
     },
     async 'runs.list'() {
       return { runs: listRuns(project().db).map(runInfo) };

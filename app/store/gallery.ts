@@ -137,13 +137,8 @@ export function imagesByIds(db: Database.Database, ids: number[], runId: number 
   return ids.map((id) => statement.get(runId, id) as ImageItem | undefined).filter((item) => item !== undefined);
 }
 
-interface DetailRow extends ImageItem {
-  path: string;
-  width: number;
-  height: number;
-  format: string;
-  size: number;
-  split: 'train' | 'val' | 'test' | null;
+/** An ImageDetail as SQLite returns it: a 0/1 test flag and the raw probability vector. */
+interface DetailRow extends Omit<ImageDetail, 'fileName' | 'testSet' | 'probabilities'> {
   testSet: number;
   probabilities: Buffer | null;
 }
