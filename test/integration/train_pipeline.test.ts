@@ -93,6 +93,7 @@ test('a pipeline killed mid-stage resumes from that stage and step', async () =>
   assert.equal(after[0].id, before[0].id, 'the interrupted stage went on; it was not started again');
   assert.deepEqual(after.map((r) => r.status), ['done', 'done']);
   const firstEpochAfterResume = resumed.events.find((e) => e.event === 'epoch')!;
-  assert.ok((firstEpochAfterResume.epoch as number) >= 3, `the stage continued after its checkpoint, at epoch ${firstEpochAfterResume.epoch}`);
+  // The kill came on epoch 2's event, just before or after its checkpoint: the stage goes on from epoch 2 or 3, never from 1.
+  assert.ok((firstEpochAfterResume.epoch as number) >= 2, `the stage continued after its checkpoint, at epoch ${firstEpochAfterResume.epoch}`);
   assert.equal(runs(project).find((r) => r.id === pipelineId)!.status, 'done');
 });
