@@ -218,12 +218,32 @@ describe('studio workflow in the browser', () => {
     await page.selectOption('select[name="filter"]', 'unlabelled');
     await page.waitForFunction(() => /^19 images/.test(document.querySelector('[data-testid="gallery-count"]')?.textContent ?? ''));
     await go('train');
+    await page.waitForSelector('details.step-by-step');
+    await page.$eval('details.step-by-step', (details) => ((details as HTMLDetailsElement).open = true));
     await page.waitForSelector('button[data-stage="distill"] .badge.good');
     await go('results');
     await page.waitForSelector('[data-testid="accuracy"]');
     await go('projects');
     await page.waitForSelector('text=Recent projects');
     await screenshot(page, '10-projects');
+    assert.deepEqual(problems, []);
+  });
+
+  it('trains in one click within its budget, and Results name the model it kept', async () => {
+    await go('train');
+    await page.fill('input[name="one-click-minutes"]', '0.5');
+    await page.waitForFunction(() => /labels only \d+ s/.test(document.querySelector('[data-testid="one-click-plan"]')?.textContent ?? ''));
+    const started = performance.now();
+    await page.click('[data-testid="start-one-click"]');
+    await page.waitForSelector('[data-testid="run-progress"] b');
+    assert.match((await page.textContent('[data-testid="run-progress"] b'))!, /^(labels only|distil|predict)/);
+    await page.waitForSelector('[data-testid="run-panel"] h2 .badge.good', { timeout: 180_000 });
+    const seconds = (performance.now() - started) / 1000;
+    assert.ok(seconds < 75, `a 30 s budget took ${seconds.toFixed(0)} s`);
+    await go('results');
+    await page.waitForSelector('[data-testid="current-model"] b');
+    assert.match((await page.textContent('[data-testid="current-model"]'))!, /one-click training \(run \d+\) kept the/);
+    assert.match((await page.textContent('[data-testid="interval"]'))!, /^95% interval \d+\.\d%–\d+\.\d% · chance \d+\.\d%$/);
     assert.deepEqual(problems, []);
   });
 });
