@@ -10,7 +10,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError } from '../errors.ts';
-import { getImagePath, getThumbnail } from '../store/images.ts';
+import { uiFileType } from '../media/mime.ts';
+import { readMedia } from '../media/serve_original.ts';
 import { dispatch } from './dispatch.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
@@ -36,18 +37,6 @@ export interface RunningServer {
   token: string;
   close(): Promise<void>;
 }
-
-const mimeTypes: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.json': 'application/json',
-  '.map': 'application/json',
-};
 
 function securityHeaders(port: number): Record<string, string> {
   return {
@@ -183,38 +172,15 @@ async function readBody(request: http.IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function imageType(bytes: Buffer): string {
-  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return 'image/webp';
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'image/jpeg';
-  if (bytes.subarray(1, 4).toString('latin1') === 'PNG') return 'image/png';
-  if (bytes.subarray(0, 3).toString('latin1') === 'GIF') return 'image/gif';
-  return 'application/octet-stream';
-}
-
 /** Images are looked up by id only; a path never comes from the client. */
 async function serveMedia(session: Session, kind: 'thumb' | 'image', rawId: string, response: http.ServerResponse): Promise<void> {
   const project = session.project;
   if (!project) return sendJson(response, 409, error('no_project', 'no project is open'));
-  if (!/^[1-9]\d{0,15}$/.test(rawId)) return sendJson(response, 400, error('bad_input', `"${rawId}" is not an image id`));
-  const imageId = Number(rawId);
-  const cache = { 'Cache-Control': 'private, max-age=3600' };
-  if (kind === 'thumb') {
-    const thumbnail = getThumbnail(project.db, imageId);
-    if (!thumbnail) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
-    response.writeHead(200, { 'Content-Type': imageType(thumbnail), 'Content-Length': thumbnail.length, ...cache });
-    response.end(thumbnail);
-    return;
-  }
-  const file = getImagePath(project.db, imageId);
-  if (!file) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
-  let bytes: Buffer;
-  try {
-    bytes = await fs.promises.readFile(file);
-  } catch {
-    return sendJson(response, 404, error('file_missing', `the file of image ${imageId} is gone: ${file}`));
-  }
-  response.writeHead(200, { 'Content-Type': imageType(bytes), 'Content-Length': bytes.length, ...cache });
-  response.end(bytes);
+  if (!/^[1-9]\d{0,15}$/.test(rawId)) return sendJson(response, 400, error('bad_input', `"${rawId.slice(0, 40)}" is not an image id`));
+  const media = await readMedia(project.db, kind, Number(rawId));
+  if (!media.ok) return sendJson(response, media.status, { error: media.error });
+  response.writeHead(200, { 'Content-Type': media.contentType, 'Content-Length': media.body.length, 'Cache-Control': 'private, max-age=3600' });
+  response.end(media.body);
 }
 
 async function serveStatic(root: string, pathname: string, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
@@ -227,7 +193,8 @@ async function serveStatic(root: string, pathname: string, request: http.Incomin
   }
   if (relative === '/') relative = '/index.html';
   const file = path.resolve(root, '.' + relative);
-  if (!file.startsWith(path.resolve(root) + path.sep)) return sendJson(response, 404, error('not_found', 'not found'));
+  const type = uiFileType(path.extname(file));
+  if (!file.startsWith(path.resolve(root) + path.sep) || !type) return sendJson(response, 404, error('not_found', 'not found'));
   let bytes: Buffer;
   try {
     bytes = await fs.promises.readFile(file);
@@ -236,7 +203,7 @@ async function serveStatic(root: string, pathname: string, request: http.Incomin
   }
   const hashed = relative.startsWith('/assets/');
   response.writeHead(200, {
-    'Content-Type': mimeTypes[path.extname(file)] ?? 'application/octet-stream',
+    'Content-Type': type,
     'Content-Length': bytes.length,
     'Cache-Control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
   });

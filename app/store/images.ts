@@ -38,10 +38,9 @@ export function getThumbnail(db: Database.Database, imageId: number): Buffer | u
   return row?.thumbnail;
 }
 
-/** The original file of a known image; the only way a path reaches a front end's image server. */
-export function getImagePath(db: Database.Database, imageId: number): string | undefined {
-  const row = db.prepare('SELECT path FROM images WHERE id = ?').get(imageId) as { path: string } | undefined;
-  return row?.path;
+/** What import recorded of an image's original file; the only way a path reaches a front end's image server. */
+export function getOriginal(db: Database.Database, imageId: number): Pick<ImageRecord, 'path' | 'size' | 'sha256'> | undefined {
+  return db.prepare('SELECT path, size, sha256 FROM images WHERE id = ?').get(imageId) as Pick<ImageRecord, 'path' | 'size' | 'sha256'> | undefined;
 }
 
 export interface FileProblem {

@@ -1,0 +1,138 @@
+/**
+ * The attacks of issue #11 against a real `contrast serve` server on 127.0.0.1: a hostile web
+ * page (cross-origin POSTs and WebSockets, tokens in URLs, DNS rebinding), a swapped symlink,
+ * hostile class names in exports, huge but valid requests, a malformed address, and a restart.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createHandlers } from '../../app/api/handlers.ts';
+import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/api/http_server.ts';
+import { Session } from '../../app/api/session.ts';
+import { importPaths } from '../../app/media/import.ts';
+import { writeImage } from '../helpers.ts';
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  /** The body as JSON, checked field by field by each test. */
+  json: () => any;
+}
+
+/** A raw request: headers exactly as a browser (or an attacker) would send them, nothing added. */
+function send(port: number, method: string, rawPath: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: '127.0.0.1', port, method, path: rawPath, headers: { host: `127.0.0.1:${port}`, ...headers } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        resolve({ status: response.statusCode!, headers: response.headers, body: bytes, json: () => JSON.parse(bytes.toString()) });
+      });
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+describe('contrast serve against a hostile page, files and names', () => {
+  let root: string;
+  let session: Session;
+  let server: RunningServer;
+  let own: string;
+  let token: Record<string, string>;
+  let imageIdOf: (name: string) => number;
+  const call = (operation: string, input: unknown) =>
+    send(server.port, 'POST', `/api/${operation}`, { ...token, 'content-type': 'application/json' }, JSON.stringify(input));
+  const classNames = async () => ((await call('classes.list', {})).json().classes as { name: string }[]).map((c) => c.name);
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-security-'));
+    const images = path.join(root, 'images');
+    await writeImage(path.join(images, 'cat', 'a.png'), { seed: 1, format: 'png' });
+    await writeImage(path.join(images, 'cat', 'b.jpg'), { seed: 2 });
+    await writeImage(path.join(images, 'dog', 'c.jpg'), { seed: 3, colour: [40, 40, 200] });
+    // A dataset of links is normal: import follows them, and the image must still be shown.
+    await writeImage(path.join(root, 'elsewhere', 'd.jpg'), { seed: 4 });
+    fs.symlinkSync(path.join(root, 'elsewhere', 'd.jpg'), path.join(images, 'dog', 'linked.jpg'));
+    fs.writeFileSync(path.join(root, 'secret.txt'), 'root:$6$not-for-the-browser:19000:0:99999:7:::\n');
+    const ui = path.join(root, 'ui');
+    fs.mkdirSync(ui);
+    fs.writeFileSync(path.join(ui, 'index.html'), '<!doctype html><title>ui</title>');
+
+    session = new Session({ dataDir: path.join(root, 'home') });
+    const project = session.open(path.join(root, 'project'), true);
+    await importPaths(project, [images], { labelsFromFolders: true });
+    server = await startServer({ session, handlers: createHandlers(session), staticDir: ui });
+    own = `http://127.0.0.1:${server.port}`;
+    token = { [TOKEN_HEADER]: server.token };
+    imageIdOf = (name) => project.db.prepare('SELECT id FROM images WHERE path LIKE ?').pluck().get(`%${name}`) as number;
+  });
+
+  after(async () => {
+    await server?.close();
+    session?.dispose();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  describe('a swapped original', () => {
+    const swapped = (name: string) => path.join(root, 'images', name);
+
+    test('a link to /etc/shadow (here: a secret file) in place of an imported image is not served', async () => {
+      const file = swapped('cat/a.png');
+      const kept = fs.readFileSync(file);
+      fs.rmSync(file);
+      fs.symlinkSync(path.join(root, 'secret.txt'), file);
+      try {
+        const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}`, token);
+        assert.equal(reply.status, 409);
+        assert.equal(reply.json().error.code, 'file_changed');
+        assert.doesNotMatch(reply.body.toString(), /not-for-the-browser/);
+      } finally {
+        fs.rmSync(file);
+        fs.writeFileSync(file, kept);
+      }
+      assert.equal((await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}`, token)).status, 200);
+    });
+
+    test('other content of the very same size is refused by its SHA-256', async () => {
+      const file = swapped('cat/b.jpg');
+      const kept = fs.readFileSync(file);
+      fs.writeFileSync(file, Buffer.alloc(kept.length, 0x41));
+      try {
+        const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('b.jpg')}`, token);
+        assert.equal(reply.status, 409);
+        assert.match(reply.json().error.message, /not the one imported \(its content differs\)/);
+      } finally {
+        fs.writeFileSync(file, kept);
+      }
+    });
+
+    test('a FIFO swapped in is refused at once instead of hanging the server', { timeout: 10_000 }, async () => {
+      const file = swapped('dog/c.jpg');
+      const kept = fs.readFileSync(file);
+      fs.rmSync(file);
+      execFileSync('mkfifo', [file]);
+      try {
+        const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('c.jpg')}`, token);
+        assert.equal(reply.status, 409);
+        assert.match(reply.json().error.message, /no longer a regular file/);
+      } finally {
+        fs.rmSync(file);
+        fs.writeFileSync(file, kept);
+      }
+    });
+
+    test('an image imported through a link is still served: its target is what was imported', async () => {
+      const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('linked.jpg')}`, token);
+      assert.equal(reply.status, 200);
+      assert.deepEqual(reply.body, fs.readFileSync(path.join(root, 'elsewhere', 'd.jpg')));
+    });
+  });
+
+});
