@@ -20,7 +20,7 @@ import {
 import { exportModel } from '../engine/export.ts';
 import { importPaths } from '../media/import.ts';
 import { exportLabelFolders, exportLabelsCsv } from '../store/labels_csv.ts';
-import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setLabels, type ClassInfo } from '../store/labels.ts';
+import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setEachLabel, setLabels, type ClassInfo } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
 import { getRun, isResumable, latestDoneRun, listRuns, metricNames, metricSeries, requireRun, runLineage, type Run } from '../store/runs.ts';
 import type { Input, OperationName, Output, ProjectStatus, RunInfo } from './contract.ts';
@@ -121,9 +121,7 @@ export function createHandlers(session: Session): Handlers {
     async 'labels.restore'({ changes }) {
       const project = session.requireProject();
       requireImages(project, changes.map((c) => c.imageId));
-      project.db.transaction(() => {
-        for (const change of changes) setLabels(project.db, [change.imageId], change.classId, 'human', AUTHOR);
-      })();
+      setEachLabel(project.db, changes, 'human', AUTHOR);
       changedLabels();
       return classes();
     },
@@ -132,10 +130,7 @@ export function createHandlers(session: Session): Handlers {
       if (!runId) throw new UserError('there are no predictions yet: fine-tune a model first', 'no_predictions');
       const items = imagesByIds(db(), imageIds, runId).filter((item) => item.predictedClassId !== null);
       if (items.length === 0) throw new UserError('none of these images has a prediction', 'no_predictions');
-      const project = session.requireProject();
-      const changes = project.db.transaction(() =>
-        items.flatMap((item) => setLabels(project.db, [item.id], item.predictedClassId, 'suggestion', AUTHOR)),
-      )();
+      const changes = setEachLabel(db(), items.map((item) => ({ imageId: item.id, classId: item.predictedClassId })), 'suggestion', AUTHOR);
       changedLabels();
       return { changes, ...classes() };
     },

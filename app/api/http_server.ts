@@ -17,7 +17,8 @@ import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
 
 export const TOKEN_HEADER = 'x-contrast-token';
-const MAX_BODY_BYTES = 20 * 1024 * 1024;
+/** Room for the largest call the contract allows (labels.restore of MAX_IMAGES_PER_CALL changes: about 4 MB). */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const HOST = '127.0.0.1';
 
 export interface ServerOptions {
@@ -100,9 +101,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (request.method !== 'POST') return sendJson(response, 405, error('bad_method', 'operations are called with POST'));
     const name = decodeURIComponent(url.pathname.slice('/api/'.length));
+    let body: string;
+    try {
+      body = await readBody(request);
+    } catch (failure) {
+      if (!(failure instanceof UserError)) throw failure;
+      response.setHeader('Connection', 'close');
+      return sendJson(response, 413, error(failure.code, `${name}: ${failure.message}`));
+    }
     let input: unknown;
     try {
-      input = JSON.parse((await readBody(request)) || '{}');
+      input = JSON.parse(body || '{}');
     } catch (failure) {
       return sendJson(response, 400, error('bad_json', `${name}: the request body is not valid JSON (${(failure as Error).message})`));
     }
@@ -166,7 +175,7 @@ async function readBody(request: http.IncomingMessage): Promise<string> {
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error(`request body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > MAX_BODY_BYTES) throw new UserError(`the request body is over ${MAX_BODY_BYTES / 2 ** 20} MB: send fewer images per call`, 'too_large');
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

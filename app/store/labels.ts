@@ -122,6 +122,24 @@ export function setLabels(
   )();
 }
 
+/** Gives each image its own class (or none); one setLabels per class, as one call per image is 10x slower. */
+export function setEachLabel(
+  db: Database.Database,
+  entries: { imageId: number; classId: number | null }[],
+  source: LabelSource,
+  author: string,
+): LabelChange[] {
+  // The last entry for an image wins, as if they were applied one by one.
+  const classOf = new Map(entries.map((entry) => [entry.imageId, entry.classId]));
+  const byClass = new Map<number | null, number[]>();
+  for (const [imageId, classId] of classOf) {
+    const group = byClass.get(classId);
+    if (group) group.push(imageId);
+    else byClass.set(classId, [imageId]);
+  }
+  return db.transaction(() => [...byClass].flatMap(([classId, imageIds]) => setLabels(db, imageIds, classId, source, author)))();
+}
+
 /** A number in [0, 1) fixed by the image's content, so split decisions never depend on import order. */
 function stableFraction(sha256: string): number {
   return createHash('sha256').update(`split:${sha256}`).digest().readUInt32BE(0) / 2 ** 32;

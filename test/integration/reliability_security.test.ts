@@ -10,11 +10,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { MAX_IMAGES_PER_CALL } from '../../app/api/contract.ts';
 import { createHandlers } from '../../app/api/handlers.ts';
 import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/api/http_server.ts';
 import { Session } from '../../app/api/session.ts';
 import { importPaths } from '../../app/media/import.ts';
-import { writeImage } from '../helpers.ts';
+import { insertImage } from '../../app/store/images.ts';
+import { tempDir, writeImage } from '../helpers.ts';
 
 interface Reply {
   status: number;
@@ -135,4 +137,57 @@ describe('contrast serve against a hostile page, files and names', () => {
     });
   });
 
+  describe('huge but valid requests', () => {
+    test(`labels.set with a million ids is refused at once with a clear 400; the cap is ${MAX_IMAGES_PER_CALL}`, async () => {
+      const imageIds = Array.from({ length: 1_000_000 }, (_, i) => i + 1);
+      const reply = await call('labels.set', { imageIds, classId: null });
+      assert.equal(reply.status, 400);
+      assert.equal(reply.json().error.message, 'labels.set: imageIds: at most 100,000 images per call, got 1,000,000: label them in parts');
+    });
+
+    test('labels.restore with more changes than the cap is refused too', async () => {
+      const changes = Array.from({ length: MAX_IMAGES_PER_CALL + 1 }, (_, i) => ({ imageId: i + 1, classId: null }));
+      const reply = await call('labels.restore', { changes });
+      assert.equal(reply.status, 400);
+      assert.match(reply.json().error.message, /^labels\.restore: changes: at most 100,000 images per call, got 100,001/);
+    });
+
+    test('a body over 8 MB is a 413, not a JSON error', async () => {
+      const reply = await send(server.port, 'POST', '/api/labels.set', { ...token, 'content-type': 'application/json' }, Buffer.alloc(9 * 2 ** 20, 0x20));
+      assert.equal(reply.status, 413);
+      assert.equal(reply.json().error.code, 'too_large');
+    });
+  });
+});
+
+describe('select-all in a 50,000-image project', () => {
+  test('labels every image in one call, and undo puts every label back in one call', { timeout: 120_000 }, async () => {
+    const root = tempDir('contrast-select-all-');
+    const session = new Session({ dataDir: path.join(root, 'home') });
+    const project = session.open(path.join(root, 'project'), true);
+    const thumbnail = Buffer.from('tiny');
+    project.db.transaction(() => {
+      for (let i = 0; i < 50_000; i++) {
+        insertImage(project.db, { path: `/data/${i}.jpg`, sha256: `sha-${i}`, size: 1, width: 1, height: 1, format: 'jpeg', thumbnail, batchId: null, testSet: false }, '2024-01-01');
+      }
+    })();
+    const server = await startServer({ session, handlers: createHandlers(session), staticDir: root });
+    try {
+      const call = (operation: string, input: unknown) =>
+        send(server.port, 'POST', `/api/${operation}`, { [TOKEN_HEADER]: server.token, 'content-type': 'application/json' }, JSON.stringify(input));
+      const classId = (await call('classes.add', { name: 'deer' })).json().classId;
+      const ids = (await call('images.ids', { filter: { kind: 'all' }, sort: 'import' })).json().ids as number[];
+      assert.equal(ids.length, 50_000);
+      const labelled = await call('labels.set', { imageIds: ids, classId });
+      assert.equal(labelled.status, 200);
+      const changes = labelled.json().changes as { imageId: number; previousClassId: number | null }[];
+      assert.equal(changes.length, 50_000);
+      const restored = await call('labels.restore', { changes: changes.map((c) => ({ imageId: c.imageId, classId: c.previousClassId })) });
+      assert.equal(restored.status, 200);
+      assert.equal(project.db.prepare('SELECT COUNT(*) FROM labels').pluck().get(), 0);
+    } finally {
+      await server.close();
+      session.dispose();
+    }
+  });
 });
