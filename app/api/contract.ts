@@ -378,6 +378,9 @@ export class ApiError extends Error {
   }
 }
 
+/** Where a browser tab trades its token for the cookie its <img> tags and WebSocket carry (contrast serve only). */
+export const SESSION_PATH = '/api/session';
+
 /** Server path of an image's thumbnail or original, always by id. */
 export function mediaPath(kind: 'thumb' | 'image', imageId: number): string {
   return `/api/${kind}/${imageId}`;

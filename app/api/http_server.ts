@@ -1,7 +1,11 @@
 /**
  * The browser transport: POST /api/<operation> (JSON), a WebSocket at /api/events, images by id,
- * and the built renderer. Binds to 127.0.0.1 only and requires a random per-launch token on every
- * /api/ route, so other local users' pages and processes cannot drive the project.
+ * and the built renderer. Binds to 127.0.0.1 only. Every /api/ route needs the session token, in
+ * the x-contrast-token header or the HttpOnly cookie that POST /api/session sets (for <img> tags
+ * and the WebSocket), never in a URL, where it would leak into history and logs. Requests from
+ * another origin (a web page's fetch, form or WebSocket), another Host (DNS rebinding) and POSTs
+ * that are not JSON (a cross-site form can send text/plain without asking) are refused, so no other
+ * site or local user can drive the project.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,6 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError } from '../errors.ts';
 import { uiFileType } from '../media/mime.ts';
 import { readMedia } from '../media/serve_original.ts';
+import { SESSION_PATH } from './contract.ts';
 import { dispatch } from './dispatch.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
@@ -66,6 +71,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const server = http.createServer();
   const sockets = new WebSocketServer({ noServer: true });
   let port = 0;
+  // Cookies are scoped by host, not port: the port in the name keeps two servers' cookies apart.
+  const cookieName = () => `contrast-token-${port}`;
 
   const tokenMatches = (given: string | null | undefined): boolean => {
     if (!given) return false;
@@ -73,8 +80,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
   };
+  const authorised = (request: http.IncomingMessage) =>
+    tokenMatches(request.headers[TOKEN_HEADER] as string | undefined) || tokenMatches(cookie(request, cookieName()));
+  const ownOrigins = () => [`http://${HOST}:${port}`, `http://localhost:${port}`];
   // A page on another site could reach 127.0.0.1 through DNS rebinding; it would carry its own Host.
-  const hostAllowed = (host: string | undefined) => host === `${HOST}:${port}` || host === `localhost:${port}`;
+  const hostAllowed = (host: string | undefined) => ownOrigins().includes(`http://${host}`);
+  /** Why a request comes from somewhere other than our own page, or null. Clients without a browser send neither header. */
+  const foreignOrigin = (request: http.IncomingMessage): string | null => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && !ownOrigins().includes(origin)) return `requests from ${origin.slice(0, 100)} are refused: only the studio's own page may call it`;
+    const site = request.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') return `${site} requests are refused: only the studio's own page may call it`;
+    return null;
+  };
 
   server.on('request', (request, response) => {
     handleRequest(request, response).catch((error) => {
@@ -88,19 +106,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const [name, value] of Object.entries(securityHeaders(port))) response.setHeader(name, value);
     if (!hostAllowed(request.headers.host)) return sendJson(response, 421, error('bad_host', 'unexpected Host header'));
     const url = new URL(request.url ?? '/', `http://${HOST}:${port}`);
-    if (!url.pathname.startsWith('/api/')) return serveStatic(options.staticDir, url.pathname, request, response);
+    const pathname = decoded(url.pathname);
+    if (pathname === null) return sendJson(response, 400, error('bad_path', 'the address is malformed: its %-escapes are not valid UTF-8'));
+    if (!url.pathname.startsWith('/api/')) return serveStatic(options.staticDir, pathname, request, response);
 
-    const given = (request.headers[TOKEN_HEADER] as string | undefined) ?? url.searchParams.get('token');
-    if (!tokenMatches(given)) {
-      return sendJson(response, 401, error('unauthorized', 'missing or wrong session token: open the address printed by "contrast serve"'));
+    const foreign = foreignOrigin(request);
+    if (foreign) return sendJson(response, 403, error('cross_origin', foreign));
+    if (!authorised(request)) {
+      const message = `missing or wrong session token: open the address printed by "contrast serve" (programs send it in the ${TOKEN_HEADER} header, never in the address)`;
+      return sendJson(response, 401, error('unauthorized', message));
     }
+    // Matched before decoding, so an encoded "/" or ".." can never pass for part of an id.
     const media = /^\/api\/(thumb|image)\/([^/]+)$/.exec(url.pathname);
     if (media) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return sendJson(response, 405, error('bad_method', 'use GET'));
       return serveMedia(options.session, media[1] as 'thumb' | 'image', media[2], response);
     }
     if (request.method !== 'POST') return sendJson(response, 405, error('bad_method', 'operations are called with POST'));
-    const name = decodeURIComponent(url.pathname.slice('/api/'.length));
+    if (!isJson(request.headers['content-type'])) {
+      return sendJson(response, 415, error('bad_content_type', 'operations take a JSON body: send Content-Type: application/json'));
+    }
+    if (pathname === SESSION_PATH) {
+      response.setHeader('Set-Cookie', `${cookieName()}=${token}; Path=/api/; HttpOnly; SameSite=Strict`);
+      return sendJson(response, 200, { ok: true });
+    }
+    const name = pathname.slice('/api/'.length);
     let body: string;
     try {
       body = await readBody(request);
@@ -119,10 +149,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sendJson(response, result.status, 'value' in result ? result.value : { error: result.error });
   }
 
+  /** Why a WebSocket upgrade is refused (status and reason), or null; the same rules as for requests. */
+  const upgradeRefusal = (request: http.IncomingMessage): [number, string] | null => {
+    if (!hostAllowed(request.headers.host)) return [421, 'Misdirected Request'];
+    if (new URL(request.url ?? '/', `http://${HOST}`).pathname !== '/api/events') return [404, 'Not Found'];
+    if (foreignOrigin(request)) return [403, 'Forbidden'];
+    if (!authorised(request)) return [401, 'Unauthorized'];
+    return null;
+  };
+
   server.on('upgrade', (request, socket, head) => {
-    const url = new URL(request.url ?? '/', `http://${HOST}:${port}`);
-    if (url.pathname !== '/api/events' || !hostAllowed(request.headers.host) || !tokenMatches(url.searchParams.get('token'))) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+    const refusal = upgradeRefusal(request);
+    if (refusal) {
+      socket.end(`HTTP/1.1 ${refusal[0]} ${refusal[1]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
     sockets.handleUpgrade(request, socket, head, (ws) => attachEvents(options.session, ws));
@@ -150,6 +189,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A URL path with its %-escapes decoded, or null when they are not valid UTF-8. */
+function decoded(urlPath: string): string | null {
+  try {
+    return decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+}
+
+function cookie(request: http.IncomingMessage, name: string): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=');
+  }
+  return undefined;
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return contentType?.split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 function attachEvents(session: Session, ws: WebSocket): void {
@@ -194,13 +254,7 @@ async function serveMedia(session: Session, kind: 'thumb' | 'image', rawId: stri
 
 async function serveStatic(root: string, pathname: string, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
   if (request.method !== 'GET' && request.method !== 'HEAD') return sendJson(response, 405, error('bad_method', 'use GET'));
-  let relative: string;
-  try {
-    relative = decodeURIComponent(pathname);
-  } catch {
-    return sendJson(response, 400, error('bad_path', 'malformed path'));
-  }
-  if (relative === '/') relative = '/index.html';
+  const relative = pathname === '/' ? '/index.html' : pathname;
   const file = path.resolve(root, '.' + relative);
   const type = uiFileType(path.extname(file));
   if (!file.startsWith(path.resolve(root) + path.sep) || !type) return sendJson(response, 404, error('not_found', 'not found'));
@@ -208,7 +262,7 @@ async function serveStatic(root: string, pathname: string, request: http.Incomin
   try {
     bytes = await fs.promises.readFile(file);
   } catch {
-    return sendJson(response, 404, error('not_found', `not found: ${relative}`));
+    return sendJson(response, 404, error('not_found', `not found: ${relative.slice(0, 200)}`));
   }
   const hashed = relative.startsWith('/assets/');
   response.writeHead(200, {

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import WebSocket from 'ws';
 import { MAX_IMAGES_PER_CALL } from '../../app/api/contract.ts';
 import { createHandlers } from '../../app/api/handlers.ts';
 import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/api/http_server.ts';
@@ -39,6 +40,19 @@ function send(port: number, method: string, rawPath: string, headers: Record<str
     });
     request.on('error', reject);
     request.end(body);
+  });
+}
+
+/** How the WebSocket handshake ended: 'open', or the HTTP status it was refused with. */
+function upgrade(port: number, headers: Record<string, string>, query = ''): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/api/events${query}`, { headers });
+    socket.on('open', () => {
+      socket.close();
+      resolve('open');
+    });
+    socket.on('unexpected-response', (_request, response) => resolve(String(response.statusCode)));
+    socket.on('error', (error) => resolve(error.message));
   });
 }
 
@@ -80,6 +94,87 @@ describe('contrast serve against a hostile page, files and names', () => {
     await server?.close();
     session?.dispose();
     fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  describe('a web page on another origin', () => {
+    test('cannot create a class with a text/plain form POST carrying the token in the query (the probe of #11)', async () => {
+      const reply = await send(server.port, 'POST', `/api/classes.add?token=${server.token}`, { origin: 'https://evil.com', 'content-type': 'text/plain' }, '{"name":"pwned"}');
+      assert.equal(reply.status, 403);
+      assert.equal(reply.json().error.code, 'cross_origin');
+      assert.ok(!(await classNames()).includes('pwned'));
+    });
+
+    test('is refused even with the token in the header, and so is an opaque (null) origin', async () => {
+      for (const origin of ['https://evil.com', 'null', `http://127.0.0.1:${server.port + 1}`]) {
+        const reply = await send(server.port, 'POST', '/api/classes.add', { ...token, origin, 'content-type': 'application/json' }, '{"name":"pwned"}');
+        assert.equal(reply.status, 403, origin);
+      }
+      assert.ok(!(await classNames()).includes('pwned'));
+    });
+
+    test('cannot open the event WebSocket, even with a valid token', async () => {
+      assert.equal(await upgrade(server.port, { origin: 'https://evil.com', ...token }, `?token=${server.token}`), '403');
+      assert.equal(await upgrade(server.port, { origin: own, ...token }), 'open');
+    });
+
+    test('on the same site (another port of 127.0.0.1) cannot load images with the session cookie', async () => {
+      const cookie = await sessionCookie();
+      const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}`, { cookie, 'sec-fetch-site': 'same-site' });
+      assert.equal(reply.status, 403);
+      assert.equal((await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}`, { cookie, 'sec-fetch-site': 'same-origin' })).status, 200);
+    });
+
+    test('cannot reach it through DNS rebinding: HTTP and WebSocket check the Host', async () => {
+      const host = { host: `attacker.example:${server.port}` };
+      assert.equal((await send(server.port, 'POST', '/api/project.status', { ...host, ...token, 'content-type': 'application/json' }, '{}')).status, 421);
+      assert.equal(await upgrade(server.port, { ...host, origin: `http://attacker.example:${server.port}`, ...token }), '421');
+    });
+  });
+
+  /** The studio page's way in: POST /api/session with the header token returns the cookie. */
+  async function sessionCookie(): Promise<string> {
+    const reply = await send(server.port, 'POST', '/api/session', { ...token, origin: own, 'content-type': 'application/json' }, '{}');
+    assert.equal(reply.status, 200);
+    const setCookie = reply.headers['set-cookie']![0];
+    assert.match(setCookie, new RegExp(`^contrast-token-${server.port}=${server.token}; Path=/api/; HttpOnly; SameSite=Strict$`));
+    return setCookie.split(';')[0];
+  }
+
+  describe('the token', () => {
+    test('is never accepted in a URL: operations, images and the WebSocket', async () => {
+      const operation = await send(server.port, 'POST', `/api/project.status?token=${server.token}`, { 'content-type': 'application/json' }, '{}');
+      assert.equal(operation.status, 401);
+      assert.equal((await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}?token=${server.token}`)).status, 401);
+      assert.equal(await upgrade(server.port, { origin: own }, `?token=${server.token}`), '401');
+    });
+
+    test('travels in the HttpOnly SameSite=Strict cookie for images and the WebSocket', async () => {
+      const cookie = await sessionCookie();
+      const image = await send(server.port, 'GET', `/api/image/${imageIdOf('a.png')}`, { cookie });
+      assert.equal(image.status, 200);
+      assert.deepEqual(image.body, fs.readFileSync(path.join(root, 'images', 'cat', 'a.png')));
+      assert.equal(await upgrade(server.port, { origin: own, cookie }), 'open');
+      assert.equal((await send(server.port, 'GET', `/api/thumb/1`, { cookie: `contrast-token-${server.port}=wrong` })).status, 401);
+    });
+
+    test('is printed in the URL fragment only, which browsers never send', () => {
+      assert.equal(server.openUrl, `${own}/#token=${server.token}`);
+    });
+  });
+
+  test('operations take JSON only: a text/plain body (a form needs no preflight for it) is refused', async () => {
+    const reply = await send(server.port, 'POST', '/api/classes.add', { ...token, 'content-type': 'text/plain' }, '{"name":"plain"}');
+    assert.equal(reply.status, 415);
+    assert.equal(reply.json().error.code, 'bad_content_type');
+    assert.ok(!(await classNames()).includes('plain'));
+  });
+
+  test('a malformed %-escape is a 400 with a message, not a 500 "URI malformed"', async () => {
+    for (const address of ['/api/%E0%A4%A', '/api/image/%E0%A4%A', '/%E0%A4%A']) {
+      const reply = await send(server.port, 'POST', address, { ...token, 'content-type': 'application/json' }, '{}');
+      assert.equal(reply.status, 400, address);
+      assert.deepEqual(reply.json().error, { code: 'bad_path', message: 'the address is malformed: its %-escapes are not valid UTF-8' });
+    }
   });
 
   describe('a swapped original', () => {

@@ -2,9 +2,12 @@
  * The browser's Api: operations over POST /api/<name>, events over one WebSocket that reconnects
  * by itself. The session token arrives once in the URL fragment (#token=...) and is kept in
  * sessionStorage, so a reload of the tab still works but the token never shows in the address bar.
+ * It travels only in a header: the tab trades it for an HttpOnly cookie (POST /api/session), which
+ * its <img> tags and WebSocket carry, so no URL ever holds it.
  */
 import {
   ApiError,
+  SESSION_PATH,
   mediaPath,
   type Api,
   type Input,
@@ -29,11 +32,14 @@ export function takeToken(location: Location, history: History, storage: Storage
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'lost';
+type SessionOutcome = 'ok' | 'failed';
 
 export class HttpApi implements Api {
   private readonly listeners = new Set<(event: ServerEvent) => void>();
   private readonly stateListeners = new Set<(state: ConnectionState) => void>();
   private socket: WebSocket | null = null;
+  private connecting = false;
+  private session: Promise<SessionOutcome> | null = null;
   private retryMs = 500;
 
   constructor(
@@ -42,6 +48,8 @@ export class HttpApi implements Api {
   ) {}
 
   async call<N extends OperationName>(name: N, input: Input<N>): Promise<Output<N>> {
+    // The header alone authorises a call, but its answer may list images whose <img> tags need the cookie.
+    await this.openSession();
     let response: Response;
     try {
       response = await fetch(`${this.origin}/api/${name}`, {
@@ -71,8 +79,27 @@ export class HttpApi implements Api {
     return () => this.stateListeners.delete(listener);
   }
 
+  /** Carries no token: the session cookie authorises it. */
   mediaUrl(kind: 'thumb' | 'image', imageId: number, projectKey: string): string {
-    return `${this.origin}${mediaPath(kind, imageId)}?token=${this.token}&p=${projectKey}`;
+    return `${this.origin}${mediaPath(kind, imageId)}?p=${projectKey}`;
+  }
+
+  /** Sets the session cookie, once per server run; a failed attempt is tried again on the next call. */
+  private openSession(): Promise<SessionOutcome> {
+    this.session ??= fetch(`${this.origin}${SESSION_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [TOKEN_HEADER]: this.token },
+      body: '{}',
+      credentials: 'same-origin',
+    }).then(
+      (response): SessionOutcome => (response.ok ? 'ok' : 'failed'),
+      (): SessionOutcome => 'failed',
+    );
+    const session = this.session;
+    void session.then((outcome) => {
+      if (outcome !== 'ok' && this.session === session) this.session = null;
+    });
+    return session;
   }
 
   private setState(state: ConnectionState): void {
@@ -80,11 +107,19 @@ export class HttpApi implements Api {
   }
 
   private connect(): void {
-    if (this.socket) return;
-    const url = `${this.origin.replace(/^http/, 'ws')}/api/events?token=${this.token}`;
-    const socket = new WebSocket(url);
-    this.socket = socket;
+    if (this.socket || this.connecting) return;
+    this.connecting = true;
     this.setState('connecting');
+    void this.openSession().then((outcome) => {
+      this.connecting = false;
+      if (outcome === 'ok') this.openSocket();
+      else this.retryLater();
+    });
+  }
+
+  private openSocket(): void {
+    const socket = new WebSocket(`${this.origin.replace(/^http/, 'ws')}/api/events`);
+    this.socket = socket;
     socket.onopen = () => {
       this.retryMs = 500;
       this.setState('open');
@@ -100,9 +135,15 @@ export class HttpApi implements Api {
     };
     socket.onclose = () => {
       this.socket = null;
-      this.setState('lost');
-      setTimeout(() => this.connect(), this.retryMs);
-      this.retryMs = Math.min(this.retryMs * 2, 10_000);
+      // The server may come back as a new run, whose cookie must be set again.
+      this.session = null;
+      this.retryLater();
     };
+  }
+
+  private retryLater(): void {
+    this.setState('lost');
+    setTimeout(() => this.connect(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 10_000);
   }
 }
