@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { scanImages, type ScanProblem } from '../media/scan.ts';
+import { csvField } from '../store/labels_csv.ts';
 import type { Project } from '../store/project.ts';
 import { initBackend } from './backend.ts';
 import { decodePixels } from './dataset.ts';
@@ -9,10 +10,6 @@ import { INFERENCE_BATCH } from './inference.ts';
 import { runClassifier } from './model.ts';
 import { loadTrainedClassifier } from './stage_common.ts';
 import type { BackendChoice } from './stage_config.ts';
-
-function csvField(value: string): string {
-  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
 
 /** Writes a file through a temporary name, so a crash never leaves half a file under the real one. */
 export function writeFileAtomically(file: string, contents: string | Buffer): void {

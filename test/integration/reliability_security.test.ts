@@ -17,6 +17,8 @@ import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/api/htt
 import { Session } from '../../app/api/session.ts';
 import { importPaths } from '../../app/media/import.ts';
 import { insertImage } from '../../app/store/images.ts';
+import { applyLabelCsv } from '../../app/store/labels_csv.ts';
+import { createRun, finishRun, markRunning, writePredictions } from '../../app/store/runs.ts';
 import { tempDir, writeImage } from '../helpers.ts';
 
 interface Reply {
@@ -229,6 +231,76 @@ describe('contrast serve against a hostile page, files and names', () => {
       const reply = await send(server.port, 'GET', `/api/image/${imageIdOf('linked.jpg')}`, token);
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.body, fs.readFileSync(path.join(root, 'elsewhere', 'd.jpg')));
+    });
+  });
+
+  describe('hostile class names', () => {
+    const refusedNames = ['=HYPERLINK("http:\\\\evil.example","open")', '..', '.', 'a/b', 'a\\b', 'a\u0000b', 'tab\there', 'line\nbreak', 'CON', 'nul', 'com1', 'LPT9', 'aux.txt', 'trailing.'];
+
+    test('are refused when a class is created or renamed, with code bad_class_name', async () => {
+      for (const name of refusedNames) {
+        const added = await call('classes.add', { name });
+        assert.equal(added.status, 400, JSON.stringify(name));
+        assert.equal(added.json().error.code, 'bad_class_name', JSON.stringify(name));
+      }
+      const cat = (await call('classes.list', {})).json().classes as { id: number; name: string }[];
+      const renamed = await call('classes.rename', { classId: cat.find((c) => c.name === 'cat')!.id, name: '..' });
+      assert.equal(renamed.status, 400);
+      assert.match(renamed.json().error.message, /^"\.\." cannot be a class name: it names a folder itself or its parent$/);
+      assert.deepEqual(await classNames(), ['cat', 'dog']);
+    });
+
+    test('a class named like a formula is written as text in labels.csv and predictions CSV, and reads back unchanged', async () => {
+      const db = session.requireProject().db;
+      // The probe's own =HYPERLINK("http:\\evil.example",...) is refused for its backslashes; this one needs none.
+      const formula = '=HYPERLINK(CONCAT("http:",CHAR(47),CHAR(47),"evil.example"),"open")';
+      const added = await call('classes.add', { name: formula });
+      assert.equal(added.status, 200);
+      const formulaId = added.json().classId;
+      const others = ['+1', '-x', '@sum'].map((name) => call('classes.add', { name }).then((r) => r.json().classId));
+      const [plusId, minusId, atId] = await Promise.all(others);
+      const ids = ['a.png', 'b.jpg', 'c.jpg', 'linked.jpg'].map(imageIdOf);
+      for (const [index, classId] of [formulaId, plusId, minusId, atId].entries()) {
+        assert.equal((await call('labels.set', { imageIds: [ids[index]], classId })).status, 200);
+      }
+      const exported = await call('export.labels', { format: 'csv' });
+      assert.equal(exported.status, 200);
+      const csv = fs.readFileSync(exported.json().path, 'utf8');
+      const classColumn = csv.trim().split('\n').slice(1).map((line) => line.slice(line.indexOf(',') + 1).replace(/,human,.*$/, ''));
+      assert.deepEqual(classColumn, [`"'=HYPERLINK(CONCAT(""http:"",CHAR(47),CHAR(47),""evil.example""),""open"")"`, "'+1", "'-x", "'@sum"]);
+
+      const run = createRun(db, 'finetune', null, {});
+      writePredictions(db, run, [{ imageId: ids[0], classId: formulaId, confidence: 0.9, probabilities: new Float32Array([0.9]) }]);
+      markRunning(db, run, { pid: process.pid, backend: 'cpu', device: 'test' });
+      finishRun(db, run, 'done');
+      const predictions = await call('export.predictions', { runId: run });
+      assert.equal(predictions.status, 200);
+      const row = fs.readFileSync(predictions.json().path, 'utf8').trim().split('\n')[1];
+      const quoted = `"'=HYPERLINK(CONCAT(""http:"",CHAR(47),CHAR(47),""evil.example""),""open"")"`;
+      assert.ok(row.endsWith(`,${quoted},0.9000,${quoted}`), row);
+
+      // Importing the exported CSV again gives the same classes, not new ones with a quote in front.
+      applyLabelCsv(db, exported.json().path, 'test');
+      assert.deepEqual((await classNames()).filter((name) => /^'/.test(name)), []);
+    });
+
+    test('folder export of a project made before names were checked never writes outside its folder', async () => {
+      const db = session.requireProject().db;
+      const exportsDir = session.requireProject().exportsDir;
+      for (const legacy of ['..', '.']) {
+        const classId = Number(db.prepare("INSERT INTO classes (name, created_at) VALUES (?, '2024-01-01')").run(legacy).lastInsertRowid);
+        assert.equal((await call('labels.set', { imageIds: [imageIdOf('a.png')], classId })).status, 200);
+        const before = fs.readdirSync(exportsDir);
+        const reply = await call('export.labels', { format: 'folders' });
+        assert.equal(reply.status, 400, legacy);
+        assert.equal(reply.json().error.code, 'bad_class_name');
+        assert.match(reply.json().error.message, new RegExp(`^class "${legacy.replace(/\./g, '\\.')}" cannot be a folder name: rename it`));
+        const created = fs.readdirSync(exportsDir).filter((entry) => !before.includes(entry));
+        assert.deepEqual(created.flatMap((dir) => fs.readdirSync(path.join(exportsDir, dir))), [], 'nothing written, not even inside');
+        assert.deepEqual(fs.readdirSync(exportsDir).filter((entry) => /^\d+-a\.png$/.test(entry)), []);
+        assert.deepEqual(fs.readdirSync(path.dirname(exportsDir)).filter((entry) => /^\d+-a\.png$/.test(entry)), []);
+        db.prepare('DELETE FROM classes WHERE id = ?').run(classId);
+      }
     });
   });
 
