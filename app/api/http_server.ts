@@ -169,7 +169,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (failure: NodeJS.ErrnoException) => {
-      if (failure.code === 'EADDRINUSE') reject(new UserError(`port ${options.port} is in use: choose another with --port, or leave it out for any free port`));
+      if (failure.code === 'EADDRINUSE') reject(new UserError(`port ${options.port} is in use: choose another with --port, or leave it out for any free port`, 'port_in_use'));
       else if (failure.code === 'EACCES') reject(new UserError(`no permission to listen on port ${options.port}: choose one above 1023`));
       else reject(failure);
     });

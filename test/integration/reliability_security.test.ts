@@ -8,12 +8,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { MAX_IMAGES_PER_CALL } from '../../app/api/contract.ts';
 import { createHandlers } from '../../app/api/handlers.ts';
 import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/api/http_server.ts';
+import { SERVER_FILE, startAtSavedAddress } from '../../app/api/server_address.ts';
 import { Session } from '../../app/api/session.ts';
 import { importPaths } from '../../app/media/import.ts';
 import { insertImage } from '../../app/store/images.ts';
@@ -355,6 +357,53 @@ describe('select-all in a 50,000-image project', () => {
     } finally {
       await server.close();
       session.dispose();
+    }
+  });
+});
+
+describe('restarting contrast serve for the same data folder', () => {
+  test('keeps its port and token, so an open tab reconnects; server.json is private to the user', async () => {
+    const root = tempDir('contrast-restart-');
+    const dataDir = path.join(root, 'home');
+    const session = new Session({ dataDir });
+    const options = { session, handlers: createHandlers(session), staticDir: root };
+    const first = await startAtSavedAddress(dataDir, options);
+    assert.equal(first.movedFrom, null);
+    const { port, token } = first.server;
+    assert.equal(fs.statSync(path.join(dataDir, SERVER_FILE)).mode & 0o777, 0o600);
+    await first.server.close();
+
+    const second = await startAtSavedAddress(dataDir, options);
+    try {
+      assert.deepEqual([second.server.port, second.server.token, second.movedFrom], [port, token, null]);
+      const reply = await send(port, 'POST', '/api/project.status', { [TOKEN_HEADER]: token, 'content-type': 'application/json' }, '{}');
+      assert.equal(reply.status, 200);
+      assert.equal(await upgrade(port, { origin: `http://127.0.0.1:${port}`, cookie: `contrast-token-${port}=${token}` }), 'open');
+    } finally {
+      await second.server.close();
+    }
+  });
+
+  test('moves to a free port when its port is taken, says from where, and remembers the new one', async () => {
+    const root = tempDir('contrast-moved-');
+    const dataDir = path.join(root, 'home');
+    const session = new Session({ dataDir });
+    const options = { session, handlers: createHandlers(session), staticDir: root };
+    const first = await startAtSavedAddress(dataDir, options);
+    const { port, token } = first.server;
+    await first.server.close();
+    const squatter = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((resolve) => squatter.once('listening', resolve));
+    try {
+      const moved = await startAtSavedAddress(dataDir, options);
+      assert.equal(moved.movedFrom, port);
+      assert.notEqual(moved.server.port, port);
+      assert.equal(moved.server.token, token);
+      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dataDir, SERVER_FILE), 'utf8')), { port: moved.server.port, token });
+      await moved.server.close();
+      await assert.rejects(startAtSavedAddress(dataDir, { ...options, port }), new RegExp(`port ${port} is in use`), 'a port asked for explicitly is not swapped');
+    } finally {
+      squatter.close();
     }
   });
 });

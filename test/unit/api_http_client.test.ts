@@ -1,6 +1,7 @@
 /**
  * The browser tab's client (renderer/src/lib/api_http.ts) against a real `contrast serve` server:
- * the token stays out of every URL. Node lacks a browser's cookie jar and Origin header, so `browserFor` adds them
+ * the token stays out of every URL, and a tab left open across a restart reconnects, or says the
+ * studio moved. Node lacks a browser's cookie jar and Origin header, so `browserFor` adds them
  * to fetch and WebSocket the way a browser does for a page of that origin, and at the end it
  * closes the tab: the page's reconnect timers stop.
  */
@@ -9,12 +10,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import WS from 'ws';
-import type { ServerEvent } from '../../app/api/contract.ts';
+import { ApiError, type ServerEvent } from '../../app/api/contract.ts';
 import { createHandlers } from '../../app/api/handlers.ts';
 import { startServer } from '../../app/api/http_server.ts';
+import { SERVER_FILE, startAtSavedAddress } from '../../app/api/server_address.ts';
 import { Session } from '../../app/api/session.ts';
 import { importPaths } from '../../app/media/import.ts';
-import { HttpApi, type ConnectionState } from '../../renderer/src/lib/api_http.ts';
+import { HttpApi, MOVED_MESSAGE, type ConnectionState } from '../../renderer/src/lib/api_http.ts';
 import { tempDir, writeImage } from '../helpers.ts';
 
 /** Gives fetch and WebSocket a browser's cookie jar and Origin; records every URL the page asks for. */
@@ -85,12 +87,13 @@ describe('the browser tab client', { timeout: 60_000 }, async () => {
   const session = new Session({ dataDir });
   await importPaths(session.open(path.join(root, 'project'), true), [path.join(root, 'images')]);
   const options = { session, handlers: createHandlers(session), staticDir: root };
-  const server = await startServer(options);
+  let { server } = await startAtSavedAddress(dataDir, options);
   const origin = `http://127.0.0.1:${server.port}`;
   const browser = browserFor(origin);
   const states: ConnectionState[] = [];
+  const problems: (string | null)[] = [];
   const events: ServerEvent[] = [];
-  const api = new HttpApi(server.token, origin);
+  const api = new HttpApi(server.token, origin, (problem) => problems.push(problem));
   api.onConnection((state) => states.push(state));
   api.onEvent((event) => events.push(event));
   after(async () => {
@@ -109,5 +112,25 @@ describe('the browser tab client', { timeout: 60_000 }, async () => {
     await until('labels.changed', () => events.find((event) => event.type === 'labels.changed'));
     assert.deepEqual(browser.urls.filter((url) => url.includes(server.token)), []);
     assert.equal(browser.cookies.get(`contrast-token-${server.port}`), server.token, 'the cookie carries it instead');
+  });
+
+  test('a server restarted for the same data folder comes back at the same address, and the tab reconnects', async () => {
+    const { port, token } = server;
+    await server.close();
+    await until('the tab to notice', () => (states.at(-1) === 'lost' ? true : undefined));
+    ({ server } = await startAtSavedAddress(dataDir, options));
+    assert.deepEqual([server.port, server.token], [port, token]);
+    await until('the tab to reconnect', () => (states.at(-1) === 'open' ? true : undefined));
+    assert.equal(problems.at(-1) ?? null, null);
+    assert.equal((await api.call('project.status', {})).project?.images, 1);
+  });
+
+  test('a server back with another token: the tab says the studio moved instead of retrying in silence', async () => {
+    const { port } = server;
+    await server.close();
+    fs.rmSync(path.join(dataDir, SERVER_FILE));
+    server = await startServer({ ...options, port });
+    await until('the moved message', () => (problems.at(-1) === MOVED_MESSAGE ? true : undefined));
+    await assert.rejects(api.call('project.status', {}), (error: ApiError) => error.code === 'moved' && error.message === MOVED_MESSAGE);
   });
 });

@@ -4,6 +4,9 @@
  * sessionStorage, so a reload of the tab still works but the token never shows in the address bar.
  * It travels only in a header: the tab trades it for an HttpOnly cookie (POST /api/session), which
  * its <img> tags and WebSocket carry, so no URL ever holds it.
+ *
+ * A restarted `contrast serve` comes back at the same address with the same token, and the tab
+ * reconnects. When it cannot (the port was taken, the token changed), the tab says so.
  */
 import {
   ApiError,
@@ -18,6 +21,12 @@ import {
 
 const TOKEN_KEY = 'contrast.token';
 const TOKEN_HEADER = 'x-contrast-token';
+/** How long the server may be unreachable before the tab says it may have moved. */
+const MOVED_AFTER_MS = 20_000;
+export const MOVED_MESSAGE =
+  'The studio restarted at a new address, or with a new token: open the address "contrast serve" printed.';
+export const UNREACHABLE_MESSAGE =
+  'The studio server is not answering at this address. If it was restarted, it may be at a new address: open the one "contrast serve" printed.';
 
 /** Reads the token from the fragment (and removes it from the address bar) or from an earlier visit. */
 export function takeToken(location: Location, history: History, storage: Storage): string | null {
@@ -32,7 +41,8 @@ export function takeToken(location: Location, history: History, storage: Storage
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'lost';
-type SessionOutcome = 'ok' | 'failed';
+/** 'refused': the server answers but no longer knows this token. */
+type SessionOutcome = 'ok' | 'refused' | 'offline';
 
 export class HttpApi implements Api {
   private readonly listeners = new Set<(event: ServerEvent) => void>();
@@ -41,10 +51,13 @@ export class HttpApi implements Api {
   private connecting = false;
   private session: Promise<SessionOutcome> | null = null;
   private retryMs = 500;
+  private lostSince: number | null = null;
 
   constructor(
     private readonly token: string,
     private readonly origin: string,
+    /** Shows why the connection is gone for good (null: it is back). */
+    private readonly showProblem: (message: string | null) => void = showBanner,
   ) {}
 
   async call<N extends OperationName>(name: N, input: Input<N>): Promise<Output<N>> {
@@ -58,9 +71,10 @@ export class HttpApi implements Api {
         body: JSON.stringify(input),
       });
     } catch {
-      throw new ApiError('offline', 'The studio server is not reachable. Is "contrast serve" still running?', 0);
+      throw new ApiError('offline', UNREACHABLE_MESSAGE, 0);
     }
     const body = await response.json().catch(() => null);
+    if (response.status === 401) throw new ApiError('moved', MOVED_MESSAGE, 401);
     if (!response.ok) {
       const error = body?.error;
       throw new ApiError(error?.code ?? `http_${response.status}`, error?.message ?? `${name} failed (HTTP ${response.status})`, response.status);
@@ -92,8 +106,8 @@ export class HttpApi implements Api {
       body: '{}',
       credentials: 'same-origin',
     }).then(
-      (response): SessionOutcome => (response.ok ? 'ok' : 'failed'),
-      (): SessionOutcome => 'failed',
+      (response): SessionOutcome => (response.ok ? 'ok' : response.status === 401 ? 'refused' : 'offline'),
+      (): SessionOutcome => 'offline',
     );
     const session = this.session;
     void session.then((outcome) => {
@@ -113,7 +127,7 @@ export class HttpApi implements Api {
     void this.openSession().then((outcome) => {
       this.connecting = false;
       if (outcome === 'ok') this.openSocket();
-      else this.retryLater();
+      else this.retryLater(outcome);
     });
   }
 
@@ -122,6 +136,8 @@ export class HttpApi implements Api {
     this.socket = socket;
     socket.onopen = () => {
       this.retryMs = 500;
+      this.lostSince = null;
+      this.showProblem(null);
       this.setState('open');
     };
     socket.onmessage = (message) => {
@@ -135,15 +151,33 @@ export class HttpApi implements Api {
     };
     socket.onclose = () => {
       this.socket = null;
-      // The server may come back as a new run, whose cookie must be set again.
+      // The server may come back as a new run: its cookie must be set again, or it may refuse our token.
       this.session = null;
-      this.retryLater();
+      this.retryLater('offline');
     };
   }
 
-  private retryLater(): void {
+  private retryLater(outcome: Exclude<SessionOutcome, 'ok'>): void {
     this.setState('lost');
+    this.lostSince ??= Date.now();
+    if (outcome === 'refused') this.showProblem(MOVED_MESSAGE);
+    else if (Date.now() - this.lostSince >= MOVED_AFTER_MS) this.showProblem(UNREACHABLE_MESSAGE);
     setTimeout(() => this.connect(), this.retryMs);
     this.retryMs = Math.min(this.retryMs * 2, 10_000);
   }
+}
+
+/** A banner above the studio, for what its own "connection lost" notice cannot say. */
+function showBanner(message: string | null): void {
+  let banner = document.getElementById('connection-problem');
+  if (!message) return banner?.remove();
+  if (!banner) {
+    banner = document.createElement('div');
+    banner.id = 'connection-problem';
+    banner.className = 'notice bad';
+    banner.setAttribute('role', 'alert');
+    Object.assign(banner.style, { position: 'fixed', top: '12px', left: '50%', transform: 'translateX(-50%)', zIndex: '1000', maxWidth: '640px', background: 'var(--panel-2)' });
+    document.body.append(banner);
+  }
+  banner.textContent = message;
 }
