@@ -9,7 +9,8 @@ import * as v from 'valibot';
 import { operationNames, type OperationName } from '../app/contract/operations.ts';
 import { buildMenuTemplate } from './menu_template.ts';
 import { electronSqliteBinding } from './native_binding.ts';
-import { CHOOSE_FOLDER_CHANNEL, chooseFolderSchema, operationChannel, validateCall, type IpcResult } from './preload_api.ts';
+import { checkedCall } from './picked_folders.ts';
+import { CHOOSE_FOLDER_CHANNEL, chooseFolderSchema, operationChannel, type IpcResult } from './preload_api.ts';
 import { APP_SCHEME, isTrustedSender, navigationAction } from './security.ts';
 import { projectArgument } from './startup_project.ts';
 import { StudioWindow, type ShellPaths } from './studio_window.main.ts';
@@ -158,16 +159,16 @@ function registerIpc(): void {
       buttonLabel: parsed.output.buttonLabel,
       properties: ['openDirectory', 'createDirectory'],
     });
-    return picked.canceled ? null : (picked.filePaths[0] ?? null);
+    const folder = picked.canceled ? null : (picked.filePaths[0] ?? null);
+    if (folder) studio.pickedFolders.remember(folder);
+    return folder;
   });
 }
 
 async function answer(event: IpcMainInvokeEvent, name: OperationName, input: unknown): Promise<IpcResult<unknown>> {
   const studio = trustedWindow(event);
   if (!studio) return { ok: false, status: 403, error: { code: 'forbidden', message: 'only the studio page may call the core' } };
-  const checked = await validateCall(name, input);
-  if (!checked.ok) return checked;
-  return studio.call(name, checked.input);
+  return checkedCall(name, input, studio.pickedFolders, (checkedName, checkedInput) => studio.call(checkedName, checkedInput));
 }
 
 /** The studio window behind an IPC message, if it comes from the app's own top-level page. */

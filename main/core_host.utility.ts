@@ -7,16 +7,14 @@
  * fork(..., { serialization: 'advanced' }) (messages and events through the IPC channel),
  * which is how the tests drive it without Electron.
  */
-import fs from 'node:fs';
 import type { ServerEvent } from '../app/contract/operations.ts';
 import { dispatch, failure } from '../app/services/dispatch.ts';
 import { createHandlers } from '../app/services/handlers.ts';
 import { Session } from '../app/services/session.ts';
-import { originalPathOf, thumbnailOf } from '../app/services/images.ts';
+import { mediaOf } from '../app/services/images.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { bundledJobLauncher } from './job_launcher.ts';
 import type { IpcResult } from './preload_api.ts';
-import { sniffImageType } from './protocol_paths.ts';
 import { openStartupProject } from './startup_project.ts';
 
 /** The part of Electron's MessagePortMain this file uses. */
@@ -103,23 +101,11 @@ function startup(requested: string | undefined): IpcResult<unknown> {
   }
 }
 
-/** Images by id only: the id is looked up in the open project, never a path from the page. */
+/** Images by id only, checked as contrast serve checks them (app/media/serve_original.ts); never a path from the page. */
 async function readMedia(kind: 'thumb' | 'image', imageId: number): Promise<MediaReply> {
   const project = session.project;
   if (!project) return { ok: false, status: 409, error: { code: 'no_project', message: 'no project is open' } };
-  const missing: MediaReply = { ok: false, status: 404, error: { code: 'not_found', message: `no image ${imageId} in this project` } };
-  if (kind === 'thumb') {
-    const thumbnail = thumbnailOf(project, imageId);
-    return thumbnail ? { ok: true, contentType: sniffImageType(thumbnail), body: thumbnail } : missing;
-  }
-  const file = originalPathOf(project, imageId);
-  if (!file) return missing;
-  try {
-    const body = await fs.promises.readFile(file);
-    return { ok: true, contentType: sniffImageType(body), body };
-  } catch {
-    return { ok: false, status: 404, error: { code: 'file_missing', message: `the file of image ${imageId} is gone: ${file}` } };
-  }
+  return mediaOf(project, kind, imageId);
 }
 
 parent.send({ type: 'ready' });

@@ -3,9 +3,11 @@
  * folder) or an image of the open project by id. No electron import, so it is unit-tested.
  */
 import nodePath from 'node:path';
+import { uiFileType, type MediaKind } from '../app/services/images.ts';
 import { APP_HOST, APP_SCHEME } from './security.ts';
 
-export type MediaKind = 'thumb' | 'image';
+
+export type { MediaKind };
 
 export type AppRoute =
   | { kind: 'file'; file: string; mimeType: string }
@@ -14,26 +16,6 @@ export type AppRoute =
 
 /** The same paths the HTTP server answers (contract.ts mediaPath), so the UI builds one URL for both. */
 const MEDIA_ROUTE = /^\/api\/(thumb|image)\/([1-9][0-9]{0,15})$/;
-
-const MIME_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-  '.txt': 'text/plain; charset=utf-8',
-};
 
 /**
  * `rendererRoot` must be absolute. `pathApi` is node:path by default; tests pass path.win32 to
@@ -61,7 +43,7 @@ export function routeAppRequest(
   const root = pathApi.resolve(rendererRoot);
   const file = pathApi.resolve(root, relative || 'index.html');
   if (!file.startsWith(root + pathApi.sep)) return refused(403, 'outside the UI folder');
-  const mimeType = MIME_TYPES[pathApi.extname(file).toLowerCase()];
+  const mimeType = uiFileType(pathApi.extname(file));
   if (!mimeType) return refused(404, 'not a UI file type');
   return { kind: 'file', file, mimeType };
 }
@@ -90,19 +72,4 @@ function containedRelativePath(urlPath: string): string | AppRoute {
 
 function refused(status: 400 | 403 | 404, reason: string): AppRoute {
   return { kind: 'refused', status, reason };
-}
-
-/**
- * Content type of image bytes by their signature. The file's extension may lie, and a wrong
- * type with nosniff would show a broken image.
- */
-export function sniffImageType(bytes: Uint8Array): string {
-  const ascii = (start: number, end: number) => String.fromCharCode(...bytes.subarray(start, end));
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
-  if (ascii(1, 4) === 'PNG') return 'image/png';
-  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'image/webp';
-  if (ascii(0, 4) === 'GIF8') return 'image/gif';
-  if (ascii(4, 12) === 'ftypavif' || ascii(4, 12) === 'ftypavis') return 'image/avif';
-  if (ascii(0, 2) === 'BM') return 'image/bmp';
-  return 'application/octet-stream';
 }

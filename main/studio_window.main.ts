@@ -9,6 +9,7 @@ import type { OperationName } from '../app/contract/operations.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { EVENTS_PORT_CHANNEL, type IpcFailure, type IpcResult } from './preload_api.ts';
 import { serveAppRequest } from './app_protocol.ts';
+import { PickedFolders } from './picked_folders.ts';
 import { APP_ENTRY_URL, secureWebPreferences } from './security.ts';
 import type { StartupChoice } from './startup_project.ts';
 import { MINIMUM_WINDOW_SIZE, WINDOW_STATE_FILE, placeWindow, readWindowState, writeWindowState } from './window_state.ts';
@@ -33,6 +34,8 @@ export class StudioWindow {
   private static readonly partitionsWithProtocol = new Set<string>();
 
   readonly window: BrowserWindow;
+  /** What the native folder picker returned in this window: the only folders its page may import or create a project in. */
+  readonly pickedFolders = new PickedFolders();
   projectDir: string | null = null;
   private core!: UtilityProcess;
   private coreReady!: Promise<void>;

@@ -1,7 +1,7 @@
 import { createHandlers } from '../services/handlers.ts';
-import { startServer } from '../transports/http/server.ts';
-import { ensureRendererBuilt } from '../transports/http/renderer_build.ts';
 import { Session } from '../services/session.ts';
+import { ensureRendererBuilt } from '../transports/http/renderer_build.ts';
+import { startAtSavedAddress } from '../transports/http/server_address.ts';
 import { numberOption, type Command } from './command.ts';
 
 const serve: Command = {
@@ -9,7 +9,7 @@ const serve: Command = {
   args: '[project]',
   summary: 'Open the studio in a browser: serves the UI on 127.0.0.1 and prints its address.',
   options: { port: { type: 'string' } },
-  optionHelp: { port: 'port to listen on (default: any free port)' },
+  optionHelp: { port: 'port to listen on (default: the one used last time, else any free port)' },
   minArgs: 0,
   maxArgs: 1,
   async run(call) {
@@ -17,7 +17,8 @@ const serve: Command = {
     const staticDir = await ensureRendererBuilt(call.io.err);
     const session = new Session();
     if (call.positionals[0]) session.open(call.positionals[0]);
-    const server = await startServer({ session, handlers: createHandlers(session), staticDir, port });
+    const { server, movedFrom } = await startAtSavedAddress(session.dataDir, { session, handlers: createHandlers(session), staticDir, port });
+    if (movedFrom) call.io.out(`port ${movedFrom}, used last time, is taken, so the studio moved to port ${server.port}: tabs open at the old address must open the new one\n`);
     call.io.out(`Contrast Studio is running at ${server.openUrl}\n(open it in a browser; press Ctrl+C to stop)\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

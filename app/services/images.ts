@@ -1,25 +1,29 @@
 /** Browsing images: pages and ids for the gallery, one image's detail, and its files by id. */
 import { UserError } from '../contract/errors.ts';
 import { imageDetail, listImageIds, listImages } from '../store/gallery.ts';
-import { getImagePath, getThumbnail } from '../store/images.ts';
+import { uiFileType } from '../media/mime.ts';
+import { readMedia, type MediaKind, type MediaResult } from '../media/serve_original.ts';
+import { getOriginal } from '../store/images.ts';
 import type { Project } from '../store/project.ts';
 import { runClassIds } from '../store/runs.ts';
 import { currentModelRunId } from './current_model.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
 
-/** The stored thumbnail of an image, or undefined for an unknown id. */
-export function thumbnailOf(project: Project, imageId: number): Buffer | undefined {
-  return getThumbnail(project.db, imageId);
+/**
+ * An image's thumbnail or original by id, for the image servers of both front ends; an original
+ * only while it is still the file that was imported (media/serve_original.ts).
+ */
+export function mediaOf(project: Project, kind: MediaKind, imageId: number): Promise<MediaResult> {
+  return readMedia(project.db, kind, imageId);
 }
 
-/** Where an image's original was imported from, or undefined for an unknown id. */
-export function originalPathOf(project: Project, imageId: number): string | Buffer | undefined {
-  return getImagePath(project.db, imageId);
-}
+/** The Content-Type of the studio's own files, by extension. */
+export { uiFileType };
+export type { MediaKind, MediaResult };
 
 export function requireImages(project: Project, imageIds: number[]): void {
-  const missing = imageIds.filter((id) => getImagePath(project.db, id) === undefined);
+  const missing = imageIds.filter((id) => getOriginal(project.db, id) === undefined);
   if (missing.length > 0) {
     throw new UserError(`no image ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''} in this project`, 'not_found', { imageIds: missing });
   }

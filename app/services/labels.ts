@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { ClassInfo } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
 import { imagesByIds } from '../store/gallery.ts';
-import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setLabels } from '../store/labels.ts';
+import { addClass, deleteClass, listClasses, mergeClasses, renameClass, setEachLabel, setLabels } from '../store/labels.ts';
 import { applyLabelCsv, exportLabelFolders, exportLabelsCsv, type CsvLabelResult } from '../store/labels_csv.ts';
 import type { Project } from '../store/project.ts';
 import { latestEmbeddingRunId } from '../store/gallery.ts';
@@ -78,9 +78,7 @@ export function labelHandlers(session: Session): Pick<Handlers, LabelOperations>
     async 'labels.restore'({ changes }) {
       const { db } = project();
       requireImages(project(), changes.map((c) => c.imageId));
-      db.transaction(() => {
-        for (const change of changes) setLabels(db, [change.imageId], change.classId, 'human', STUDIO_AUTHOR);
-      })();
+      setEachLabel(db, changes, 'human', STUDIO_AUTHOR);
       changed();
       return classes();
     },
@@ -90,7 +88,7 @@ export function labelHandlers(session: Session): Pick<Handlers, LabelOperations>
       if (!runId) throw new UserError('there are no predictions yet', 'no_model');
       const items = imagesByIds(db, imageIds, runId).filter((item) => item.predictedClassId !== null);
       if (items.length === 0) throw new UserError('none of these images has a prediction', 'no_predictions');
-      const changes = db.transaction(() => items.flatMap((item) => setLabels(db, [item.id], item.predictedClassId, 'suggestion', STUDIO_AUTHOR)))();
+      const changes = setEachLabel(db, items.map((item) => ({ imageId: item.id, classId: item.predictedClassId })), 'suggestion', STUDIO_AUTHOR);
       changed();
       return { changes, ...classes() };
     },

@@ -74,11 +74,7 @@ export function getThumbnail(db: Database.Database, imageId: number): Buffer | u
   return row?.thumbnail;
 }
 
-/**
- * The original file of a known image, ready for `fs` (a Buffer where its name is not UTF-8); the
- * only way a path reaches a front end's image server.
- */
-export function getImagePath(db: Database.Database, imageId: number): string | Buffer | undefined {
-  const row = db.prepare('SELECT path FROM images WHERE id = ?').get(imageId) as { path: string } | undefined;
-  return row && fsPath(row.path);
+/** What import recorded of an image's original file (its path as the store keeps it); the only way a path reaches a front end's image server. */
+export function getOriginal(db: Database.Database, imageId: number): Pick<ImageRecord, 'path' | 'size' | 'sha256'> | undefined {
+  return db.prepare('SELECT path, size, sha256 FROM images WHERE id = ?').get(imageId) as Pick<ImageRecord, 'path' | 'size' | 'sha256'> | undefined;
 }

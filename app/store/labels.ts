@@ -14,10 +14,25 @@ export function listClasses(db: Database.Database): ClassInfo[] {
     .all() as ClassInfo[];
 }
 
+/** Device names Windows reserves in every folder, with or without an extension ("CON", "com1.txt"). */
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
+
+/**
+ * A class name is also a folder name (export by folders, import by folders) and a spreadsheet
+ * cell, so names that would escape the export folder, break on another OS or hide characters are
+ * refused wherever a class is created or renamed.
+ */
 function validClassName(name: string): string {
   const trimmed = name.trim();
-  if (!trimmed) throw new UserError('a class name cannot be empty');
-  if (trimmed.length > 100) throw new UserError('a class name is at most 100 characters');
+  // JSON quoting shows a control character as \u0000 instead of printing it.
+  const refuse = (why: string) => new UserError(`${JSON.stringify(trimmed.slice(0, 100))} cannot be a class name: ${why}`, 'bad_class_name');
+  if (!trimmed) throw new UserError('a class name cannot be empty', 'bad_class_name');
+  if (trimmed.length > 100) throw refuse('a class name is at most 100 characters');
+  if (trimmed === '.' || trimmed === '..') throw refuse('it names a folder itself or its parent');
+  if (/[/\\]/.test(trimmed)) throw refuse('it contains / or \\, which separate folders');
+  if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw refuse('it contains a control character (such as NUL, tab or a line break)');
+  if (WINDOWS_RESERVED.test(trimmed)) throw refuse('Windows reserves this name for a device');
+  if (trimmed.endsWith('.')) throw refuse('Windows drops a trailing dot from folder names');
   return trimmed;
 }
 
@@ -107,6 +122,24 @@ export function setLabels(
       return { imageId, previousClassId: before?.class_id ?? null };
     }),
   )();
+}
+
+/** Gives each image its own class (or none); one setLabels per class, as one call per image is 10x slower. */
+export function setEachLabel(
+  db: Database.Database,
+  entries: { imageId: number; classId: number | null }[],
+  source: LabelSource,
+  author: string,
+): LabelChange[] {
+  // The last entry for an image wins, as if they were applied one by one.
+  const classOf = new Map(entries.map((entry) => [entry.imageId, entry.classId]));
+  const byClass = new Map<number | null, number[]>();
+  for (const [imageId, classId] of classOf) {
+    const group = byClass.get(classId);
+    if (group) group.push(imageId);
+    else byClass.set(classId, [imageId]);
+  }
+  return db.transaction(() => [...byClass].flatMap(([classId, imageIds]) => setLabels(db, imageIds, classId, source, author)))();
 }
 
 /** A number in [0, 1) fixed by the image's content, so split decisions never depend on import order. */

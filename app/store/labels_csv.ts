@@ -32,9 +32,21 @@ export function parseCsv(text: string): string[][] {
   return rows;
 }
 
+/** What a spreadsheet would run as a formula at the start of a cell (OWASP, "CSV injection"). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One CSV field. Text a spreadsheet would take for a formula (a class named =HYPERLINK(...))
+ * gets a leading ' as OWASP advises, so it shows as text; parseCsvText takes it off again.
+ */
 export function csvField(value: string | number): string {
-  const text = String(value);
+  const text = typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** A field as written before csvField neutralised it. */
+function parseCsvText(field: string): string {
+  return field.startsWith("'") && FORMULA_START.test(field.slice(1)) ? field.slice(1) : field;
 }
 
 export interface CsvLabelResult {
@@ -66,9 +78,9 @@ export function applyLabelCsv(db: Database.Database, csvFile: string, author: st
   });
   db.transaction(() => {
     for (const [rawPath, className] of rows) {
-      const found = idByPath.get(path.resolve(base, rawPath.trim())) as { id: number } | undefined;
+      const found = idByPath.get(path.resolve(base, parseCsvText(rawPath.trim()))) as { id: number } | undefined;
       if (!found) { unknownPaths.push(rawPath); continue; }
-      setLabels(db, [found.id], classIdFor(db, className), 'human', author);
+      setLabels(db, [found.id], classIdFor(db, parseCsvText(className.trim())), 'human', author);
       applied++;
     }
   })();
@@ -103,19 +115,42 @@ export function exportLabelsCsv(db: Database.Database, outDir: string): string {
   return file;
 }
 
-/** Copies each labelled image into `outDir/<class>/`; images whose file has gone are listed, not fatal. */
+/**
+ * Copies each labelled image into `outDir/<class>/`; images whose file has gone are listed, not
+ * fatal. Every path is checked to lie inside `outDir` before it is written: names are checked
+ * before anything is written, so a class named ".." (possible in projects made before names were
+ * checked) cannot write elsewhere, and folders and files already there are checked for links out.
+ */
 export function exportLabelFolders(db: Database.Database, outDir: string): { written: number; missing: string[] } {
+  const root = path.resolve(outDir);
+  const copies = labelRows(db).map((row) => {
+    const classDir = path.join(root, row.className.replace(/[\\/:*?"<>|]/g, '_'));
+    const target = path.join(classDir, `${row.id}-${path.basename(row.path)}`);
+    if (path.dirname(classDir) !== root || path.dirname(target) !== classDir) {
+      throw new UserError(`class "${row.className}" cannot be a folder name: rename it, then export again`, 'bad_class_name');
+    }
+    return { source: row.path, classDir, target };
+  });
+  fs.mkdirSync(root, { recursive: true });
+  const realRoot = fs.realpathSync(root);
+  for (const classDir of new Set(copies.map((copy) => copy.classDir))) {
+    fs.mkdirSync(classDir, { recursive: true });
+    if (path.dirname(fs.realpathSync(classDir)) !== realRoot) throw linkedOut(classDir);
+  }
   let written = 0;
   const missing: string[] = [];
-  for (const row of labelRows(db)) {
-    const classDir = path.join(outDir, row.className.replace(/[\\/:*?"<>|]/g, '_'));
-    fs.mkdirSync(classDir, { recursive: true });
+  for (const { source, target } of copies) {
+    if (fs.lstatSync(target, { throwIfNoEntry: false })?.isSymbolicLink()) throw linkedOut(target);
     try {
-      fs.copyFileSync(fsPath(row.path), path.join(classDir, `${row.id}-${path.basename(row.path)}`));
+      fs.copyFileSync(fsPath(source), target);
       written++;
     } catch {
-      missing.push(row.path);
+      missing.push(source);
     }
   }
   return { written, missing };
+}
+
+function linkedOut(file: string): UserError {
+  return new UserError(`${file} is a link out of the export folder: remove it or export into an empty folder`, 'export_outside');
 }

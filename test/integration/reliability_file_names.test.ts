@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { importPaths } from '../../app/media/import.ts';
-import { getImagePath } from '../../app/store/images.ts';
+import { getOriginal } from '../../app/store/images.ts';
 import { listClasses } from '../../app/store/labels.ts';
 import { openProject } from '../../app/store/project.ts';
 import { fsPath, pathKey } from '../../app/store/file_paths.ts';
@@ -43,7 +43,7 @@ test('images whose names are not UTF-8 are imported, stored losslessly and opene
   assert.ok(rows.some((row) => row.path === path.join(src, 'café.jpg')), 'a UTF-8 path is kept as plain text');
   assert.ok(rows.some((row) => row.path === `file://${src}/caf%E9.jpg`), 'a Latin-1 path reads as a file URL');
   for (const row of rows) {
-    const bytes = fs.readFileSync(getImagePath(project.db, row.id)!);
+    const bytes = fs.readFileSync(fsPath(getOriginal(project.db, row.id)!.path));
     assert.equal(createHash('sha256').update(bytes).digest('hex'), row.sha256, `image ${row.id} opens the file it was imported from`);
   }
   assert.deepEqual(listClasses(project.db).map((c) => [c.name, c.labels]), [['dir-\ufffd', 1]]);

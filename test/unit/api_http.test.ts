@@ -197,7 +197,7 @@ describe('HTTP transport', () => {
     });
     assert.match(refusal, /401/);
 
-    const socket = new WebSocket(`ws://127.0.0.1:${server.port}/api/events?token=${server.token}`);
+    const socket = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`, { headers: { [TOKEN_HEADER]: server.token } });
     await new Promise((resolve, reject) => socket.on('open', resolve).on('error', reject));
     const received = new Promise<ServerEvent>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)))));
     const classes = (await call('classes.list', {})).json.classes as { id: number; name: string }[];

@@ -131,6 +131,26 @@ describe('core host process', () => {
     assert.equal(fs.existsSync(path.join(projectDir, 'project.lock')), false, 'shutdown releases the writer lock');
   });
 
+  test('an original swapped for a link to another file is refused, as contrast serve refuses it', async () => {
+    const secret = path.join(root, 'shadow');
+    fs.writeFileSync(secret, 'root:$6$secret:19000:0:99999:7:::\n');
+    const kept = fs.readFileSync(imageFile);
+    fs.rmSync(imageFile);
+    fs.symlinkSync(secret, imageFile);
+    const core = new CoreClient(path.join(root, 'data-swap'));
+    try {
+      await core.ready;
+      await core.startup(projectDir);
+      const reply = await core.media('image', imageId);
+      assert.equal(reply.ok, false);
+      assert.deepEqual(!reply.ok && [reply.status, reply.error.code], [409, 'file_changed']);
+    } finally {
+      await core.shutdown();
+      fs.rmSync(imageFile);
+      fs.writeFileSync(imageFile, kept);
+    }
+  });
+
   test('a second core on the same project gets the lock message; without a request it falls back', async () => {
     const dataDir = path.join(root, 'data-b');
     const first = new CoreClient(dataDir);

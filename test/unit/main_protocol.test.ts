@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { serveAppRequest } from '../../main/app_protocol.ts';
 import type { MediaReply } from '../../main/core_messages.ts';
-import { routeAppRequest, sniffImageType } from '../../main/protocol_paths.ts';
+import { sniffImageType } from '../../app/media/mime.ts';
+import { routeAppRequest } from '../../main/protocol_paths.ts';
 import { CONTENT_SECURITY_POLICY } from '../../main/security.ts';
 
 const root = '/opt/studio/dist/renderer';

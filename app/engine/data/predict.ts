@@ -4,15 +4,12 @@ import * as tf from '@tensorflow/tfjs';
 import { scanImages, type ScanProblem } from '../../media/scan.ts';
 import type { Project } from '../../store/project.ts';
 import { initBackend } from '../runtime/backend.ts';
+import { csvField } from '../../store/labels_csv.ts';
 import { decodePixels } from './dataset.ts';
 import { INFERENCE_BATCH } from './inference.ts';
 import { runClassifier } from '../simclr/model.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
 import type { BackendChoice } from '../../contract/train_options.ts';
-
-function csvField(value: string): string {
-  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
 
 /** Writes a file through a temporary name, so a crash never leaves half a file under the real one. */
 export function writeFileAtomically(file: string, contents: string | Buffer): void {

@@ -1,7 +1,11 @@
 /**
  * The browser transport: POST /api/<operation> (JSON), a WebSocket at /api/events, images by id,
- * and the built renderer. Binds to 127.0.0.1 only and requires a random per-launch token on every
- * /api/ route, so other local users' pages and processes cannot drive the project.
+ * and the built renderer. Binds to 127.0.0.1 only. Every /api/ route needs the session token, in
+ * the x-contrast-token header or the HttpOnly cookie that POST /api/session sets (for <img> tags
+ * and the WebSocket), never in a URL, where it would leak into history and logs. Requests from
+ * another origin (a web page's fetch, form or WebSocket), another Host (DNS rebinding) and POSTs
+ * that are not JSON (a cross-site form can send text/plain without asking) are refused, so no other
+ * site or local user can drive the project.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,13 +14,15 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError } from '../../contract/errors.ts';
-import { originalPathOf, thumbnailOf } from '../../services/images.ts';
+import { mediaOf, uiFileType } from '../../services/images.ts';
+import { SESSION_PATH } from '../../contract/operations.ts';
 import { dispatch } from '../../services/dispatch.ts';
 import type { Handlers } from '../../services/handlers.ts';
 import type { Session } from '../../services/session.ts';
 
 export const TOKEN_HEADER = 'x-contrast-token';
-const MAX_BODY_BYTES = 20 * 1024 * 1024;
+/** Room for the largest call the contract allows (labels.restore of MAX_IMAGES_PER_CALL changes: about 4 MB). */
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const HOST = '127.0.0.1';
 
 export interface ServerOptions {
@@ -36,18 +42,6 @@ export interface RunningServer {
   token: string;
   close(): Promise<void>;
 }
-
-const mimeTypes: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.json': 'application/json',
-  '.map': 'application/json',
-};
 
 function securityHeaders(port: number): Record<string, string> {
   return {
@@ -76,6 +70,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const server = http.createServer();
   const sockets = new WebSocketServer({ noServer: true });
   let port = 0;
+  // Cookies are scoped by host, not port: the port in the name keeps two servers' cookies apart.
+  const cookieName = () => `contrast-token-${port}`;
 
   const tokenMatches = (given: string | null | undefined): boolean => {
     if (!given) return false;
@@ -83,8 +79,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
   };
+  const authorised = (request: http.IncomingMessage) =>
+    tokenMatches(request.headers[TOKEN_HEADER] as string | undefined) || tokenMatches(cookie(request, cookieName()));
+  const ownOrigins = () => [`http://${HOST}:${port}`, `http://localhost:${port}`];
   // A page on another site could reach 127.0.0.1 through DNS rebinding; it would carry its own Host.
-  const hostAllowed = (host: string | undefined) => host === `${HOST}:${port}` || host === `localhost:${port}`;
+  const hostAllowed = (host: string | undefined) => ownOrigins().includes(`http://${host}`);
+  /** Why a request comes from somewhere other than our own page, or null. Clients without a browser send neither header. */
+  const foreignOrigin = (request: http.IncomingMessage): string | null => {
+    const origin = request.headers.origin;
+    if (origin !== undefined && !ownOrigins().includes(origin)) return `requests from ${origin.slice(0, 100)} are refused: only the studio's own page may call it`;
+    const site = request.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') return `${site} requests are refused: only the studio's own page may call it`;
+    return null;
+  };
 
   server.on('request', (request, response) => {
     handleRequest(request, response).catch((error) => {
@@ -98,22 +105,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const [name, value] of Object.entries(securityHeaders(port))) response.setHeader(name, value);
     if (!hostAllowed(request.headers.host)) return sendJson(response, 421, error('bad_host', 'unexpected Host header'));
     const url = new URL(request.url ?? '/', `http://${HOST}:${port}`);
-    if (!url.pathname.startsWith('/api/')) return serveStatic(options.staticDir, url.pathname, request, response);
+    const pathname = decoded(url.pathname);
+    if (pathname === null) return sendJson(response, 400, error('bad_path', 'the address is malformed: its %-escapes are not valid UTF-8'));
+    if (!url.pathname.startsWith('/api/')) return serveStatic(options.staticDir, pathname, request, response);
 
-    const given = (request.headers[TOKEN_HEADER] as string | undefined) ?? url.searchParams.get('token');
-    if (!tokenMatches(given)) {
-      return sendJson(response, 401, error('unauthorized', 'missing or wrong session token: open the address printed by "contrast serve"'));
+    const foreign = foreignOrigin(request);
+    if (foreign) return sendJson(response, 403, error('cross_origin', foreign));
+    if (!authorised(request)) {
+      const message = `missing or wrong session token: open the address printed by "contrast serve" (programs send it in the ${TOKEN_HEADER} header, never in the address)`;
+      return sendJson(response, 401, error('unauthorized', message));
     }
+    // Matched before decoding, so an encoded "/" or ".." can never pass for part of an id.
     const media = /^\/api\/(thumb|image)\/([^/]+)$/.exec(url.pathname);
     if (media) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return sendJson(response, 405, error('bad_method', 'use GET'));
       return serveMedia(options.session, media[1] as 'thumb' | 'image', media[2], response);
     }
     if (request.method !== 'POST') return sendJson(response, 405, error('bad_method', 'operations are called with POST'));
-    const name = decodeURIComponent(url.pathname.slice('/api/'.length));
+    if (!isJson(request.headers['content-type'])) {
+      return sendJson(response, 415, error('bad_content_type', 'operations take a JSON body: send Content-Type: application/json'));
+    }
+    if (pathname === SESSION_PATH) {
+      response.setHeader('Set-Cookie', `${cookieName()}=${token}; Path=/api/; HttpOnly; SameSite=Strict`);
+      return sendJson(response, 200, { ok: true });
+    }
+    const name = pathname.slice('/api/'.length);
+    let body: string;
+    try {
+      body = await readBody(request);
+    } catch (failure) {
+      if (!(failure instanceof UserError)) throw failure;
+      response.setHeader('Connection', 'close');
+      return sendJson(response, 413, error(failure.code, `${name}: ${failure.message}`));
+    }
     let input: unknown;
     try {
-      input = JSON.parse((await readBody(request)) || '{}');
+      input = JSON.parse(body || '{}');
     } catch (failure) {
       return sendJson(response, 400, error('bad_json', `${name}: the request body is not valid JSON (${(failure as Error).message})`));
     }
@@ -121,10 +148,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sendJson(response, result.status, 'value' in result ? result.value : { error: result.error });
   }
 
+  /** Why a WebSocket upgrade is refused (status and reason), or null; the same rules as for requests. */
+  const upgradeRefusal = (request: http.IncomingMessage): [number, string] | null => {
+    if (!hostAllowed(request.headers.host)) return [421, 'Misdirected Request'];
+    if (new URL(request.url ?? '/', `http://${HOST}`).pathname !== '/api/events') return [404, 'Not Found'];
+    if (foreignOrigin(request)) return [403, 'Forbidden'];
+    if (!authorised(request)) return [401, 'Unauthorized'];
+    return null;
+  };
+
   server.on('upgrade', (request, socket, head) => {
-    const url = new URL(request.url ?? '/', `http://${HOST}:${port}`);
-    if (url.pathname !== '/api/events' || !hostAllowed(request.headers.host) || !tokenMatches(url.searchParams.get('token'))) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+    const refusal = upgradeRefusal(request);
+    if (refusal) {
+      socket.end(`HTTP/1.1 ${refusal[0]} ${refusal[1]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
     sockets.handleUpgrade(request, socket, head, (ws) => attachEvents(options.session, ws));
@@ -132,7 +168,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (failure: NodeJS.ErrnoException) => {
-      if (failure.code === 'EADDRINUSE') reject(new UserError(`port ${options.port} is in use: choose another with --port, or leave it out for any free port`));
+      if (failure.code === 'EADDRINUSE') reject(new UserError(`port ${options.port} is in use: choose another with --port, or leave it out for any free port`, 'port_in_use'));
       else if (failure.code === 'EACCES') reject(new UserError(`no permission to listen on port ${options.port}: choose one above 1023`));
       else reject(failure);
     });
@@ -152,6 +188,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A URL path with its %-escapes decoded, or null when they are not valid UTF-8. */
+function decoded(urlPath: string): string | null {
+  try {
+    return decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+}
+
+function cookie(request: http.IncomingMessage, name: string): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=');
+  }
+  return undefined;
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return contentType?.split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 function attachEvents(session: Session, ws: WebSocket): void {
@@ -177,66 +234,38 @@ async function readBody(request: http.IncomingMessage): Promise<string> {
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error(`request body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > MAX_BODY_BYTES) throw new UserError(`the request body is over ${MAX_BODY_BYTES / 2 ** 20} MB: send fewer images per call`, 'too_large');
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function imageType(bytes: Buffer): string {
-  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return 'image/webp';
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'image/jpeg';
-  if (bytes.subarray(1, 4).toString('latin1') === 'PNG') return 'image/png';
-  if (bytes.subarray(0, 3).toString('latin1') === 'GIF') return 'image/gif';
-  return 'application/octet-stream';
 }
 
 /** Images are looked up by id only; a path never comes from the client. */
 async function serveMedia(session: Session, kind: 'thumb' | 'image', rawId: string, response: http.ServerResponse): Promise<void> {
   const project = session.project;
   if (!project) return sendJson(response, 409, error('no_project', 'no project is open'));
-  if (!/^[1-9]\d{0,15}$/.test(rawId)) return sendJson(response, 400, error('bad_input', `"${rawId}" is not an image id`));
-  const imageId = Number(rawId);
-  const cache = { 'Cache-Control': 'private, max-age=3600' };
-  if (kind === 'thumb') {
-    const thumbnail = thumbnailOf(project, imageId);
-    if (!thumbnail) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
-    response.writeHead(200, { 'Content-Type': imageType(thumbnail), 'Content-Length': thumbnail.length, ...cache });
-    response.end(thumbnail);
-    return;
-  }
-  const file = originalPathOf(project, imageId);
-  if (!file) return sendJson(response, 404, error('not_found', `no image ${imageId} in this project`));
-  let bytes: Buffer;
-  try {
-    bytes = await fs.promises.readFile(file);
-  } catch {
-    return sendJson(response, 404, error('file_missing', `the file of image ${imageId} is gone: ${file}`));
-  }
-  response.writeHead(200, { 'Content-Type': imageType(bytes), 'Content-Length': bytes.length, ...cache });
-  response.end(bytes);
+  if (!/^[1-9]\d{0,15}$/.test(rawId)) return sendJson(response, 400, error('bad_input', `"${rawId.slice(0, 40)}" is not an image id`));
+  const media = await mediaOf(project, kind, Number(rawId));
+  if (!media.ok) return sendJson(response, media.status, { error: media.error });
+  response.writeHead(200, { 'Content-Type': media.contentType, 'Content-Length': media.body.length, 'Cache-Control': 'private, max-age=3600' });
+  response.end(media.body);
 }
 
 async function serveStatic(root: string, pathname: string, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
   if (request.method !== 'GET' && request.method !== 'HEAD') return sendJson(response, 405, error('bad_method', 'use GET'));
-  let relative: string;
-  try {
-    relative = decodeURIComponent(pathname);
-  } catch {
-    return sendJson(response, 400, error('bad_path', 'malformed path'));
-  }
-  if (relative === '/') relative = '/index.html';
+  const relative = pathname === '/' ? '/index.html' : pathname;
   const file = path.resolve(root, '.' + relative);
-  if (!file.startsWith(path.resolve(root) + path.sep)) return sendJson(response, 404, error('not_found', 'not found'));
+  const type = uiFileType(path.extname(file));
+  if (!file.startsWith(path.resolve(root) + path.sep) || !type) return sendJson(response, 404, error('not_found', 'not found'));
   let bytes: Buffer;
   try {
     bytes = await fs.promises.readFile(file);
   } catch {
-    return sendJson(response, 404, error('not_found', `not found: ${relative}`));
+    return sendJson(response, 404, error('not_found', `not found: ${relative.slice(0, 200)}`));
   }
   const hashed = relative.startsWith('/assets/');
   response.writeHead(200, {
-    'Content-Type': mimeTypes[path.extname(file)] ?? 'application/octet-stream',
+    'Content-Type': type,
     'Content-Length': bytes.length,
     'Cache-Control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
   });
