@@ -193,7 +193,7 @@ export interface PipelinePlanView {
   text: string;
   /** Why these stages (pretraining would not pay off yet, a pretraining is reused, ...). */
   reason: string;
-  recipe: 'simclr' | 'reuse-pretraining' | 'labels-then-distil';
+  recipe: 'simclr' | 'reuse-pretraining' | 'labels-then-distil' | 'labels-only';
   budgetSeconds: number;
   stages: { label: string; seconds: number; epochs: number }[];
 }

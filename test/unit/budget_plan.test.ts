@@ -10,17 +10,25 @@ function figures(overrides: Partial<ProjectFigures> = {}): ProjectFigures {
 
 const total = (plan: ReturnType<typeof planPipeline>) => plan.decodeSeconds + plan.finishSeconds + plan.stages.reduce((sum, s) => sum + s.seconds, 0);
 
-test('a short budget on 8,000 images trains on the labels, then distils through every image', () => {
-  const plan = planPipeline(15, figures());
+test('half an hour on 8,000 images trains on the labels, then distils through every image', () => {
+  const plan = planPipeline(30, figures());
   assert.equal(plan.recipe, 'labels-then-distil');
   assert.deepEqual(plan.stages.map((s) => [s.stage, s.supervised]), [['finetune', true], ['distill', false]]);
   // 8,000 decodes at 1 ms, and a forward pass over every image at 4 ms plus 8 s.
   assert.equal(plan.decodeSeconds, 8);
   assert.equal(plan.finishSeconds, 40);
-  assert.ok(Math.abs(total(plan) - 900) < 1e-6, `the parts add up to the budget, got ${total(plan)}`);
-  // 60% of (900 − 8 − 40 − 2·8) s for the labels: 501.6 s / (640 · 0.016 s) ≈ 49 epochs.
-  assert.equal(plan.stages[0].epochs, 49);
-  assert.match(plan.reason, /pretraining would get only ≈1\.\d passes/);
+  assert.ok(Math.abs(total(plan) - 1800) < 1e-6, `the parts add up to the budget, got ${total(plan)}`);
+  // 60% of (1800 − 8 − 40 − 2·8) s for the labels: 1041.6 s / (640 · 0.016 s) ≈ 101.7 epochs.
+  assert.equal(plan.stages[0].epochs, 101.7);
+  assert.match(plan.reason, /pretraining would get only ≈2\.\d passes/);
+});
+
+test('when distillation would not get two passes over the images, every minute goes to the labels', () => {
+  const plan = planPipeline(5, figures());
+  assert.equal(plan.recipe, 'labels-only');
+  assert.deepEqual(plan.stages.map((s) => [s.stage, s.supervised]), [['finetune', true]]);
+  assert.ok(Math.abs(total(plan) - 300) < 1e-6);
+  assert.match(plan.reason, /distillation \(≈0\.\d passes, it pays off after about 2\)/);
 });
 
 test('a budget that buys enough passes pretrains, and the split follows the recipe', () => {
@@ -45,7 +53,7 @@ test('a second Train after new labels reuses a pretraining that saw most of the 
 });
 
 test('time a stage overran is taken from the stages after it, in their planned proportion', () => {
-  const plan = planPipeline(15, figures());
+  const plan = planPipeline(30, figures());
   const second = plan.stages[1].seconds;
   assert.ok(Math.abs(secondsForNextStage(plan, 1, second + plan.finishSeconds) - second) < 1e-9, 'on schedule: as planned');
   assert.ok(Math.abs(secondsForNextStage(plan, 1, second / 2 + plan.finishSeconds) - second / 2) < 1e-9, 'behind: what is left');
@@ -54,7 +62,7 @@ test('time a stage overran is taken from the stages after it, in their planned p
 
 test('the plan reads as one line with minutes and epochs', () => {
   assert.equal(
-    describePlan(planPipeline(15, figures())),
-    'decode images 8 s, labels only 8 min (≈49 epochs), distil 6 min (≈2 epochs), predict and score 40 s',
+    describePlan(planPipeline(30, figures())),
+    'decode images 8 s, labels only 17 min (≈101.7 epochs), distil 12 min (≈4.1 epochs), predict and score 40 s',
   );
 });

@@ -11,6 +11,12 @@ import type { Stage } from '../../contract/domain.ts';
 
 /** Passes over the images below which pretraining buys less than the same minutes spent on labels (see docs/study.md). */
 export const PRETRAIN_PAYS_AFTER_EPOCHS = 40;
+/**
+ * Passes over every image below which distillation costs more than it gives: in the 5-minute
+ * study (docs/study/README.md) half a pass left the student 3 points behind its teacher, so
+ * shorter distillations are dropped and their minutes go to the labels.
+ */
+export const DISTIL_PAYS_AFTER_EPOCHS = 2;
 /** A pretraining that saw at least this share of today's images is reused as it is. */
 export const REUSE_PRETRAIN_COVERAGE = 0.8;
 /** Time a stage spends outside its steps: building the model, measuring steps, batch-norm statistics. */
@@ -28,7 +34,7 @@ export interface ProjectFigures {
   lastPretrain: { runId: number; images: number } | null;
 }
 
-export type Recipe = 'simclr' | 'reuse-pretraining' | 'labels-then-distil';
+export type Recipe = 'simclr' | 'reuse-pretraining' | 'labels-then-distil' | 'labels-only';
 
 export interface StagePlan {
   stage: Stage;
@@ -67,6 +73,7 @@ const SHARES: Record<Recipe, { stage: Stage; supervised: boolean; share: number 
     { stage: 'finetune', supervised: true, share: 0.6 },
     { stage: 'distill', supervised: false, share: 0.4 },
   ],
+  'labels-only': [{ stage: 'finetune', supervised: true, share: 1 }],
 };
 
 function examplesOf(stage: Stage, figures: ProjectFigures): number {
@@ -82,6 +89,14 @@ function chooseRecipe(trainingSeconds: number, figures: ProjectFigures): { recip
   const epochs = pretrainSeconds / (figures.images * figures.secondsPerImage.pretrain);
   if (epochs >= PRETRAIN_PAYS_AFTER_EPOCHS) {
     return { recipe: 'simclr', reason: `pretraining gets ≈${Math.floor(epochs)} passes over the images, enough to pay off` };
+  }
+  const distilSeconds = SHARES['labels-then-distil'][1].share * trainingSeconds;
+  const distilEpochs = distilSeconds / (figures.images * figures.secondsPerImage.distill);
+  if (distilEpochs < DISTIL_PAYS_AFTER_EPOCHS) {
+    return {
+      recipe: 'labels-only',
+      reason: `in ${Math.round(trainingSeconds / 60)} minutes neither pretraining (≈${epochs.toFixed(1)} passes) nor distillation (≈${distilEpochs.toFixed(1)} passes, it pays off after about ${DISTIL_PAYS_AFTER_EPOCHS}) gets far enough over ${figures.images} images: all of it goes to the labels`,
+    };
   }
   return {
     recipe: 'labels-then-distil',
