@@ -92,6 +92,11 @@ export async function executeRun(project: Project, runId: number, options: Execu
       return finish('cancelled', null);
     }
     const reason = error instanceof UserError ? error.message : `${(error as Error).message ?? error}`;
+    // A full disk stops the run the way a cancel does: it keeps its last checkpoint and resumes once there is space.
+    if (error instanceof UserError && error.code === 'disk_full') {
+      finishRun(project.db, runId, 'cancelled', { error: reason });
+      return finish('cancelled', reason);
+    }
     if (!(error instanceof UserError)) console.error(error); // a bug: keep the stack for the report
     finishRun(project.db, runId, 'failed', { error: reason });
     return finish('failed', reason);

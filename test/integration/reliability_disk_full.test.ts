@@ -5,7 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { importPaths } from '../../app/media/import.ts';
+import * as tf from '@tensorflow/tfjs';
+import { saveCheckpoint } from '../../app/engine/data/checkpoint.ts';
 import { openProject } from '../../app/store/project.ts';
+import { createRun, latestCheckpoint } from '../../app/store/runs.ts';
 import { tempDir } from '../helpers.ts';
 
 const SAMPLE = path.resolve(import.meta.dirname, '../../resources/sample');
@@ -89,4 +92,30 @@ test('an import stopped by SQLite finding the database full says "disk full" too
   await assert.rejects(importPaths(project, [SAMPLE]), { code: 'disk_full', message: /the import stopped before writing anything/ });
   assert.equal(project.db.pragma('integrity_check', { simple: true }), 'ok');
   project.close();
+});
+
+test('a checkpoint that does not fit says so, leaves no torn file and keeps the last checkpoint', async (t) => {
+  const disk = smallDisk();
+  if ('unavailable' in disk) return t.skip(disk.unavailable);
+  const project = openProject(path.join(disk.dir, 'p'), { create: true });
+  try {
+    const runId = createRun(project.db, 'pretrain', null, {});
+    const weights = [{ name: 'w', tensor: tf.zeros([16, 16]) }];
+    const state = { step: 1, epoch: 0, rng: 7, extra: {} };
+    await saveCheckpoint(project, { runId, weights, optimizer: [], state, isBest: false });
+    const filler = fill(disk.dir, 4096);
+    const big = [{ name: 'w', tensor: tf.zeros([256, 256]) }];
+    await assert.rejects(saveCheckpoint(project, { runId, weights: big, optimizer: [], state: { ...state, step: 2 }, isBest: false }), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'disk_full');
+      assert.match(error.message, /the checkpoint at step 2 was not written, the run keeps its last one; free some space, then resume the run$/);
+      return true;
+    });
+    const files = fs.readdirSync(path.join(project.dir, 'checkpoints', `run-${runId}`));
+    assert.deepEqual(files, ['step-00000001.ckpt'], 'the old checkpoint only: no temp file, no torn one');
+    assert.equal(latestCheckpoint(project.db, runId)!.step, 1);
+    fs.rmSync(filler);
+    tf.dispose([...weights, ...big].map((w) => w.tensor));
+  } finally {
+    project.close();
+  }
 });

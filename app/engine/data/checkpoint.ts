@@ -4,6 +4,7 @@
  * it and renames it into place before the database row points at it, so a kill at any instant
  * leaves either the previous checkpoint or the new one, never a torn file.
  */
+import { diskFullError, isDiskFull } from '../../store/storage_errors.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -96,9 +97,12 @@ function writeAtomically(file: string, parts: Buffer[]): void {
   try {
     for (const part of parts) fs.writeSync(fd, part);
     fs.fsyncSync(fd);
-  } finally {
+  } catch (error) {
     fs.closeSync(fd);
+    fs.rmSync(temp, { force: true }); // never leave a torn checkpoint behind
+    throw error;
   }
+  fs.closeSync(fd);
   fs.renameSync(temp, file);
   const dir = fs.openSync(path.dirname(file), 'r');
   try {
@@ -132,16 +136,22 @@ export async function saveCheckpoint(project: Project, request: SaveRequest): Pr
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length, 0);
   const fileName = `step-${String(request.state.step).padStart(8, '0')}.ckpt`;
-  writeAtomically(path.join(dir, fileName), [length, json, ...data]);
-
-  const relative = path.relative(project.dir, path.join(dir, fileName));
-  const id = addCheckpoint(project.db, {
-    runId: request.runId,
-    epoch: request.state.epoch,
-    step: request.state.step,
-    path: relative,
-    isBest: request.isBest,
-  });
+  const file = path.join(dir, fileName);
+  let id: number;
+  try {
+    writeAtomically(file, [length, json, ...data]);
+    id = addCheckpoint(project.db, {
+      runId: request.runId,
+      epoch: request.state.epoch,
+      step: request.state.step,
+      path: path.relative(project.dir, file),
+      isBest: request.isBest,
+    });
+  } catch (error) {
+    if (!isDiskFull(error)) throw error;
+    fs.rmSync(file, { force: true }); // written, but no row points at it
+    throw diskFullError(project.dir, `the checkpoint at step ${request.state.step} was not written, the run keeps its last one`, 'resume the run');
+  }
   pruneCheckpoints(project, request.runId, id);
   return listCheckpoints(project.db, request.runId).find((row) => row.id === id)!;
 }
