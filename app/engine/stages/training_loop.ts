@@ -15,6 +15,12 @@ import type { StageContext } from './stage_context.ts';
 /** Even without an epoch ending, a run never loses more than this much work to a crash. */
 const CHECKPOINT_EVERY_MS = 5 * 60_000;
 const PROGRESS_EVERY_MS = 250;
+/**
+ * A budgeted run spends at most 1 / (1 + this) of its time judging epochs (batch-norm statistics,
+ * validation, checkpoint): with a few labelled images an epoch is one or two steps, and judging each
+ * one would take longer than training. Runs with a fixed epoch count judge every epoch.
+ */
+const TRAIN_TO_JUDGE_RATIO = 4;
 /** Metric points logged per epoch (plus the last step), enough for smooth curves. */
 const POINTS_PER_EPOCH = 20;
 
@@ -96,8 +102,11 @@ export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, sta
   let lastSave = performance.now();
   let sums: Record<string, number> = {};
   let counted = 0;
+  const judging = { lastEnded: performance.now(), lastMs: 0 };
+  const judgeDue = () => loop.deadline === undefined || performance.now() - judging.lastEnded >= TRAIN_TO_JUDGE_RATIO * judging.lastMs;
 
   const endEpoch = async (epoch: number) => {
+    const started = performance.now();
     const means = Object.fromEntries(Object.entries(sums).map(([name, sum]) => [`epoch_${name}`, sum / Math.max(1, counted)]));
     const result = loop.endEpoch ? await loop.endEpoch(Math.ceil(epoch)) : { metrics: {}, best: false };
     const epochMetrics = { ...means, ...result.metrics };
@@ -107,6 +116,8 @@ export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, sta
     lastSave = performance.now();
     sums = {};
     counted = 0;
+    judging.lastEnded = performance.now();
+    judging.lastMs = judging.lastEnded - started;
   };
 
   while (step < totalSteps) {
@@ -137,7 +148,7 @@ export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, sta
       ctx.progress({ phase: 'training', step, totalSteps, epoch: step / perEpoch, epochs, metrics, etaSeconds });
     }
     const epochDone = step % perEpoch === 0;
-    if (epochDone || step === totalSteps) await endEpoch(step / perEpoch);
+    if ((epochDone && judgeDue()) || step === totalSteps) await endEpoch(step / perEpoch);
     else if (performance.now() - lastSave > CHECKPOINT_EVERY_MS) {
       await loop.save(state(), false);
       lastSave = performance.now();
