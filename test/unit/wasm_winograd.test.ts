@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
+
+type Shape4 = [number, number, number, number];
+
+/** Deterministic pseudo-random values in [−0.5, 0.5), so a failure can be reproduced. */
+function randomValues(size: number, seed: number): Float32Array {
+  const values = new Float32Array(size);
+  let state = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    values[i] = state / 2 ** 32 - 0.5;
+  }
+  return values;
+}
+
+async function runKernelOn(backend: string, kernel: string, inputs: Record<string, [number[], Float32Array]>, attrs: tf.NamedAttrMap) {
+  await tf.setBackend(backend);
+  const tensors = Object.fromEntries(Object.entries(inputs).map(([name, [shape, values]]) => [name, tf.tensor(values, shape)]));
+  const out = tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor;
+  const result = { shape: out.shape, values: await out.data() };
+  tf.dispose([out, ...Object.values(tensors)]);
+  return result;
+}
+
+/** Largest absolute difference over the largest magnitude of the reference (at least 1). */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let maxDiff = 0;
+  let magnitude = 1;
+  for (let i = 0; i < expected.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
+    magnitude = Math.max(magnitude, Math.abs(expected[i]));
+  }
+  return maxDiff / magnitude;
+}
+
+interface Case { batch: number; size: [number, number]; inC: number; outC: number; pad: 'same' | 'valid' }
+
+/** The 3x3 stride-1 layers of ResNet-18 (w0.25 to w1) and ResNet-50 on 32 px, plus odd sizes and 'valid'. */
+const cases: Case[] = [
+  { batch: 2, size: [32, 32], inC: 16, outC: 16, pad: 'same' },
+  { batch: 2, size: [16, 16], inC: 64, outC: 64, pad: 'same' },
+  { batch: 3, size: [8, 8], inC: 128, outC: 128, pad: 'same' },
+  { batch: 4, size: [4, 4], inC: 256, outC: 256, pad: 'same' },
+  { batch: 2, size: [4, 4], inC: 512, outC: 512, pad: 'same' },
+  { batch: 3, size: [7, 9], inC: 12, outC: 24, pad: 'same' },
+  { batch: 2, size: [11, 6], inC: 8, outC: 16, pad: 'valid' },
+  { batch: 1, size: [5, 5], inC: 40, outC: 8, pad: 'same' },
+];
+
+function label(c: Case): string {
+  return `batch ${c.batch}, ${c.size.join('x')}x${c.inC} -> ${c.outC}, 3x3 ${c.pad}`;
+}
+
+function outShape(c: Case): Shape4 {
+  const out = (n: number) => (c.pad === 'same' ? n : n - 2);
+  return [c.batch, out(c.size[0]), out(c.size[1]), c.outC];
+}
+
+/** Float32 Winograd rounding grows with the transform's coefficients; the cpu reference is direct. */
+const TOLERANCE: Record<Exclude<ConvolutionAlgorithm, 'direct'>, number> = { winograd2x2: 1e-5, winograd4x4: 1e-4 };
+
+for (const algorithm of ['winograd2x2', 'winograd4x4'] as const) {
+  test(`${algorithm}: wasm Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend on ResNet shapes`, async (t) => {
+    await initBackend('wasm');
+    setConvolutionAlgorithm(algorithm);
+    const worst: Record<string, number> = {};
+    try {
+      for (const [index, c] of cases.entries()) {
+        const xShape: Shape4 = [c.batch, ...c.size, c.inC];
+        const filterShape: Shape4 = [3, 3, c.inC, c.outC];
+        const dyShape = outShape(c);
+        const x: [number[], Float32Array] = [xShape, randomValues(xShape.reduce((a, b) => a * b), index + 1)];
+        const filter: [number[], Float32Array] = [filterShape, randomValues(filterShape.reduce((a, b) => a * b), index + 51)];
+        const dy: [number[], Float32Array] = [dyShape, randomValues(dyShape.reduce((a, b) => a * b), index + 101)];
+        const runs: Array<[string, Record<string, [number[], Float32Array]>, tf.NamedAttrMap]> = [
+          ['Conv2D', { x, filter }, { strides: [1, 1], pad: c.pad, dilations: [1, 1], dataFormat: 'NHWC' }],
+          ['Conv2DBackpropInput', { dy, filter }, { strides: [1, 1], pad: c.pad, inputShape: xShape, dataFormat: 'NHWC' }],
+          ['Conv2DBackpropFilter', { x, dy }, { strides: [1, 1], pad: c.pad, filterShape, dataFormat: 'NHWC' }],
+        ];
+        for (const [kernel, inputs, attrs] of runs) {
+          const expected = await runKernelOn('cpu', kernel, inputs, attrs);
+          const actual = await runKernelOn('wasm', kernel, inputs, attrs);
+          assert.deepEqual(actual.shape, expected.shape, `${kernel} ${label(c)}`);
+          const error = relativeError(actual.values, expected.values);
+          worst[kernel] = Math.max(worst[kernel] ?? 0, error);
+          assert.ok(error < TOLERANCE[algorithm], `${kernel} ${label(c)}: error ${error}`);
+        }
+      }
+      t.diagnostic(`largest relative error: ${Object.entries(worst).map(([kernel, error]) => `${kernel} ${error.toExponential(1)}`).join(', ')}`);
+    } finally {
+      setConvolutionAlgorithm('winograd2x2');
+    }
+  });
+}
