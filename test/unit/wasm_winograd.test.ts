@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import { setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
+import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
+import { buildPretrainModel, type ModelConfig } from '../../app/engine/simclr/model.ts';
+import { Rng } from '../../app/engine/simclr/random.ts';
+import { pretrainStep, type PretrainStepConfig } from '../../app/engine/simclr/train_step.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -96,3 +100,39 @@ for (const algorithm of ['winograd2x2', 'winograd4x4'] as const) {
     }
   });
 }
+
+test('a short pretraining on wasm gives the same losses with Winograd as with the direct kernels', async (t) => {
+  await initBackend('wasm');
+  // Width 0.125 (8 to 64 channels) puts every 3x3 stride-1 layer but the stem on the Winograd kernels.
+  const config: ModelConfig = { depth: 18, width: 0.125, sk: false, imageSize: 16, projectionDim: 16 };
+  const stepConfig: PretrainStepConfig = { imageSize: 16, temperature: 0.2, learningRate: 0.3, augment: { strength: 0.5, blur: false } };
+  // Eight images at this rate are chaotic past ~4 steps: from then on float rounding alone (the
+  // cpu backend against wasm) moves the losses by percents, so longer runs compare curves (test/bench).
+  const steps = 4;
+  const losses = async (backend: 'cpu' | 'wasm', algorithm: ConvolutionAlgorithm) => {
+    await tf.setBackend(backend);
+    setConvolutionAlgorithm(algorithm);
+    const model = buildPretrainModel(config, 7);
+    const optimizer = new LarsOptimizer({ weightDecay: 1e-4 });
+    const images = tf.tensor4d(randomValues(8 * 16 * 16 * 3, 5).map((v) => v + 0.5), [8, 16, 16, 3]);
+    const rng = new Rng(11);
+    const result: number[] = [];
+    for (let i = 0; i < steps; i++) result.push((await pretrainStep(model, optimizer, images, stepConfig, rng)).loss);
+    tf.dispose([images]);
+    optimizer.dispose();
+    model.dispose();
+    return result;
+  };
+  const largestGap = (a: number[], b: number[]) => Math.max(...a.map((loss, i) => Math.abs(loss - b[i]) / b[i]));
+  try {
+    const direct = await losses('wasm', 'direct');
+    t.diagnostic(`direct: ${direct.map((l) => l.toFixed(5)).join(' ')}; the cpu backend differs by ${largestGap(await losses('cpu', 'direct'), direct).toExponential(1)}`);
+    for (const algorithm of ['winograd2x2', 'winograd4x4'] as const) {
+      const winograd = await losses('wasm', algorithm);
+      t.diagnostic(`${algorithm}: ${winograd.map((l) => l.toFixed(5)).join(' ')}, relative gap ${largestGap(winograd, direct).toExponential(1)}`);
+      assert.ok(largestGap(winograd, direct) < 2e-4, `${algorithm}: losses ${winograd} against ${direct}`);
+    }
+  } finally {
+    setConvolutionAlgorithm('winograd2x2');
+  }
+});

@@ -96,11 +96,21 @@ function padChannels(t: tf.TensorInfo, channels: number, backend: BackendWasm): 
 
 /** How 3x3 stride-1 convolutions run: Winograd F(2x2, 3x3) or F(4x4, 3x3), or direct like the others. */
 export type ConvolutionAlgorithm = 'winograd2x2' | 'winograd4x4' | 'direct';
+const ALGORITHMS: readonly ConvolutionAlgorithm[] = ['winograd2x2', 'winograd4x4', 'direct'];
 let winogradTile: WinogradTile | null = F2X2;
 
 /** Chooses the algorithm for 3x3 stride-1 convolutions (tests and benchmarks compare them). */
 export function setConvolutionAlgorithm(algorithm: ConvolutionAlgorithm): void {
   winogradTile = algorithm === 'winograd2x2' ? F2X2 : algorithm === 'winograd4x4' ? F4X4 : null;
+}
+
+/** CONTRAST_WASM_CONVOLUTION picks the algorithm for a whole process, e.g. `contrast bench train`. */
+const fromEnvironment = process.env.CONTRAST_WASM_CONVOLUTION;
+if (fromEnvironment) {
+  if (!ALGORITHMS.includes(fromEnvironment as ConvolutionAlgorithm)) {
+    throw new Error(`CONTRAST_WASM_CONVOLUTION must be one of ${ALGORITHMS.join(', ')}, not '${fromEnvironment}'`);
+  }
+  setConvolutionAlgorithm(fromEnvironment as ConvolutionAlgorithm);
 }
 
 /**
