@@ -1,13 +1,17 @@
 /**
  * Times the wasm convolution kernels on ResNet-18's 3x3 stride-1 layers (32 px input, one
- * training step's batch of views), by algorithm: direct, Winograd F(2x2, 3x3), F(4x4, 3x3).
- * Prints the median of several calls per kernel, wall and CPU time of this process.
+ * training step's batch of views), by algorithm: direct, Winograd F(2x2, 3x3), F(4x4, 3x3);
+ * a '+fma' suffix compiles them with relaxed SIMD's fused multiply-add (Node 20 needs
+ * --experimental-wasm-relaxed-simd). Prints the median of several calls per kernel, wall and
+ * CPU time of this process.
  *
- *   node --import tsx test/bench/conv_kernels.bench.ts [--width 0.5] [--views 256] [--threads 1] [--rounds 5]
+ *   node [--experimental-wasm-relaxed-simd] --import tsx test/bench/conv_kernels.bench.ts [--width 0.5] [--views 256]
+ *        [--threads 1] [--rounds 5] [--algorithms direct,winograd4x4,winograd4x4+fma]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { setFusedMultiplyAdd } from '../../app/engine/runtime/wasm/assembler.ts';
 import { setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
 
 const { values } = parseArgs({ options: {
@@ -37,7 +41,7 @@ function time(run: () => tf.Tensor): { wall: number; cpu: number } {
 }
 
 const layers = [[32, 64], [16, 128], [8, 256], [4, 512]].map(([size, channels]) => [size, Math.round(channels * width)]);
-const algorithms = values.algorithms.split(',') as ConvolutionAlgorithm[];
+const algorithms = values.algorithms.split(',');
 console.log(`ResNet-18 w${width} 3x3 stride-1 layers, ${views} views, ${values.threads} thread(s), median of ${rounds}: wall ms (CPU ms)`);
 console.log(['layer', 'kernel', ...algorithms].join('\t'));
 for (const [size, channels] of layers) {
@@ -50,8 +54,10 @@ for (const [size, channels] of layers) {
     ['filter grad', () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: [1, 1], pad: 'same', filterShape: w.shape, dataFormat: 'NHWC' }) as tf.Tensor],
   ];
   for (const [name, run] of kernels) {
-    const cells = algorithms.map((algorithm) => {
-      setConvolutionAlgorithm(algorithm);
+    const cells = algorithms.map((variant) => {
+      const [algorithm, fma] = variant.split('+');
+      setConvolutionAlgorithm(algorithm as ConvolutionAlgorithm);
+      setFusedMultiplyAdd(fma === 'fma');
       const { wall, cpu } = time(run);
       return `${wall.toFixed(1)} (${cpu.toFixed(0)})`;
     });

@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
-import { setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
+import { fusedMultiplyAdd, fusedMultiplyAddAvailable, setFusedMultiplyAdd } from '../../app/engine/runtime/wasm/assembler.ts';
+import { convolutionAlgorithm, setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
 import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
 import { buildPretrainModel, type ModelConfig } from '../../app/engine/simclr/model.ts';
 import { Rng } from '../../app/engine/simclr/random.ts';
@@ -64,12 +67,16 @@ function outShape(c: Case): Shape4 {
   return [c.batch, out(c.size[0]), out(c.size[1]), c.outC];
 }
 
+/** Separate multiplies and adds, and fused multiply-adds where the runtime has relaxed SIMD. */
+const multiplyAdds = fusedMultiplyAddAvailable() ? [false, true] : [false];
+
 /** Float32 Winograd rounding grows with the transform's coefficients; the cpu reference is direct. */
 const TOLERANCE: Record<Exclude<ConvolutionAlgorithm, 'direct'>, number> = { winograd2x2: 1e-5, winograd4x4: 1e-4 };
 
 for (const algorithm of ['winograd2x2', 'winograd4x4'] as const) {
   test(`${algorithm}: wasm Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter match the cpu backend on ResNet shapes`, async (t) => {
     await initBackend('wasm');
+    const [algorithmByDefault, fusedByDefault] = [convolutionAlgorithm(), fusedMultiplyAdd()];
     setConvolutionAlgorithm(algorithm);
     const worst: Record<string, number> = {};
     try {
@@ -87,16 +94,21 @@ for (const algorithm of ['winograd2x2', 'winograd4x4'] as const) {
         ];
         for (const [kernel, inputs, attrs] of runs) {
           const expected = await runKernelOn('cpu', kernel, inputs, attrs);
-          const actual = await runKernelOn('wasm', kernel, inputs, attrs);
-          assert.deepEqual(actual.shape, expected.shape, `${kernel} ${label(c)}`);
-          const error = relativeError(actual.values, expected.values);
-          worst[kernel] = Math.max(worst[kernel] ?? 0, error);
-          assert.ok(error < TOLERANCE[algorithm], `${kernel} ${label(c)}: error ${error}`);
+          for (const fused of multiplyAdds) {
+            setFusedMultiplyAdd(fused);
+            const actual = await runKernelOn('wasm', kernel, inputs, attrs);
+            const name = `${kernel}${fused ? ' (fused multiply-add)' : ''}`;
+            assert.deepEqual(actual.shape, expected.shape, `${name} ${label(c)}`);
+            const error = relativeError(actual.values, expected.values);
+            worst[name] = Math.max(worst[name] ?? 0, error);
+            assert.ok(error < TOLERANCE[algorithm], `${name} ${label(c)}: error ${error}`);
+          }
         }
       }
       t.diagnostic(`largest relative error: ${Object.entries(worst).map(([kernel, error]) => `${kernel} ${error.toExponential(1)}`).join(', ')}`);
     } finally {
-      setConvolutionAlgorithm('winograd2x2');
+      setConvolutionAlgorithm(algorithmByDefault);
+      setFusedMultiplyAdd(fusedByDefault);
     }
   });
 }
@@ -124,6 +136,7 @@ test('a short pretraining on wasm gives the same losses with Winograd as with th
     return result;
   };
   const largestGap = (a: number[], b: number[]) => Math.max(...a.map((loss, i) => Math.abs(loss - b[i]) / b[i]));
+  const algorithmByDefault = convolutionAlgorithm();
   try {
     const direct = await losses('wasm', 'direct');
     t.diagnostic(`direct: ${direct.map((l) => l.toFixed(5)).join(' ')}; the cpu backend differs by ${largestGap(await losses('cpu', 'direct'), direct).toExponential(1)}`);
@@ -133,6 +146,18 @@ test('a short pretraining on wasm gives the same losses with Winograd as with th
       assert.ok(largestGap(winograd, direct) < 2e-4, `${algorithm}: losses ${winograd} against ${direct}`);
     }
   } finally {
-    setConvolutionAlgorithm('winograd2x2');
+    setConvolutionAlgorithm(algorithmByDefault);
   }
+});
+
+test('on Node 20 with relaxed SIMD switched on by its flag, the fused multiply-add kernels pass the same checks', {
+  skip: fusedMultiplyAddAvailable() ? 'this runtime has relaxed SIMD: the tests above checked both kinds of kernels' : false,
+}, () => {
+  const files = ['wasm_kernels.test.ts', 'wasm_winograd.test.ts'].map((name) => fileURLToPath(new URL(name, import.meta.url)));
+  const child = spawnSync(process.execPath, [
+    '--experimental-wasm-relaxed-simd', '--import', 'tsx', '--test', '--test-concurrency=1', '--test-name-pattern', 'Conv2D', ...files,
+  ], { encoding: 'utf8' });
+  if (/bad option|unknown.*flag/i.test(child.stderr)) return; // a Node whose V8 no longer has the flag has relaxed SIMD on
+  assert.equal(child.status, 0, child.stdout.slice(-4000) + child.stderr.slice(-2000));
+  assert.match(child.stdout, /fused multiply-add/, 'the child process ran the fused kernels');
 });

@@ -7,6 +7,9 @@
 const I32 = 0x7f;
 const V128 = 0x7b;
 
+/** Read by each new Code; set once relaxed SIMD has been probed (end of this file). */
+let fusedMultiplyAddEnabled = false;
+
 function uleb(value: number): number[] {
   const bytes: number[] = [];
   let rest = value >>> 0;
@@ -48,6 +51,8 @@ function name(text: string): number[] {
 /** Builds one function body; every emitter returns `this` so code reads top to bottom. */
 export class Code {
   readonly bytes: number[] = [];
+  /** Whether multiplyAccumulate emits relaxed SIMD's fused multiply-add (see setFusedMultiplyAdd). */
+  readonly fused = fusedMultiplyAddEnabled;
 
   private op(...bytes: number[]): this {
     this.bytes.push(...bytes);
@@ -98,6 +103,14 @@ export class Code {
   f32x4Sub() { return this.simd(0xe5); }
   f32x4Mul() { return this.simd(0xe6); }
   f32x4Neg() { return this.simd(0xe1); }
+  /** Relaxed SIMD f32x4.relaxed_madd: a·b + c, fused where the CPU has FMA. */
+  f32x4RelaxedMadd() { return this.simd(0x105); }
+
+  /** acc = acc + a·b for three f32x4 locals: one fused multiply-add where enabled. */
+  multiplyAccumulate(acc: number, a: number, b: number) {
+    if (this.fused) return this.get(a).get(b).get(acc).f32x4RelaxedMadd().set(acc);
+    return this.get(acc).get(a).get(b).f32x4Mul().f32x4Add().set(acc);
+  }
   f32Const(value: number) {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
     return this.op(0x43, ...bytes);
@@ -177,4 +190,34 @@ export function assemble(functions: FunctionSpec[], sharedMemory: boolean): Uint
     ...section(7, vec(functions.map((f, i) => [...name(f.exportName), 0x00, ...uleb(i)]))),
     ...section(10, vec(bodies)),
   ]);
+}
+
+/**
+ * Whether this engine runs WebAssembly relaxed SIMD (Node >= 22 and Electron's Node; Node 20
+ * with --experimental-wasm-relaxed-simd): a one-instruction module with f32x4.relaxed_madd
+ * validates only there.
+ */
+function relaxedSimdAvailable(): boolean {
+  const probe = new Code();
+  probe.get(0).get(0).get(0).f32x4RelaxedMadd().set(0);
+  return WebAssembly.validate(assemble([{ exportName: 'probe', params: 0, i32Locals: 0, v128Locals: 1, code: probe }], false));
+}
+
+const relaxedSimd = relaxedSimdAvailable();
+fusedMultiplyAddEnabled = relaxedSimd;
+
+/** True when the runtime has relaxed SIMD, so kernels can use fused multiply-adds. */
+export function fusedMultiplyAddAvailable(): boolean {
+  return relaxedSimd;
+}
+
+/** Whether kernels compiled from now on use fused multiply-adds (default: where available). */
+export function fusedMultiplyAdd(): boolean {
+  return fusedMultiplyAddEnabled;
+}
+
+/** Chooses fused multiply-adds or separate multiplies and adds (tests and benchmarks compare them). */
+export function setFusedMultiplyAdd(enabled: boolean): void {
+  if (enabled && !relaxedSimd) throw new Error('this runtime has no WebAssembly relaxed SIMD');
+  fusedMultiplyAddEnabled = enabled;
 }

@@ -104,6 +104,10 @@ export function setConvolutionAlgorithm(algorithm: ConvolutionAlgorithm): void {
   winogradTile = algorithm === 'winograd2x2' ? F2X2 : algorithm === 'winograd4x4' ? F4X4 : null;
 }
 
+export function convolutionAlgorithm(): ConvolutionAlgorithm {
+  return winogradTile === F2X2 ? 'winograd2x2' : winogradTile === F4X4 ? 'winograd4x4' : 'direct';
+}
+
 /** CONTRAST_WASM_CONVOLUTION picks the algorithm for a whole process, e.g. `contrast bench train`. */
 const fromEnvironment = process.env.CONTRAST_WASM_CONVOLUTION;
 if (fromEnvironment) {

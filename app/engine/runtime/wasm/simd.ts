@@ -12,7 +12,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { simdThreads } from './threads.ts';
 import { WasmPool } from './pool.ts';
-import { Code, assemble, type FunctionSpec } from './assembler.ts';
+import { Code, assemble, fusedMultiplyAdd, type FunctionSpec } from './assembler.ts';
 import {
   type WinogradTile, winogradFilterCode, winogradFilterGradCode, winogradFilterGradOutputCode, winogradForwardCode, winogradScratchBytes,
 } from './winograd.ts';
@@ -76,7 +76,7 @@ function filterGradCode(): Code {
               for (let i = 0; i < 4; i++) {
                 code.get(PX).load32Splat(4 * i).set(AV);
                 for (let j = 0; j < 2; j++) {
-                  code.get(ACC + 2 * i + j).get(AV).get(j ? B1 : B0).f32x4Mul().f32x4Add().set(ACC + 2 * i + j);
+                  code.multiplyAccumulate(ACC + 2 * i + j, AV, j ? B1 : B0);
                 }
               }
               code.increment(PX, get(XSTEP)).increment(PD, get(DYROW));
@@ -199,7 +199,7 @@ function inputGradCode(co: number, ci: number): Code {
     code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
     for (let p = 0; p < pixels; p++) {
       code.get(PD).load32Splat(p * co * 4).set(D);
-      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+      for (let j = 0; j < 2; j++) code.multiplyAccumulate(ACC + 2 * p + j, D, j ? W1 : W0);
     }
     code.increment(PW, ci * 4).increment(PD, 4);
     code.get(PD).get(PEND).ltU().brIf(0).end();
@@ -272,7 +272,7 @@ function forwardConvCode(ci: number, co: number, sw: number): Code {
     code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
     for (let p = 0; p < pixels; p++) {
       code.get(PX).load32Splat(p * sw * ci * 4).set(D);
-      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+      for (let j = 0; j < 2; j++) code.multiplyAccumulate(ACC + 2 * p + j, D, j ? W1 : W0);
     }
     code.increment(PX, 4).increment(PW, co * 4);
     code.get(PX).get(PEND).ltU().brIf(0).end();
@@ -421,27 +421,24 @@ function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
   };
   const threadsFor = (work: number) => (work >= PARALLEL_MIN_WORK ? threads : 1);
 
-  const base = new WebAssembly.Module(assemble([
-    { exportName: 'filterGrad', params: 19, i32Locals: 19, v128Locals: 11, code: filterGradCode() },
-    { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
-    { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
-    { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
-  ], shared));
-  const filterGrad = instantiate(base, 'filterGrad');
-  const blockColumnSums = instantiate(base, 'blockColumnSums');
-  const blockGradSums = instantiate(base, 'blockGradSums');
-  const channelAffine = instantiate(base, 'channelAffine');
-
   const specialised = new Map<string, { local: Kernel; index: number }>();
-  /** Compiles a kernel specialised for some sizes once, on first use. */
+  /**
+   * Compiles a kernel once, on first use: specialised for some sizes where the key names them,
+   * and with or without fused multiply-adds as currently chosen.
+   */
   const specialise = (key: string, spec: () => Omit<FunctionSpec, 'exportName'>) => {
-    let kernel = specialised.get(key);
+    const fullKey = `${key} fma=${fusedMultiplyAdd()}`;
+    let kernel = specialised.get(fullKey);
     if (!kernel) {
       kernel = instantiate(new WebAssembly.Module(assemble([{ exportName: 'run', ...spec() }], shared)), 'run');
-      specialised.set(key, kernel);
+      specialised.set(fullKey, kernel);
     }
     return kernel;
   };
+  const filterGrad = () => specialise('filterGrad', () => ({ params: 19, i32Locals: 19, v128Locals: 11, code: filterGradCode() }));
+  const blockColumnSums = () => specialise('blockColumnSums', () => ({ params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() }));
+  const blockGradSums = () => specialise('blockGradSums', () => ({ params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() }));
+  const channelAffine = () => specialise('channelAffine', () => ({ params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() }));
 
   return {
     threads,
@@ -478,7 +475,7 @@ function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
     filterGrad(x, dy, dw, dims) {
       const [n, , , ci, oh, ow, co, kh, kw] = dims;
       const work = n * oh * ow * ci * co * kh * kw;
-      parallel(filterGrad, split(ci, threadsFor(work), FILTER_GRAD_CI_BLOCK).map(([start, end]) => [x, dy, dw, ...dims, start, end]));
+      parallel(filterGrad(), split(ci, threadsFor(work), FILTER_GRAD_CI_BLOCK).map(([start, end]) => [x, dy, dw, ...dims, start, end]));
     },
     inputGrad(co, ci, dy, wT, dx, dims) {
       const [n, h, w, oh, ow, kh, kw, ...rest] = dims;
@@ -495,17 +492,17 @@ function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
         [x + 4 * start * h * width * ci, w, y + 4 * start * oh * ow * co, end - start, h, width, oh, ow, kh, kw, ...rest]));
     },
     blockColumnSums(src, rows, channels, blockRows, dst) {
-      parallel(blockColumnSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) =>
+      parallel(blockColumnSums(), split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) =>
         [src + 4 * start * channels, end - start, channels, blockRows, dst + (4 * start * channels) / blockRows]));
     },
     blockGradSums(dy, x, mean, rows, channels, blockRows, sumDy, sumDyCentred) {
-      parallel(blockGradSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) => {
+      parallel(blockGradSums(), split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) => {
         const [offset, blockOffset] = [4 * start * channels, (4 * start * channels) / blockRows];
         return [dy + offset, x + offset, mean, end - start, channels, blockRows, sumDy + blockOffset, sumDyCentred + blockOffset];
       }));
     },
     channelAffine(x, rows, channels, a, b, y) {
-      parallel(channelAffine, split(rows, threadsFor(rows * channels)).map(([start, end]) =>
+      parallel(channelAffine(), split(rows, threadsFor(rows * channels)).map(([start, end]) =>
         [x + 4 * start * channels, end - start, channels, a, b, y + 4 * start * channels]));
     },
   };

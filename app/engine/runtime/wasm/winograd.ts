@@ -333,8 +333,8 @@ export function winogradForwardCode(tile: WinogradTile, ci: number, co: number):
           code.get(pu).v128Load(0).set(w0).get(pu).v128Load(16).set(w1);
           acc.forEach(([a0, a1], p) => {
             code.get(pv).load32Splat(p * ci * 4).set(splat);
-            code.get(a0).get(splat).get(w0).f32x4Mul().f32x4Add().set(a0);
-            code.get(a1).get(splat).get(w1).f32x4Mul().f32x4Add().set(a1);
+            code.multiplyAccumulate(a0, splat, w0);
+            code.multiplyAccumulate(a1, splat, w1);
           });
           code.increment(pv, 4).increment(pu, co * 4);
           code.get(pv).get(pend).ltU().brIf(0).end();
@@ -403,8 +403,8 @@ export function winogradFilterGradCode(tile: WinogradTile, ci: number, co: numbe
           code.get(pz).v128Load(0).set(z0).get(pz).v128Load(16).set(z1);
           acc.forEach(([a0, a1], i) => {
             code.get(pv).load32Splat(4 * i).set(splat);
-            code.get(a0).get(splat).get(z0).f32x4Mul().f32x4Add().set(a0);
-            code.get(a1).get(splat).get(z1).f32x4Mul().f32x4Add().set(a1);
+            code.multiplyAccumulate(a0, splat, z0);
+            code.multiplyAccumulate(a1, splat, z1);
           });
           code.increment(pv, ci * 4).increment(pz, co * 4);
           code.get(pz).get(pend).ltU().brIf(0).end();
