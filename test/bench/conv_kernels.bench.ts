@@ -6,7 +6,7 @@
  * CPU time of this process.
  *
  *   node [--experimental-wasm-relaxed-simd] --import tsx test/bench/conv_kernels.bench.ts [--width 0.5] [--views 256]
- *        [--threads 1] [--rounds 5] [--algorithms direct,winograd4x4,winograd4x4+fma]
+ *        [--threads 1] [--rounds 5] [--algorithms direct,winograd4x4,winograd4x4+fma] [--sizes 32,16,8,4]
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -18,6 +18,7 @@ const { values } = parseArgs({ options: {
   width: { type: 'string', default: '0.5' }, views: { type: 'string', default: '256' },
   threads: { type: 'string', default: '1' }, rounds: { type: 'string', default: '5' },
   algorithms: { type: 'string', default: 'direct,winograd2x2,winograd4x4' },
+  sizes: { type: 'string', default: '32,16,8,4' },
 } });
 const width = Number(values.width);
 const views = Number(values.views);
@@ -40,7 +41,8 @@ function time(run: () => tf.Tensor): { wall: number; cpu: number } {
   return { wall: median(walls), cpu: median(cpus) };
 }
 
-const layers = [[32, 64], [16, 128], [8, 256], [4, 512]].map(([size, channels]) => [size, Math.round(channels * width)]);
+const sizes = values.sizes.split(',').map(Number);
+const layers = [[32, 64], [16, 128], [8, 256], [4, 512]].filter(([size]) => sizes.includes(size)).map(([size, channels]) => [size, Math.round(channels * width)]);
 const algorithms = values.algorithms.split(',');
 console.log(`ResNet-18 w${width} 3x3 stride-1 layers, ${views} views, ${values.threads} thread(s), median of ${rounds}: wall ms (CPU ms)`);
 console.log(['layer', 'kernel', ...algorithms].join('\t'));

@@ -3,9 +3,12 @@
  * the direct and the Winograd convolution kernels on wasm, on CIFAR-10 images. Float rounding
  * makes the runs part after a few steps (as the cpu and wasm backends do), so the curves are
  * compared by their means over windows of steps, beside the spread of the loss within a window.
+ * 'direct+fma' (fused multiply-adds, Node 20 with --experimental-wasm-relaxed-simd) is the
+ * control: the same algorithm with other rounding, so its gap to 'direct' is what rounding
+ * alone does to the curve.
  *
- *   node --import tsx test/bench/winograd_curve.bench.ts [--steps 200] [--batch 64] [--width 0.25]
- *        [--algorithms direct,winograd2x2,winograd4x4] [--window 20] [--threads 1]
+ *   node [--experimental-wasm-relaxed-simd] --import tsx test/bench/winograd_curve.bench.ts [--steps 200] [--batch 64]
+ *        [--width 0.25] [--algorithms direct,direct+fma,winograd2x2,winograd4x4] [--window 20] [--threads 1]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +18,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { setFusedMultiplyAdd } from '../../app/engine/runtime/wasm/assembler.ts';
 import { setConvolutionAlgorithm, type ConvolutionAlgorithm } from '../../app/engine/runtime/wasm/kernels.ts';
 import { defaultPretrainAugment } from '../../app/engine/simclr/data_util.ts';
 import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
@@ -29,7 +33,7 @@ const { values } = parseArgs({ options: {
   archive: { type: 'string', default: path.resolve(import.meta.dirname, '../../../shared/datasets/cifar10-train.tar.gz') },
 } });
 const [steps, batch, width, window] = [values.steps, values.batch, values.width, values.window].map(Number);
-const algorithms = values.algorithms.split(',') as ConvolutionAlgorithm[];
+const algorithms = values.algorithms.split(',');
 
 /** The CIFAR-10 training JPEGs, unpacked once into the temp folder (as bench:import does). */
 function cifarFiles(count: number): string[] {
@@ -59,20 +63,22 @@ const pixels = await decode(cifarFiles(pool));
 const stepConfig = { imageSize: 32, temperature: 0.2, learningRate: 0.3, augment: defaultPretrainAugment(32) };
 
 const curves: Record<string, number[]> = {};
-for (const algorithm of algorithms) {
-  setConvolutionAlgorithm(algorithm);
+for (const variant of algorithms) {
+  const [algorithm, fma] = variant.split('+');
+  setConvolutionAlgorithm(algorithm as ConvolutionAlgorithm);
+  setFusedMultiplyAdd(fma === 'fma');
   const model = buildPretrainModel({ depth: 18, width, sk: false, imageSize: 32, projectionDim: 64 }, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 1e-6 });
   const rng = new Rng(2);
   const started = performance.now();
-  curves[algorithm] = [];
+  curves[variant] = [];
   for (let step = 0; step < steps; step++) {
     const first = (step * batch) % pool;
     const images = tf.tensor4d(pixels.subarray(first * 3072, (first + batch) * 3072), [batch, 32, 32, 3]);
-    curves[algorithm].push((await pretrainStep(model, optimizer, images, stepConfig, rng)).loss);
+    curves[variant].push((await pretrainStep(model, optimizer, images, stepConfig, rng)).loss);
     images.dispose();
   }
-  console.log(`${algorithm}: ${steps} steps in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`${variant}: ${steps} steps in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   optimizer.dispose();
   model.dispose();
 }

@@ -68,10 +68,16 @@ const GEMM_TILES = 4;
 /** Bytes of one chunk's transformed input and products (or dy) together: about half of a 1 MB L2. */
 const CHUNK_BYTES = 512 * 1024;
 
-/** Tiles per chunk: a multiple of the register block, so a block never runs past the scratch. */
+/**
+ * Tiles per chunk: as many as fit CHUNK_BYTES, but at least ci·co/(ci + co), so that reading
+ * the transformed filter once per chunk (α²·ci·co floats, megabytes on wide layers) costs no
+ * more than the chunk's own transformed tiles do; a multiple of the register block, so a
+ * block never runs past the scratch.
+ */
 export function winogradChunk(tile: WinogradTile, inChannels: number, outChannels: number): number {
   const perTile = tile.input * tile.input * (inChannels + outChannels) * 4;
-  return Math.max(GEMM_TILES, Math.floor(CHUNK_BYTES / perTile / GEMM_TILES) * GEMM_TILES);
+  const tiles = Math.max(CHUNK_BYTES / perTile, (inChannels * outChannels) / (inChannels + outChannels));
+  return Math.max(GEMM_TILES, Math.ceil(tiles / GEMM_TILES) * GEMM_TILES);
 }
 
 /** Scratch bytes one thread needs for its chunk (transformed input, then products or transformed dy). */
