@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
-import { filterGradientByConvolution, inputGradientByPhases } from '../../app/engine/runtime/wasm/kernels.ts';
+import { fusedMultiplyAdd, fusedMultiplyAddAvailable, setFusedMultiplyAdd } from '../../app/engine/runtime/wasm/assembler.ts';
+import {
+  convolutionAlgorithm, filterGradientByConvolution, inputGradientByPhases, setConvolutionAlgorithm,
+} from '../../app/engine/runtime/wasm/kernels.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -36,6 +39,25 @@ function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): 
     magnitude = Math.max(magnitude, Math.abs(expected[i]));
   }
   return maxDiff / magnitude;
+}
+
+/**
+ * Runs `check` on the direct convolution kernels (Winograd, which would take the 3x3 stride-1
+ * cases, has its own tests), once per kind of multiply-add the runtime offers: separate, and
+ * fused where it has relaxed SIMD.
+ */
+async function onDirectKernels(check: (fused: boolean) => Promise<void>): Promise<void> {
+  const [algorithmByDefault, fusedByDefault] = [convolutionAlgorithm(), fusedMultiplyAdd()];
+  setConvolutionAlgorithm('direct');
+  try {
+    for (const fused of fusedMultiplyAddAvailable() ? [false, true] : [false]) {
+      setFusedMultiplyAdd(fused);
+      await check(fused);
+    }
+  } finally {
+    setConvolutionAlgorithm(algorithmByDefault);
+    setFusedMultiplyAdd(fusedByDefault);
+  }
 }
 
 interface Case { batch: number; size: [number, number]; inC: number; outC: number; kernel: number; stride: number; pad: 'same' | 'valid' }
@@ -77,9 +99,11 @@ test('wasm Conv2DBackpropFilter (SIMD kernel) matches the cpu backend', async ()
     };
     const attrs = { strides: [c.stride, c.stride], pad: c.pad, filterShape: [c.kernel, c.kernel, c.inC, c.outC], dataFormat: 'NHWC' };
     const expected = await runKernelOn('cpu', 'Conv2DBackpropFilter', inputs, attrs);
-    const actual = await runKernelOn('wasm', 'Conv2DBackpropFilter', inputs, attrs);
-    assert.deepEqual(actual.shape, expected.shape, label(c));
-    assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}: error ${relativeError(actual.values, expected.values)}`);
+    await onDirectKernels(async (fused) => {
+      const actual = await runKernelOn('wasm', 'Conv2DBackpropFilter', inputs, attrs);
+      assert.deepEqual(actual.shape, expected.shape, label(c));
+      assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}, fused ${fused}: error ${relativeError(actual.values, expected.values)}`);
+    });
   }
 });
 
@@ -133,9 +157,11 @@ test('wasm Conv2DBackpropInput (SIMD kernel) matches the cpu backend', async () 
     };
     const attrs = { strides: [c.stride, c.stride], pad: c.pad, inputShape: xShape, dataFormat: 'NHWC' };
     const expected = await runKernelOn('cpu', 'Conv2DBackpropInput', inputs, attrs);
-    const actual = await runKernelOn('wasm', 'Conv2DBackpropInput', inputs, attrs);
-    assert.deepEqual(actual.shape, expected.shape, label(c));
-    assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}: error ${relativeError(actual.values, expected.values)}`);
+    await onDirectKernels(async (fused) => {
+      const actual = await runKernelOn('wasm', 'Conv2DBackpropInput', inputs, attrs);
+      assert.deepEqual(actual.shape, expected.shape, label(c));
+      assert.ok(relativeError(actual.values, expected.values) < 1e-4, `${label(c)}, fused ${fused}: error ${relativeError(actual.values, expected.values)}`);
+    });
   }
 });
 
@@ -153,9 +179,11 @@ test('wasm Conv2D and FusedConv2D (SIMD kernel, XNNPACK with bias or activation)
     const attrs = { strides: [c.stride, c.stride], pad: c.pad, dilations: [1, 1], dataFormat: 'NHWC' };
     for (const [kernel, extra] of [['Conv2D', {}], ['FusedConv2D', { activation: 'linear' }], ['FusedConv2D', { activation: 'relu' }]] as const) {
       const expected = await runKernelOn('cpu', kernel, inputs, { ...attrs, ...extra });
-      const actual = await runKernelOn('wasm', kernel, inputs, { ...attrs, ...extra });
-      assert.deepEqual(actual.shape, expected.shape, `${kernel} ${label(c)}`);
-      assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${kernel} ${label(c)}`);
+      await onDirectKernels(async (fused) => {
+        const actual = await runKernelOn('wasm', kernel, inputs, { ...attrs, ...extra });
+        assert.deepEqual(actual.shape, expected.shape, `${kernel} ${label(c)}`);
+        assert.ok(relativeError(actual.values, expected.values) < 1e-5, `${kernel} ${label(c)}, fused ${fused}`);
+      });
     }
   }
 });

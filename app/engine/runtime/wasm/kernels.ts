@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapKernels, interleavePhases } from './heap_kernels.ts';
 import { FILTER_GRAD_CI_BLOCK, FILTER_GRAD_CO_BLOCK, FORWARD_CO_BLOCK, INPUT_GRAD_CI_BLOCK, address, backendSimd, type SimdKernels } from './simd.ts';
+import { F2X2, F4X4, WINOGRAD_CHANNEL_BLOCK, type WinogradTile, winogradScratchBytes } from './winograd.ts';
 
 type Attrs = Record<string, unknown>;
 type Inputs = Record<string, tf.TensorInfo>;
@@ -93,6 +94,78 @@ function padChannels(t: tf.TensorInfo, channels: number, backend: BackendWasm): 
   return runWasm('PadV2', { x: t }, { paddings: [[0, 0], [0, 0], [0, 0], [0, extra]], constantValue: 0 }, backend);
 }
 
+/** How 3x3 stride-1 convolutions run: Winograd F(2x2, 3x3) or F(4x4, 3x3), or direct like the others. */
+export type ConvolutionAlgorithm = 'winograd2x2' | 'winograd4x4' | 'direct';
+const ALGORITHMS: readonly ConvolutionAlgorithm[] = ['winograd2x2', 'winograd4x4', 'direct'];
+let winogradTile: WinogradTile | null = F2X2;
+
+/** Chooses the algorithm for 3x3 stride-1 convolutions (tests and benchmarks compare them). */
+export function setConvolutionAlgorithm(algorithm: ConvolutionAlgorithm): void {
+  winogradTile = algorithm === 'winograd2x2' ? F2X2 : algorithm === 'winograd4x4' ? F4X4 : null;
+}
+
+export function convolutionAlgorithm(): ConvolutionAlgorithm {
+  return winogradTile === F2X2 ? 'winograd2x2' : winogradTile === F4X4 ? 'winograd4x4' : 'direct';
+}
+
+/** CONTRAST_WASM_CONVOLUTION picks the algorithm for a whole process, e.g. `contrast bench train`. */
+const fromEnvironment = process.env.CONTRAST_WASM_CONVOLUTION;
+if (fromEnvironment) {
+  if (!ALGORITHMS.includes(fromEnvironment as ConvolutionAlgorithm)) {
+    throw new Error(`CONTRAST_WASM_CONVOLUTION must be one of ${ALGORITHMS.join(', ')}, not '${fromEnvironment}'`);
+  }
+  setConvolutionAlgorithm(fromEnvironment as ConvolutionAlgorithm);
+}
+
+/**
+ * The Winograd tile for a convolution it covers: 3x3, stride 1, no dilation, and channel counts
+ * the kernels block (the reduced side read 4 channels at a time, the other 8).
+ */
+function winogradFor(info: tf.backend_util.Conv2DInfo, quadChannels: number, blockChannels: number): WinogradTile | null {
+  const covered = info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1
+    && info.dilationHeight === 1 && info.dilationWidth === 1 && quadChannels % 4 === 0 && blockChannels % WINOGRAD_CHANNEL_BLOCK === 0;
+  return covered ? winogradTile : null;
+}
+
+/** A float32 scratch tensor of at least `bytes` bytes, released by the caller. */
+function scratch(backend: BackendWasm, bytes: number): tf.TensorInfo {
+  return backend.makeOutput([Math.ceil(bytes / 4)], 'float32');
+}
+
+/**
+ * y = x * w by Winograd: w[kh, kw, ci, co] transformed once per call (the weights change every
+ * step), then x tile by tile. `flip` takes w rotated by 180° (the input gradient's filter).
+ */
+function convolveByWinograd(backend: BackendWasm, simd: SimdKernels, tile: WinogradTile, x: tf.TensorInfo, w: tf.TensorInfo, flip: boolean,
+  out: { shape: [number, number, number, number]; top: number; left: number }): tf.TensorInfo {
+  const [n, h, width, ci] = x.shape;
+  const co = w.shape[3];
+  const u = backend.makeOutput([tile.input * tile.input, ci, co], 'float32');
+  simd.winogradFilter(tile, flip, address(backend, w), address(backend, u), ci, co);
+  const y = backend.makeOutput(out.shape, 'float32');
+  const work = scratch(backend, simd.threads * winogradScratchBytes(tile, ci, co));
+  simd.winogradForward(tile, ci, co, address(backend, x), address(backend, u), address(backend, y), address(backend, work),
+    [n, h, width, out.shape[1], out.shape[2], out.top, out.left]);
+  release(backend, u, work);
+  return y;
+}
+
+/** dW of a 3x3 stride-1 convolution by Winograd (see winograd.ts). */
+function filterGradientByWinograd(backend: BackendWasm, simd: SimdKernels, tile: WinogradTile, x: tf.TensorInfo, dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+  const [n, h, w, ci] = x.shape;
+  const [, oh, ow, co] = dy.shape;
+  const transformedSize = tile.input * tile.input * ci * co;
+  const parts = backend.makeOutput([simd.threads, transformedSize], 'float32');
+  const work = scratch(backend, simd.threads * winogradScratchBytes(tile, ci, co));
+  const count = simd.winogradFilterGrad(tile, ci, co, address(backend, x), address(backend, dy), address(backend, parts), address(backend, work),
+    [n, h, w, oh, ow, info.padInfo.top, info.padInfo.left]);
+  const dw = backend.makeOutput([3, 3, ci, co], 'float32');
+  simd.winogradFilterGradOutput(tile, address(backend, parts), count, ci, co, address(backend, dw));
+  release(backend, parts, work);
+  return dw;
+}
+
 /** Output pixels per cache-resident chunk of the filter-gradient kernel (x and dy slices ~100 KB). */
 const FILTER_GRAD_CHUNK_PIXELS = 256;
 
@@ -124,7 +197,11 @@ function filterGradientBySimd({ inputs, attrs, backend }: KernelArgs, simd: Simd
 
 function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const simd = backendSimd(args.backend);
-  return simd ? filterGradientBySimd(args, simd) : filterGradientByConvolution(args);
+  if (!simd) return filterGradientByConvolution(args);
+  const { x, dy } = args.inputs;
+  const info = filterGradientInfo(x, args.attrs);
+  const tile = winogradFor(info, x.shape[3], dy.shape[3]);
+  return tile ? filterGradientByWinograd(args.backend, simd, tile, x, dy, info) : filterGradientBySimd(args, simd);
 }
 
 /** Where one output phase of a strided transposed convolution reads, along one axis. */
@@ -266,7 +343,18 @@ function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     return builtin('Conv2DBackpropInput')!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   }
   const simd = backendSimd(args.backend);
-  return simd ? inputGradientBySimd(args, simd) : inputGradientByPhases(args);
+  if (!simd) return inputGradientByPhases(args);
+  const { dy, filter } = args.inputs;
+  const info = inputGradientInfo(filter, args.attrs);
+  const tile = winogradFor(info, dy.shape[3], filter.shape[2]);
+  if (!tile) return inputGradientBySimd(args, simd);
+  // dx is the forward convolution of dy with the filter transposed to [kh, kw, co, ci] and
+  // rotated by 180°, padded by kernel − 1 − pad.
+  const transposed = runWasm('Transpose', { x: filter }, { perm: [0, 1, 3, 2] }, args.backend);
+  const dx = convolveByWinograd(args.backend, simd, tile, dy, transposed, true,
+    { shape: (args.attrs as unknown as InputGradientAttrs).inputShape, top: 2 - info.padInfo.top, left: 2 - info.padInfo.left });
+  release(args.backend, transposed);
+  return dx;
 }
 
 /** Output width up to which the forward convolution pads its input first (see below). */
@@ -298,6 +386,8 @@ function forwardConvolution(kernelName: 'Conv2D' | 'FusedConv2D') {
     if (!simd || !info || info.dilationHeight !== 1 || info.dilationWidth !== 1) {
       return builtin(kernelName)!(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     }
+    const tile = winogradFor(info, x.shape[3], info.outChannels);
+    if (tile) return convolveByWinograd(backend, simd, tile, x, filter, false, { shape: info.outShape, top: info.padInfo.top, left: info.padInfo.left });
     // On small maps most pixels touch the border and would take the kernel's one-pixel path;
     // padding x first makes every tap valid, so all pixels go in blocks of four.
     const { top, bottom, left, right } = info.padInfo;

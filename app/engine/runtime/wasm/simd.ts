@@ -7,154 +7,15 @@
  * both operands are whole activations, so repacking cost more than the arithmetic. Our kernel
  * reads x and dy in their NHWC layout and keeps a 4x8 block of the result in registers.
  *
- * The module is written as bytes with the small assembler below (no toolchain needed).
+ * The module is written as bytes with our small assembler (assembler.ts; no toolchain needed).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { simdThreads } from './threads.ts';
 import { WasmPool } from './pool.ts';
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-function uleb(value: number): number[] {
-  const bytes: number[] = [];
-  let rest = value >>> 0;
-  do {
-    const low = rest & 0x7f;
-    rest >>>= 7;
-    bytes.push(rest ? low | 0x80 : low);
-  } while (rest);
-  return bytes;
-}
-
-function sleb(value: number): number[] {
-  const bytes: number[] = [];
-  let rest = value | 0;
-  for (;;) {
-    const low = rest & 0x7f;
-    rest >>= 7;
-    if ((rest === 0 && !(low & 0x40)) || (rest === -1 && low & 0x40)) {
-      bytes.push(low);
-      return bytes;
-    }
-    bytes.push(low | 0x80);
-  }
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-function name(text: string): number[] {
-  const bytes = [...new TextEncoder().encode(text)];
-  return [...uleb(bytes.length), ...bytes];
-}
-
-/** Builds one function body; every emitter returns `this` so code reads top to bottom. */
-class Code {
-  readonly bytes: number[] = [];
-
-  private op(...bytes: number[]): this {
-    this.bytes.push(...bytes);
-    return this;
-  }
-
-  private simd(opcode: number, ...rest: number[]): this {
-    return this.op(0xfd, ...uleb(opcode), ...rest);
-  }
-
-  get(local: number) { return this.op(0x20, ...uleb(local)); }
-  set(local: number) { return this.op(0x21, ...uleb(local)); }
-  tee(local: number) { return this.op(0x22, ...uleb(local)); }
-  i32(value: number) { return this.op(0x41, ...sleb(value)); }
-  add() { return this.op(0x6a); }
-  sub() { return this.op(0x6b); }
-  mul() { return this.op(0x6c); }
-  divS() { return this.op(0x6d); }
-  divU() { return this.op(0x6e); }
-  ltS() { return this.op(0x48); }
-  geS() { return this.op(0x4e); }
-  gtS() { return this.op(0x4a); }
-  /** Unsigned compares, for byte addresses (a heap can pass 2 GiB). */
-  ltU() { return this.op(0x49); }
-  geU() { return this.op(0x4f); }
-  or() { return this.op(0x72); }
-  select() { return this.op(0x1b); }
-  /** A block whose end `br` jumps to (break). */
-  block() { return this.op(0x02, 0x40); }
-  /** A loop whose start `br` jumps to (continue). */
-  loop() { return this.op(0x03, 0x40); }
-  end() { return this.op(0x0b); }
-  br(depth: number) { return this.op(0x0c, ...uleb(depth)); }
-  brIf(depth: number) { return this.op(0x0d, ...uleb(depth)); }
-  /** Memory operands use 4-byte alignment hints: tensors are float arrays. */
-  v128Load(offset = 0) { return this.simd(0x00, 2, ...uleb(offset)); }
-  v128Store(offset = 0) { return this.simd(0x0b, 2, ...uleb(offset)); }
-  load32Splat(offset = 0) { return this.simd(0x09, 2, ...uleb(offset)); }
-  f32x4Splat() { return this.simd(0x13); }
-  f32x4Add() { return this.simd(0xe4); }
-  f32x4Sub() { return this.simd(0xe5); }
-  f32x4Mul() { return this.simd(0xe6); }
-  f32Const(value: number) {
-    const bytes = new Uint8Array(new Float32Array([value]).buffer);
-    return this.op(0x43, ...bytes);
-  }
-
-  /** local = local + step. */
-  increment(local: number, step: number | (() => void)) {
-    this.get(local);
-    if (typeof step === 'number') this.i32(step);
-    else step();
-    return this.add().set(local);
-  }
-
-  /** for (local = start; local < limit; local += step) { body } with limit read each round. */
-  forRange(local: number, start: () => void, limit: () => void, body: () => void, step: number | (() => void) = 1) {
-    start();
-    this.set(local).block();
-    this.get(local);
-    limit();
-    this.geS().brIf(0).loop();
-    body();
-    this.increment(local, step);
-    this.get(local);
-    limit();
-    this.ltS().brIf(0).end().end();
-    return this;
-  }
-}
-
-interface FunctionSpec {
-  exportName: string;
-  params: number;
-  i32Locals: number;
-  v128Locals: number;
-  code: Code;
-}
-
-function assemble(functions: FunctionSpec[], sharedMemory: boolean): Uint8Array<ArrayBuffer> {
-  const types = functions.map((f) => [0x60, ...vec(Array.from({ length: f.params }, () => [I32])), ...vec([])]);
-  // Imported memory: shared memories must state a maximum, which TF.js's threaded build sets to 4 GiB.
-  const limits = sharedMemory ? [0x03, ...uleb(1), ...uleb(65536)] : [0x00, ...uleb(1)];
-  const imports = vec([[...name('env'), ...name('memory'), 0x02, ...limits]]);
-  const bodies = functions.map((f) => {
-    const locals = vec([[...uleb(f.i32Locals), I32], [...uleb(f.v128Locals), V128]]);
-    const body = [...locals, ...f.code.bytes, 0x0b];
-    return [...uleb(body.length), ...body];
-  });
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, imports),
-    ...section(3, vec(functions.map((_, i) => uleb(i)))),
-    ...section(7, vec(functions.map((f, i) => [...name(f.exportName), 0x00, ...uleb(i)]))),
-    ...section(10, vec(bodies)),
-  ]);
-}
+import { Code, assemble, fusedMultiplyAdd, type FunctionSpec } from './assembler.ts';
+import {
+  type WinogradTile, winogradFilterCode, winogradFilterGradCode, winogradFilterGradOutputCode, winogradForwardCode, winogradScratchBytes,
+} from './winograd.ts';
 
 /** Channel blocking of the filter-gradient kernel: 4 input channels x 8 output channels. */
 export const FILTER_GRAD_CI_BLOCK = 4;
@@ -215,7 +76,7 @@ function filterGradCode(): Code {
               for (let i = 0; i < 4; i++) {
                 code.get(PX).load32Splat(4 * i).set(AV);
                 for (let j = 0; j < 2; j++) {
-                  code.get(ACC + 2 * i + j).get(AV).get(j ? B1 : B0).f32x4Mul().f32x4Add().set(ACC + 2 * i + j);
+                  code.multiplyAccumulate(ACC + 2 * i + j, AV, j ? B1 : B0);
                 }
               }
               code.increment(PX, get(XSTEP)).increment(PD, get(DYROW));
@@ -338,7 +199,7 @@ function inputGradCode(co: number, ci: number): Code {
     code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
     for (let p = 0; p < pixels; p++) {
       code.get(PD).load32Splat(p * co * 4).set(D);
-      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+      for (let j = 0; j < 2; j++) code.multiplyAccumulate(ACC + 2 * p + j, D, j ? W1 : W0);
     }
     code.increment(PW, ci * 4).increment(PD, 4);
     code.get(PD).get(PEND).ltU().brIf(0).end();
@@ -411,7 +272,7 @@ function forwardConvCode(ci: number, co: number, sw: number): Code {
     code.get(PW).v128Load(0).set(W0).get(PW).v128Load(16).set(W1);
     for (let p = 0; p < pixels; p++) {
       code.get(PX).load32Splat(p * sw * ci * 4).set(D);
-      for (let j = 0; j < 2; j++) code.get(ACC + 2 * p + j).get(D).get(j ? W1 : W0).f32x4Mul().f32x4Add().set(ACC + 2 * p + j);
+      for (let j = 0; j < 2; j++) code.multiplyAccumulate(ACC + 2 * p + j, D, j ? W1 : W0);
     }
     code.increment(PX, 4).increment(PW, co * 4);
     code.get(PX).get(PEND).ltU().brIf(0).end();
@@ -475,6 +336,22 @@ export interface SimdKernels {
   inputGrad(co: number, ci: number, dy: number, wT: number, dx: number, dims: number[]): void;
   /** dims: n, h, w, oh, ow, kh, kw, sh, pt, pl; co must be a multiple of FORWARD_CO_BLOCK. */
   forwardConv(ci: number, co: number, sw: number, x: number, w: number, y: number, dims: number[]): void;
+  /** The most threads a call uses: Winograd scratch and partial sums are sized for this many. */
+  readonly threads: number;
+  /** U = G g Gᵀ of a [3][3][k][j] filter (j % 4 == 0) into [α²][k][j]; `flip` rotates g by 180°. */
+  winogradFilter(tile: WinogradTile, flip: boolean, filter: number, u: number, k: number, j: number): void;
+  /**
+   * y = x * g by Winograd from U (winogradFilter); dims: n, h, w, oh, ow, pt, pl. scratch holds
+   * `threads` x winogradScratchBytes(tile, ci, co).
+   */
+  winogradForward(tile: WinogradTile, ci: number, co: number, x: number, u: number, y: number, scratch: number, dims: number[]): void;
+  /**
+   * The filter gradient in the transformed space, one [α²][ci][co] part per thread used into
+   * `parts` (room for `threads`); returns how many parts it wrote. dims as for winogradForward.
+   */
+  winogradFilterGrad(tile: WinogradTile, ci: number, co: number, x: number, dy: number, parts: number, scratch: number, dims: number[]): number;
+  /** dw = Gᵀ (Σ parts) G as [3][3][ci][co]. */
+  winogradFilterGradOutput(tile: WinogradTile, parts: number, count: number, ci: number, co: number, dw: number): void;
 }
 
 function backendMemory(backend: BackendWasm): WebAssembly.Memory {
@@ -544,33 +421,61 @@ function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
   };
   const threadsFor = (work: number) => (work >= PARALLEL_MIN_WORK ? threads : 1);
 
-  const base = new WebAssembly.Module(assemble([
-    { exportName: 'filterGrad', params: 19, i32Locals: 19, v128Locals: 11, code: filterGradCode() },
-    { exportName: 'blockColumnSums', params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() },
-    { exportName: 'blockGradSums', params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() },
-    { exportName: 'channelAffine', params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() },
-  ], shared));
-  const filterGrad = instantiate(base, 'filterGrad');
-  const blockColumnSums = instantiate(base, 'blockColumnSums');
-  const blockGradSums = instantiate(base, 'blockGradSums');
-  const channelAffine = instantiate(base, 'channelAffine');
-
   const specialised = new Map<string, { local: Kernel; index: number }>();
-  /** Compiles a kernel specialised for some sizes once, on first use. */
+  /**
+   * Compiles a kernel once, on first use: specialised for some sizes where the key names them,
+   * and with or without fused multiply-adds as currently chosen.
+   */
   const specialise = (key: string, spec: () => Omit<FunctionSpec, 'exportName'>) => {
-    let kernel = specialised.get(key);
+    const fullKey = `${key} fma=${fusedMultiplyAdd()}`;
+    let kernel = specialised.get(fullKey);
     if (!kernel) {
       kernel = instantiate(new WebAssembly.Module(assemble([{ exportName: 'run', ...spec() }], shared)), 'run');
-      specialised.set(key, kernel);
+      specialised.set(fullKey, kernel);
     }
     return kernel;
   };
+  const filterGrad = () => specialise('filterGrad', () => ({ params: 19, i32Locals: 19, v128Locals: 11, code: filterGradCode() }));
+  const blockColumnSums = () => specialise('blockColumnSums', () => ({ params: 5, i32Locals: 7, v128Locals: 1, code: blockColumnSumsCode() }));
+  const blockGradSums = () => specialise('blockGradSums', () => ({ params: 8, i32Locals: 8, v128Locals: 4, code: blockGradSumsCode() }));
+  const channelAffine = () => specialise('channelAffine', () => ({ params: 6, i32Locals: 5, v128Locals: 0, code: channelAffineCode() }));
 
   return {
+    threads,
+    winogradFilter(tile, flip, filter, u, k, j) {
+      const kernel = specialise(`winogradFilter ${tile.output} ${flip}`, () => winogradFilterCode(tile, flip));
+      const tapBytes = 4 * k * j;
+      parallel(kernel, split(tapBytes / 16, threadsFor(9 * k * j)).map(([start, end]) => [filter, u, tapBytes, 16 * start, 16 * end]));
+    },
+    winogradForward(tile, ci, co, x, u, y, scratch, dims) {
+      const [n, h, w, oh, ow, pt, pl] = dims;
+      const kernel = specialise(`winogradForward ${tile.output} ${ci} ${co}`, () => winogradForwardCode(tile, ci, co));
+      const [tilesHigh, tilesWide] = [Math.ceil(oh / tile.output), Math.ceil(ow / tile.output)];
+      const scratchBytes = winogradScratchBytes(tile, ci, co);
+      parallel(kernel, split(n * tilesHigh * tilesWide, threadsFor(9 * n * oh * ow * ci * co)).map(([start, end], i) =>
+        [x, u, y, scratch + i * scratchBytes, h, w, oh, ow, pt, pl, tilesHigh, tilesWide, start, end]));
+    },
+    winogradFilterGrad(tile, ci, co, x, dy, parts, scratch, dims) {
+      const [n, h, w, oh, ow, pt, pl] = dims;
+      const kernel = specialise(`winogradFilterGrad ${tile.output} ${ci} ${co}`, () => winogradFilterGradCode(tile, ci, co));
+      const [tilesHigh, tilesWide] = [Math.ceil(oh / tile.output), Math.ceil(ow / tile.output)];
+      const scratchBytes = winogradScratchBytes(tile, ci, co);
+      const partBytes = 4 * tile.input * tile.input * ci * co;
+      const shares = split(n * tilesHigh * tilesWide, threadsFor(9 * n * oh * ow * ci * co));
+      parallel(kernel, shares.map(([start, end], i) =>
+        [x, dy, parts + i * partBytes, scratch + i * scratchBytes, h, w, oh, ow, pt, pl, tilesHigh, tilesWide, start, end]));
+      return shares.length;
+    },
+    winogradFilterGradOutput(tile, parts, count, ci, co, dw) {
+      const kernel = specialise(`winogradFilterGradOutput ${tile.output}`, () => winogradFilterGradOutputCode(tile));
+      const tapBytes = 4 * ci * co;
+      parallel(kernel, split(tapBytes / 16, threadsFor(count * tile.input * tile.input * ci * co)).map(([start, end]) =>
+        [parts, count, tile.input * tile.input * tapBytes, dw, tapBytes, 16 * start, 16 * end]));
+    },
     filterGrad(x, dy, dw, dims) {
       const [n, , , ci, oh, ow, co, kh, kw] = dims;
       const work = n * oh * ow * ci * co * kh * kw;
-      parallel(filterGrad, split(ci, threadsFor(work), FILTER_GRAD_CI_BLOCK).map(([start, end]) => [x, dy, dw, ...dims, start, end]));
+      parallel(filterGrad(), split(ci, threadsFor(work), FILTER_GRAD_CI_BLOCK).map(([start, end]) => [x, dy, dw, ...dims, start, end]));
     },
     inputGrad(co, ci, dy, wT, dx, dims) {
       const [n, h, w, oh, ow, kh, kw, ...rest] = dims;
@@ -587,17 +492,17 @@ function simdKernels(memory: WebAssembly.Memory, threads: number): SimdKernels {
         [x + 4 * start * h * width * ci, w, y + 4 * start * oh * ow * co, end - start, h, width, oh, ow, kh, kw, ...rest]));
     },
     blockColumnSums(src, rows, channels, blockRows, dst) {
-      parallel(blockColumnSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) =>
+      parallel(blockColumnSums(), split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) =>
         [src + 4 * start * channels, end - start, channels, blockRows, dst + (4 * start * channels) / blockRows]));
     },
     blockGradSums(dy, x, mean, rows, channels, blockRows, sumDy, sumDyCentred) {
-      parallel(blockGradSums, split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) => {
+      parallel(blockGradSums(), split(rows, threadsFor(rows * channels), blockRows).map(([start, end]) => {
         const [offset, blockOffset] = [4 * start * channels, (4 * start * channels) / blockRows];
         return [dy + offset, x + offset, mean, end - start, channels, blockRows, sumDy + blockOffset, sumDyCentred + blockOffset];
       }));
     },
     channelAffine(x, rows, channels, a, b, y) {
-      parallel(channelAffine, split(rows, threadsFor(rows * channels)).map(([start, end]) =>
+      parallel(channelAffine(), split(rows, threadsFor(rows * channels)).map(([start, end]) =>
         [x + 4 * start * channels, end - start, channels, a, b, y + 4 * start * channels]));
     },
   };
