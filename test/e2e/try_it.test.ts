@@ -3,7 +3,7 @@
  * with a tiny model trained through the CLI, three sample photos the project does not hold are
  * uploaded and dropped on the Try it screen; each shows its top three classes with the confidences
  * `contrast predict` gives the same files; one key press adds one to the project with a label, which
- * the project's counts show; a folder is predicted as a job.
+ * the project's counts show; a folder is predicted as a job; Export offers the model to export.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -143,6 +143,16 @@ describe('Try it in the browser', () => {
     const rows = fs.readFileSync(csv, 'utf8').trim().split('\n').slice(1).map((line) => line.split(','));
     for (const [file, predicted] of rows) assert.deepEqual([predicted], [expected.get(path.basename(file))![0][0]], file);
     await screenshot(page, 'try-it-folder');
+  });
+
+  it('lets Export pick the model, the current one by default', async () => {
+    await page.click('nav button[data-screen="export"]');
+    await page.waitForSelector('select[name="export-run"]');
+    assert.equal(await page.inputValue('select[name="export-run"]'), '1');
+    assert.match((await page.textContent('[data-testid="export-model-default"]'))!, /The default is the current model, run #1:/);
+    await page.click('button:has-text("Export run #1")');
+    await page.waitForSelector('[data-testid="export-model"]', { timeout: 60_000 });
+    assert.ok(fs.existsSync(path.join(projectDir, 'exports', 'model-run1', 'model.onnx')));
   });
 
   it('shows no console error, CSP violation or failed request', () => {
