@@ -67,8 +67,16 @@ const trainRequest = v.object({
 });
 export type TrainRequest = v.InferOutput<typeof trainRequest>;
 
+/** The file extensions import, prediction and the desktop file dialog take as images (any case). */
+export const IMAGE_FILE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'bmp', 'tif', 'tiff', 'avif'] as const;
+
 /** The largest image Try it accepts: a large phone or camera photo, not a whole folder in one file. */
 export const MAX_TRY_IMAGE_BYTES = 20 * 1024 * 1024;
+/** Why an image is refused for its size, in the same words wherever it is checked. */
+export function tooLargeMessage(bytes: number): string {
+  return `the file is ${(bytes / 2 ** 20).toFixed(1)} MB, above the ${MAX_TRY_IMAGE_BYTES / 2 ** 20} MB limit`;
+}
+
 /** Images per Try it call, which carries at most MAX_TRY_IMAGE_BYTES in all; the front end sends more in several calls. */
 export const MAX_TRY_IMAGES_PER_CALL = 32;
 /** Base64 characters of MAX_TRY_IMAGE_BYTES: what one call's images may add up to. */

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
-import { MAX_TRY_IMAGE_BYTES, type TryImage, type TryOutResult } from '../contract/operations.ts';
+import { MAX_TRY_IMAGE_BYTES, tooLargeMessage, type TryImage, type TryOutResult } from '../contract/operations.ts';
 import { imagePixels, topClasses } from '../engine/data/predict.ts';
-import { readImageFile, sniffFormat } from '../media/decode.ts';
+import { sniffFormat } from '../media/decode.ts';
 import { IMAGE_EXTENSIONS } from '../media/scan.ts';
 import { imageBySha, isOriginalMissing } from '../store/images.ts';
 import { listClasses, setLabels } from '../store/labels.ts';
@@ -24,16 +24,10 @@ import type { Session } from './session.ts';
 /** The project's folder for images added from Try it. */
 export const ADDED_FOLDER = 'added';
 
-const MEGABYTE = 2 ** 20;
-
-function tooLarge(bytes: number): string {
-  return `the file is ${(bytes / MEGABYTE).toFixed(1)} MB, above the ${MAX_TRY_IMAGE_BYTES / MEGABYTE} MB limit`;
-}
-
 /** An image's bytes, or why they are refused: too large, or not an image whatever the name says. */
 function imageBytes(image: TryImage): { bytes: Buffer; format: string } | { error: string } {
   const bytes = Buffer.from(image.data, 'base64');
-  if (bytes.length > MAX_TRY_IMAGE_BYTES) return { error: tooLarge(bytes.length) };
+  if (bytes.length > MAX_TRY_IMAGE_BYTES) return { error: tooLargeMessage(bytes.length) };
   const format = sniffFormat(bytes);
   if (!format) return { error: 'not an image (unrecognised file content)' };
   return { bytes, format };
@@ -114,22 +108,6 @@ export async function addTriedImage(project: Project, image: TryImage, classId: 
   }
   setLabels(project.db, [imported.id], classId, 'human', STUDIO_AUTHOR);
   return { imageId: imported.id, added: true, path: file };
-}
-
-/** Files the desktop app's picker chose, read with import's checks and the Try it size limit, as Try it's input. */
-export async function readTryImages(files: string[]): Promise<(TryImage | { name: string; error: string })[]> {
-  return Promise.all(
-    files.map(async (file) => {
-      const name = path.basename(file);
-      try {
-        const { size } = await fs.stat(file); // before reading: a huge file is refused unread
-        if (size > MAX_TRY_IMAGE_BYTES) return { name, error: tooLarge(size) };
-        return { name, data: (await readImageFile(file)).toString('base64') };
-      } catch (error) {
-        return { name, error: (error as Error).message };
-      }
-    }),
-  );
 }
 
 export function tryItHandlers(session: Session): Pick<Handlers, 'tryIt.predict' | 'tryIt.add'> {

@@ -54,7 +54,8 @@ async function expectedProbabilities(files: string[]): Promise<{ classes: string
     const pixels = Buffer.concat(await Promise.all(files.map((file) => decodePixels(file, SIZE))));
     const probabilities = tf.tidy(() => tf.softmax(runClassifier(model, tf.div(tf.tensor4d(new Uint8Array(pixels), [files.length, SIZE, SIZE, 3], 'int32'), 255) as tf.Tensor4D, false).logits));
     const rows = (await probabilities.array()) as number[][];
-    tf.dispose([probabilities, model]);
+    probabilities.dispose();
+    model.dispose();
     return { classes: classes.map((c) => c.name), rows };
   } finally {
     project.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { megabytes, planCalls } from './try_it.ts';
+import { planCalls } from './try_it.ts';
 
 describe('planCalls', () => {
   it('packs images in order into calls within the image count and the byte total', () => {
@@ -13,12 +13,5 @@ describe('planCalls', () => {
 
   it('plans nothing for no images', () => {
     expect(planCalls([], 32, 100)).toEqual([]);
-  });
-});
-
-describe('megabytes', () => {
-  it('speaks in MB with one decimal', () => {
-    expect(megabytes(20 * 2 ** 20)).toBe('20.0 MB');
-    expect(megabytes(1_500_000)).toBe('1.4 MB');
   });
 });

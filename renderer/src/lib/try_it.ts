@@ -1,4 +1,4 @@
-/** Try it's arithmetic, pure so it is unit-tested: which images go in which call, and sizes in words. */
+/** Try it's plumbing in the page: which images go in which call (pure, unit-tested), and bytes to and from base64. */
 
 /**
  * Groups images (by their sizes in bytes, in order) into calls of at most `maxImages` images and
@@ -20,10 +20,6 @@ export function planCalls(sizes: number[], maxImages: number, maxBytes: number):
   });
   if (current.length > 0) calls.push(current);
   return calls;
-}
-
-export function megabytes(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MB`;
 }
 
 /** A file's bytes as base64, the form the contract carries them in. */
