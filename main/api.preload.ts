@@ -1,13 +1,14 @@
 /**
  * Preload of a studio window (sandboxed; bundled to CommonJS by main/build_desktop.ts). Exposes
- * one function per contract operation plus onEvent as window.contrastApi, and a native folder
- * picker as window.contrastDesktop. Nothing generic: the page cannot name an IPC channel.
+ * one function per contract operation plus onEvent as window.contrastApi, and native folder and
+ * image pickers as window.contrastDesktop. Nothing generic: the page cannot name an IPC channel.
  */
 import { contextBridge, ipcRenderer } from 'electron';
 import { operationNames, type ServerEvent } from '../app/contract/operations.ts';
 import {
   BRIDGE_KEY,
   CHOOSE_FOLDER_CHANNEL,
+  CHOOSE_IMAGES_CHANNEL,
   DESKTOP_KEY,
   EVENTS_PORT_CHANNEL,
   operationChannel,
@@ -40,6 +41,7 @@ bridge.onEvent = (listener) => {
 
 const desktop: ContrastDesktop = {
   chooseFolder: (options) => ipcRenderer.invoke(CHOOSE_FOLDER_CHANNEL, options),
+  chooseImages: (options) => ipcRenderer.invoke(CHOOSE_IMAGES_CHANNEL, options),
 };
 
 contextBridge.exposeInMainWorld(BRIDGE_KEY, bridge);

@@ -10,7 +10,8 @@ import { operationNames, type OperationName } from '../app/contract/operations.t
 import { buildMenuTemplate } from './menu_template.ts';
 import { electronSqliteBinding } from './native_binding.ts';
 import { checkedCall } from './picked_folders.ts';
-import { CHOOSE_FOLDER_CHANNEL, chooseFolderSchema, operationChannel, type IpcResult } from './preload_api.ts';
+import { IMAGE_DIALOG_FILTERS, readPickedImages } from './picked_images.ts';
+import { CHOOSE_FOLDER_CHANNEL, CHOOSE_IMAGES_CHANNEL, chooseFolderSchema, operationChannel, type IpcResult } from './preload_api.ts';
 import { APP_SCHEME, isTrustedSender, navigationAction } from './security.ts';
 import { projectArgument } from './startup_project.ts';
 import { StudioWindow, type ShellPaths } from './studio_window.main.ts';
@@ -162,6 +163,18 @@ function registerIpc(): void {
     const folder = picked.canceled ? null : (picked.filePaths[0] ?? null);
     if (folder) studio.pickedFolders.remember(folder);
     return folder;
+  });
+  ipcMain.handle(CHOOSE_IMAGES_CHANNEL, async (event, options) => {
+    const studio = trustedWindow(event);
+    const parsed = v.safeParse(chooseFolderSchema, options);
+    if (!studio || !parsed.success) return null;
+    const picked = await dialog.showOpenDialog(studio.window, {
+      title: parsed.output.title,
+      buttonLabel: parsed.output.buttonLabel,
+      properties: ['openFile', 'multiSelections'],
+      filters: IMAGE_DIALOG_FILTERS,
+    });
+    return picked.canceled ? null : readPickedImages(picked.filePaths);
   });
 }
 

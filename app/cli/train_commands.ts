@@ -2,7 +2,8 @@ import type { Stage } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
 import type { RunInfo } from '../contract/operations.ts';
 import { BACKEND_CHOICES, TRAIN_OPTIONS, optionsForStage, type BackendChoice, type OptionDefinition, type TrainOptionName } from '../contract/train_options.ts';
-import { exportModelOf, predictOutsideFiles } from '../services/exports.ts';
+import { exportModelOf } from '../services/exports.ts';
+import { openModel, predictFolder } from '../services/folder_predictions.ts';
 import { createOneClickRun, planOneClick } from '../services/pipeline.ts';
 import type { Project } from '../services/projects.ts';
 import { createEvaluation, createStageRun, requireResumable, runHere, runOf, runsOf, type JobEvent, type Run } from '../services/training.ts';
@@ -274,21 +275,64 @@ const runs: Command = {
 const predict: Command = {
   name: 'predict',
   args: '<project> <path...>',
-  summary: 'Classify image files or folders with a trained model (default: the current one) and write a CSV (path, predicted, confidence).',
-  options: { run: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
-  optionHelp: { run: 'the finetune or distill run whose model to use (default: the current model)', out: 'CSV file to write (required)', backend: TRAIN_OPTIONS.backend.help },
+  summary:
+    'Classify image files or folders with a trained model (default: the current one) and write a CSV: path, the predicted class and its confidence, and the next two classes with theirs. Unreadable files are listed and skipped.',
+  options: { run: { type: 'string' }, out: { type: 'string' }, 'copy-to': { type: 'string' }, 'link-to': { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: {
+    run: 'the finetune or distill run whose model to use (default: the current model)',
+    out: 'CSV file to write (required)',
+    'copy-to': 'also copy each image into <folder>/<predicted class>/',
+    'link-to': 'also link each image (a symbolic link) into <folder>/<predicted class>/',
+    backend: TRAIN_OPTIONS.backend.help,
+    json: 'print progress and the summary as JSON lines',
+  },
   minArgs: 2,
   async run(call) {
     const runId = runIdOption(call, 'run');
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the CSV file to write', 'usage');
     const backend = (choice(call, 'backend', [...BACKEND_CHOICES]) ?? 'auto') as BackendChoice;
+    const sortInto = sortOption(call);
+    const json = Boolean(call.values.json);
     const [dir, ...paths] = call.positionals;
-    const result = await withProject(dir, (project) => predictOutsideFiles(project, paths, out, backend, runId), true);
+    const bar = progressBar(call.io, 'predicting');
+    const result = await withProject(
+      dir,
+      async (project) => {
+        const model = await openModel(project, runId, backend);
+        try {
+          return await predictFolder(model, {
+            paths,
+            csvFile: out,
+            sortInto,
+            onProgress: (p) => {
+              if (json) printJson(call.io, { event: 'progress', ...p });
+              else if (p.phase === 'predicting') bar.update(p.done, p.total, `${p.imagesPerSecond.toFixed(0)} img/s, ETA ${formatDuration(p.etaSeconds)}`);
+            },
+          });
+        } finally {
+          model.dispose();
+        }
+      },
+      true,
+    );
+    bar.finish();
+    if (json) return printJson(call.io, { event: 'summary', csvFile: out, ...result });
     for (const problem of result.problems) call.io.err(`skipped ${problem.path}: ${problem.reason}\n`);
-    call.io.out(`wrote ${result.count} prediction(s) to ${out}\n`);
+    const rate = result.seconds > 0 ? ` in ${result.seconds.toFixed(1)}s (${(result.predicted / result.seconds).toFixed(0)} images/s)` : '';
+    call.io.out(`wrote ${result.predicted} prediction(s) to ${out}${rate}\n`);
+    if (sortInto) call.io.out(`${sortInto.mode === 'copy' ? 'copied' : 'linked'} them into ${sortInto.dir}/<class>/: ${result.byClass.map((c) => `${c.name} ${c.count}`).join(', ')}\n`);
   },
 };
+
+function sortOption(call: Invocation): { mode: 'copy' | 'link'; dir: string } | undefined {
+  const copyTo = stringOption(call, 'copy-to');
+  const linkTo = stringOption(call, 'link-to');
+  if (copyTo && linkTo) throw new UserError('give --copy-to or --link-to, not both', 'usage');
+  if (copyTo) return { mode: 'copy', dir: copyTo };
+  if (linkTo) return { mode: 'link', dir: linkTo };
+  return undefined;
+}
 
 const exportCommand: Command = {
   name: 'export',

@@ -12,6 +12,7 @@ import {
   type OperationName,
   type Output,
   type ServerEvent,
+  type TryImage,
 } from './operations.ts';
 
 /** The window global the preload defines. */
@@ -26,6 +27,7 @@ export function operationChannel(name: OperationName): string {
 /** Main → preload: the port that carries core events straight from the core process. */
 export const EVENTS_PORT_CHANNEL = 'contrast:events-port';
 export const CHOOSE_FOLDER_CHANNEL = 'contrast:choose-folder';
+export const CHOOSE_IMAGES_CHANNEL = 'contrast:choose-images';
 
 /**
  * Errors cross Electron's contextBridge as a bare message, so results travel as this envelope
@@ -41,11 +43,17 @@ export type ContrastBridge = {
   onEvent(listener: (event: ServerEvent) => void): () => void;
 };
 
+/** A file the native image picker chose, as the main process read it: its name and bytes, or why it was not read. */
+export type PickedImage = TryImage | { name: string; error: string };
+
 export interface ContrastDesktop {
   /** A native folder picker; null when the user cancels. */
   chooseFolder(options: { title: string; buttonLabel?: string }): Promise<string | null>;
+  /** A native picker of image files for Try it; the main process reads them, so the page never learns their paths. Null when cancelled. */
+  chooseImages(options: { title: string; buttonLabel?: string }): Promise<PickedImage[] | null>;
 }
 
+/** The options of either native picker. */
 export const chooseFolderSchema = v.object({
   title: v.pipe(v.string(), v.maxLength(200)),
   buttonLabel: v.optional(v.pipe(v.string(), v.maxLength(50))),

@@ -46,6 +46,26 @@ export interface ImportProgress {
   etaSeconds: number | null;
 }
 
+/** A class and how likely a model finds it for one image. */
+export interface ClassProbability {
+  classId: number;
+  name: string;
+  probability: number;
+}
+
+/** A folder prediction (the studio's Predict a folder, `contrast predict`) as it goes. */
+export interface PredictProgress {
+  phase: 'scanning' | 'predicting' | 'done';
+  /** Image files found. */
+  total: number;
+  /** Files predicted or skipped so far. */
+  done: number;
+  /** Files that could not be read or decoded (or copied into their class folder), each reported and skipped. */
+  errors: number;
+  imagesPerSecond: number;
+  etaSeconds: number | null;
+}
+
 export type StagePhase = 'preparing' | 'caching' | 'measuring' | 'training' | 'evaluating';
 
 export interface StageProgress {

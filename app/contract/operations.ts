@@ -8,10 +8,12 @@
 import * as v from 'valibot';
 import type {
   ClassInfo,
+  ClassProbability,
   FileProblem,
   ImportProgress,
   LabelChange,
   LabelSource,
+  PredictProgress,
   ProjectCounts,
   RunKind,
   RunStatus,
@@ -20,7 +22,7 @@ import type {
   StageProgress,
 } from './domain.ts';
 
-export type { ClassInfo, FileProblem, ImportProgress, LabelChange, LabelSource, ProjectCounts, RunKind, RunStatus, Stage, StageEpoch, StageProgress };
+export type { ClassInfo, ClassProbability, FileProblem, ImportProgress, LabelChange, LabelSource, PredictProgress, ProjectCounts, RunKind, RunStatus, Stage, StageEpoch, StageProgress };
 
 // ---- shared shapes ----
 
@@ -72,6 +74,61 @@ const trainRequest = v.object({
 });
 export type TrainRequest = v.InferOutput<typeof trainRequest>;
 
+/** The file extensions import, prediction and the desktop file dialog take as images (any case). */
+export const IMAGE_FILE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'bmp', 'tif', 'tiff', 'avif'] as const;
+
+/** The largest image Try it accepts: a large phone or camera photo, not a whole folder in one file. */
+export const MAX_TRY_IMAGE_BYTES = 20 * 1024 * 1024;
+/** Why an image is refused for its size, in the same words wherever it is checked. */
+export function tooLargeMessage(bytes: number): string {
+  return `the file is ${(bytes / 2 ** 20).toFixed(1)} MB, above the ${MAX_TRY_IMAGE_BYTES / 2 ** 20} MB limit`;
+}
+
+/** Images per Try it call, which carries at most MAX_TRY_IMAGE_BYTES in all; the front end sends more in several calls. */
+export const MAX_TRY_IMAGES_PER_CALL = 32;
+/** Base64 characters of MAX_TRY_IMAGE_BYTES: what one call's images may add up to. */
+export const MAX_TRY_BASE64 = base64Length(MAX_TRY_IMAGE_BYTES);
+
+export function base64Length(bytes: number): number {
+  return Math.ceil(bytes / 3) * 4;
+}
+
+/** An image's bytes sent to the core (an upload, a paste, or a file the desktop app read), as base64. */
+const tryImageSchema = v.object({
+  name: v.pipe(v.string(), v.trim(), v.minLength(1, 'an image needs a name'), v.maxLength(255)),
+  data: v.pipe(
+    v.string(),
+    v.minLength(1, 'the image is empty'),
+    v.maxLength(MAX_TRY_BASE64, `an image may be at most ${MAX_TRY_IMAGE_BYTES / 2 ** 20} MB`),
+    v.regex(/^[A-Za-z0-9+/]+={0,2}$/, 'the image data is not base64'),
+  ),
+});
+export type TryImage = v.InferOutput<typeof tryImageSchema>;
+
+/** One tried image: its three most likely classes, or why it could not be read. */
+export type TryOutResult = { name: string; top: ClassProbability[] } | { name: string; error: string };
+
+/** Where a folder prediction puts copies or links of the images, one folder per predicted class. */
+export const predictSortSchema = v.picklist(['none', 'copy', 'link']);
+export type PredictSort = v.InferOutput<typeof predictSortSchema>;
+
+export interface PredictSummary {
+  runId: number;
+  /** The folder holding predictions.csv (and the class folders when sorting). */
+  outDir: string;
+  csvPath: string;
+  sort: PredictSort;
+  predicted: number;
+  errors: number;
+  /** The first skipped files with their reasons; every one is in skipped.csv. */
+  problems: { path: string; reason: string }[];
+  /** Images per predicted class, most first. */
+  byClass: { name: string; count: number }[];
+  /** Ended by a cancel: the CSV holds the images predicted until then. */
+  cancelled: boolean;
+  seconds: number;
+}
+
 export interface ImageItem {
   id: number;
   labelClassId: number | null;
@@ -103,8 +160,8 @@ export interface ImageDetail extends ImageItem {
 }
 
 export interface JobInfo {
-  kind: 'import' | RunKind;
-  /** Run id for training jobs, import batch id for imports (0 until the batch row exists). */
+  kind: 'import' | 'predict' | RunKind;
+  /** Run id for training jobs, import batch id for imports (0 until the batch row exists), 0 for folder predictions. */
   id: number;
   startedAt: string;
 }
@@ -327,7 +384,8 @@ export const operations = {
   'train.start': { input: trainRequest, output: {} as { runId: number } },
   'train.cancel': { input: v.object({ runId: id }), output: {} as { cancelled: boolean } },
   'train.resume': { input: v.object({ runId: id }), output: {} as { runId: number } },
-  'runs.list': { input: v.object({}), output: {} as { runs: RunInfo[] } },
+  /** Every run, and which classifier is the current model (services/current_model.ts) and why. */
+  'runs.list': { input: v.object({}), output: {} as { runs: RunInfo[]; current: { runId: number; reason: string } | null } },
   'runs.get': { input: v.object({ runId: id }), output: {} as RunDetail },
   'system.backend': { input: v.object({}), output: {} as BackendSummary },
 
@@ -342,6 +400,32 @@ export const operations = {
     input: v.object({ runId: v.optional(id) }),
     output: {} as { runId: number; points: EmbeddingPoint[] },
   },
+
+  // use the model
+  /** The top classes of images the user tries, from the current model unless a run is named; a bad image is reported in its own result. */
+  'tryIt.predict': {
+    input: v.object({
+      images: v.pipe(
+        v.array(tryImageSchema),
+        v.minLength(1, 'give at least one image'),
+        v.maxLength(MAX_TRY_IMAGES_PER_CALL),
+        v.check((images) => images.reduce((sum, image) => sum + image.data.length, 0) <= MAX_TRY_BASE64, `the images of one call may add up to at most ${MAX_TRY_IMAGE_BYTES / 2 ** 20} MB`),
+      ),
+      runId: v.optional(id),
+    }),
+    output: {} as { runId: number; results: TryOutResult[] },
+  },
+  /** Copies a tried image into the project's added/ folder, imports it and labels it; an image already in the project is only labelled. */
+  'tryIt.add': {
+    input: v.object({ image: tryImageSchema, classId: id }),
+    output: {} as { imageId: number; added: boolean; path: string; classes: ClassInfo[] },
+  },
+  /** Predicts every image below a folder as a job: predictions.csv, optionally the images sorted into class folders. */
+  'predict.start': {
+    input: v.object({ folder, runId: v.optional(id), sort: v.optional(predictSortSchema) }),
+    output: {} as { started: true; outDir: string },
+  },
+  'predict.cancel': { input: v.object({}), output: {} as { cancelled: boolean } },
 
   // export
   'export.labels': { input: v.object({ format: v.picklist(['csv', 'folders']) }), output: {} as ExportResult },
@@ -364,6 +448,9 @@ export type ServerEvent =
   | ({ type: 'import.progress' } & ImportProgress)
   /** summary is null when the import failed or was cancelled; error says why. */
   | { type: 'import.finished'; summary: ImportSummary | null; error: string | null }
+  | ({ type: 'predict.progress' } & PredictProgress)
+  /** summary is null when the prediction failed; error says why. A cancelled one has a summary. */
+  | { type: 'predict.finished'; summary: PredictSummary | null; error: string | null }
   /** Labels or classes changed (by another window or a job); views reload what they show. */
   | { type: 'labels.changed' }
   | { type: 'project.changed'; dir: string | null };

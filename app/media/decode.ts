@@ -57,7 +57,7 @@ export async function decodeForImport(file: string): Promise<DecodedImage> {
  * starts like an image. The checks are on the opened file itself, since the path may have been
  * swapped for something else since the scan looked at it.
  */
-async function readImageFile(file: string): Promise<Buffer> {
+export async function readImageFile(file: string): Promise<Buffer> {
   let handle: FileHandle;
   try {
     // Non-blocking, or opening a FIFO would wait for a writer forever; no effect on regular files.
@@ -146,7 +146,7 @@ async function orientedSize(bytes: Buffer, format: string): Promise<{ width: num
   return swapped ? { width: meta.height!, height: meta.width! } : { width: meta.width!, height: meta.height! };
 }
 
-async function describeDecodeFailure(bytes: Buffer, format: string, error: unknown): Promise<string> {
+export async function describeDecodeFailure(bytes: Buffer, format: string, error: unknown): Promise<string> {
   const message = String((error as Error).message ?? error).split('\n')[0].trim();
   if (/pixel limit/i.test(message)) {
     const { width, height } = await orientedSize(bytes, format);

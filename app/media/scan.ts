@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { IMAGE_FILE_EXTENSIONS } from '../contract/operations.ts';
 import { pathKey } from '../store/file_paths.ts';
 
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif']);
+export const IMAGE_EXTENSIONS = new Set(IMAGE_FILE_EXTENSIONS.map((extension) => `.${extension}`));
 
 export interface FoundFile {
   /** The path as the store keeps it (file_paths.ts): lossless, also for names that are not UTF-8. */

@@ -1,9 +1,7 @@
-/** What leaves the project: labels, predictions and models, and predictions for outside files. */
+/** What leaves the project: labels, predictions and models (predictions for outside files: folder_predictions.ts). */
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
-import type { BackendChoice } from '../contract/train_options.ts';
 import { exportModel } from '../engine/export/model_bundle.ts';
-import { predictFiles } from '../engine/data/predict.ts';
 import { writePredictionsCsv } from '../store/gallery.ts';
 import type { Project } from '../store/project.ts';
 import { modelRun } from './current_model.ts';
@@ -18,12 +16,8 @@ export async function exportModelOf(project: Project, outDir: string | null, run
   return { path: await exportModel(project, run.id, folder), runId: run.id };
 }
 
-/** Classifies outside files with a model (default: the current one) into a CSV. */
-export function predictOutsideFiles(project: Project, paths: string[], outFile: string, backend: BackendChoice, runId?: number) {
-  return predictFiles(project, modelRun(project.db, runId).id, paths, outFile, backend);
-}
-
-function timestamp(): string {
+/** The time as 20250101-120000, for names of files and folders written on request. */
+export function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 

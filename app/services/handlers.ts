@@ -4,6 +4,7 @@
  */
 import type { Input, OperationName, Output } from '../contract/operations.ts';
 import { exportHandlers } from './exports.ts';
+import { predictHandlers } from './folder_predictions.ts';
 import { imageHandlers } from './images.ts';
 import { importHandlers } from './imports.ts';
 import { labelHandlers } from './labels.ts';
@@ -12,6 +13,7 @@ import { projectHandlers } from './projects.ts';
 import { resultHandlers } from './results.ts';
 import type { Session } from './session.ts';
 import { trainingHandlers } from './training.ts';
+import { tryItHandlers } from './try_it.ts';
 
 export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Output<N>> };
 
@@ -24,6 +26,8 @@ export function createHandlers(session: Session): Handlers {
     ...pipelineHandlers(session),
     ...trainingHandlers(session),
     ...resultHandlers(session),
+    ...tryItHandlers(session),
+    ...predictHandlers(session),
     ...exportHandlers(session),
   };
 }

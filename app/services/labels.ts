@@ -14,7 +14,7 @@ import { chooseNext } from './label_queue.ts';
 import type { Session } from './session.ts';
 
 /** The author recorded on labels set through the studio. */
-const STUDIO_AUTHOR = 'studio';
+export const STUDIO_AUTHOR = 'studio';
 
 export type ClassAction = { kind: 'add'; name: string } | { kind: 'rename'; from: string; to: string } | { kind: 'merge'; from: string; into: string } | { kind: 'delete'; name: string };
 
@@ -55,7 +55,7 @@ export function countLabels(project: Project): number {
   return listClasses(project.db).reduce((sum, c) => sum + c.labels, 0);
 }
 
-function requireClassId(project: Project, classId: number): ClassInfo {
+export function requireClassId(project: Project, classId: number): ClassInfo {
   const found = listClasses(project.db).find((c) => c.id === classId);
   if (!found) throw new UserError(`no class with id ${classId} (it may have been deleted)`, 'not_found', { classId });
   return found;

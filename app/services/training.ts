@@ -15,6 +15,7 @@ import { imageCount, medianImageSide } from '../store/images.ts';
 import { splitSize } from '../store/labels.ts';
 import type { Project } from '../store/project.ts';
 import { getRun, isResumable, listRuns, metricNames, metricSeries, processIsAlive, requireRun, runLineage, type Run } from '../store/runs.ts';
+import { currentModel } from './current_model.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
 import { parseTrainOptions } from './train_options.ts';
@@ -249,7 +250,8 @@ export function trainingHandlers(session: Session): Pick<Handlers, TrainingOpera
       return { runId: startInChild(session, run.kind, () => run.id) };
     },
     async 'runs.list'() {
-      return { runs: listRuns(project().db).map(runInfo) };
+      const { db } = project();
+      return { runs: listRuns(db).map(runInfo), current: currentModel(db) };
     },
     async 'runs.get'({ runId }) {
       const { db } = project();

@@ -17,6 +17,7 @@ function pickBackend(): Backend | string {
       // The desktop shell answers the same /api/thumb and /api/image paths on its own origin.
       mediaUrl: (kind, imageId, key) => `${mediaPath(kind, imageId)}?p=${key}`,
       chooseFolder: desktop ? (title) => desktop.chooseFolder({ title }) : undefined,
+      chooseImages: desktop ? (title) => desktop.chooseImages({ title }) : undefined,
     };
   }
   const token = takeToken(location, history, sessionStorage);

@@ -67,7 +67,7 @@ test('pretrain → finetune → distill → evaluate → predict → export thro
   const predict = runCli(['predict', project, '--run', String(finetuneId), warmFolder, '--out', csv]);
   assert.equal(predict.code, 0, predict.stderr);
   const rows = fs.readFileSync(csv, 'utf8').trim().split('\n');
-  assert.equal(rows[0], 'path,predicted,confidence');
+  assert.equal(rows[0], 'path,predicted,confidence,second,second_confidence,third,third_confidence', 'the first three columns as before, then the runners-up');
   assert.equal(rows.length, 101);
   assert.ok(rows[1].startsWith(path.join(warmFolder, 'warm-000.png') + ','));
 

@@ -10,7 +10,8 @@ import { fsPath } from '../../store/file_paths.ts';
 import { imageFiles, testSetImageIds } from '../../store/images.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
+import { openImage } from '../../media/decode.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { Project } from '../../store/project.ts';
 import type { Split } from '../../contract/domain.ts';
@@ -102,13 +103,20 @@ export class PixelCache {
  */
 export async function decodePixels(file: string, imageSize: number): Promise<Buffer> {
   const source = fsPath(file);
-  return sharp(typeof source === 'string' ? source : fs.readFileSync(source))
-    .rotate()
-    .resize(imageSize, imageSize, { fit: 'cover' })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer();
+  return modelPixels(sharp(typeof source === 'string' ? source : fs.readFileSync(source)), imageSize);
+}
+
+/**
+ * The same pixels from an image's bytes (an upload, or a file read with the media layer's checks),
+ * opened as import opens them: with the pixel limit, and BMP decoded by our own reader.
+ */
+export function pixelsFromBytes(bytes: Buffer, imageSize: number): Promise<Buffer> {
+  return modelPixels(openImage(bytes), imageSize);
+}
+
+/** The models' one preprocessing: EXIF rotation, the centred square at `imageSize`, RGB bytes. */
+function modelPixels(image: Sharp, imageSize: number): Promise<Buffer> {
+  return image.rotate().resize(imageSize, imageSize, { fit: 'cover' }).removeAlpha().toColourspace('srgb').raw().toBuffer();
 }
 
 function readIndex(fd: number): CacheIndex | undefined {

@@ -1,15 +1,21 @@
-/** Classifies image files that need not belong to the project, writing path, class and confidence as CSV. */
+/**
+ * A trained classifier on images that need not belong to the project: files on disk (`contrast
+ * predict`, folder prediction) and uploaded bytes (the studio's Try it). Pixels are prepared
+ * exactly as for training (`pixelsFromBytes`), so a file predicts here as it would in the project.
+ */
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { scanImages, type ScanProblem } from '../../media/scan.ts';
+import type { ScanProblem } from '../../media/scan.ts';
+import { describeDecodeFailure, readImageFile, sniffFormat, DecodeError } from '../../media/decode.ts';
 import type { Project } from '../../store/project.ts';
+import type { ClassProbability } from '../../contract/domain.ts';
+import type { BackendChoice } from '../../contract/train_options.ts';
 import { initBackend } from '../runtime/backend.ts';
-import { csvField } from '../../store/labels_csv.ts';
-import { decodePixels } from './dataset.ts';
-import { INFERENCE_BATCH } from './inference.ts';
+import { pixelsFromBytes } from './dataset.ts';
 import { runClassifier } from '../simclr/model.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
-import type { BackendChoice } from '../../contract/train_options.ts';
+
+export type { ClassProbability };
 
 /** Writes a file through a temporary name, so a crash never leaves half a file under the real one. */
 export function writeFileAtomically(file: string, contents: string | Buffer): void {
@@ -18,44 +24,128 @@ export function writeFileAtomically(file: string, contents: string | Buffer): vo
   fs.renameSync(temp, file);
 }
 
-export async function predictFiles(
-  project: Project,
-  runId: number,
-  paths: string[],
-  outFile: string,
-  backend: BackendChoice = 'auto',
-): Promise<{ count: number; problems: ScanProblem[] }> {
+export interface Predictor {
+  readonly runId: number;
+  /** The classes in the order of every probability vector. */
+  readonly classes: { id: number; name: string }[];
+  readonly imageSize: number;
+  /** Class probabilities of images given as model pixels (`pixelsFromBytes` at `imageSize`). */
+  probabilities(pixels: Buffer[]): Promise<number[][]>;
+  dispose(): void;
+}
+
+/** Loads a finished finetune or distill run's classifier for inference. */
+export async function openPredictor(project: Project, runId: number, backend: BackendChoice = 'auto'): Promise<Predictor> {
   await initBackend(backend);
   const { model, classes, architecture } = loadTrainedClassifier(project, runId);
-  try {
-    const { files, problems } = await scanImages(paths);
-    const lines = ['path,predicted,confidence'];
-    for (let start = 0; start < files.length; start += INFERENCE_BATCH) {
-      const decoded: { path: string; pixels: Buffer }[] = [];
-      for (const file of files.slice(start, start + INFERENCE_BATCH)) {
-        try {
-          decoded.push({ path: file.path, pixels: await decodePixels(file.path, architecture.imageSize) });
-        } catch (error) {
-          problems.push({ path: file.path, reason: (error as Error).message });
-        }
-      }
-      if (decoded.length === 0) continue;
-      const probabilities = tf.tidy(() => {
-        const size = architecture.imageSize;
-        const bytes = Buffer.concat(decoded.map((d) => d.pixels));
-        const images = tf.div(tf.tensor4d(new Uint8Array(bytes), [decoded.length, size, size, 3], 'int32'), 255) as tf.Tensor4D;
+  const size = architecture.imageSize;
+  return {
+    runId,
+    classes,
+    imageSize: size,
+    async probabilities(pixels) {
+      const result = tf.tidy(() => {
+        const bytes = new Uint8Array(Buffer.concat(pixels));
+        const images = tf.div(tf.tensor4d(bytes, [pixels.length, size, size, 3], 'int32'), 255) as tf.Tensor4D;
         return tf.softmax(runClassifier(model, images, false).logits);
       });
-      const rows = (await probabilities.array()) as number[][];
-      probabilities.dispose();
-      rows.forEach((p, i) => {
-        const best = p.indexOf(Math.max(...p));
-        lines.push(`${csvField(decoded[i].path)},${csvField(classes[best].name)},${p[best].toFixed(6)}`);
-      });
-    }
-    writeFileAtomically(outFile, lines.join('\n') + '\n');
-    return { count: lines.length - 1, problems };
-  } finally {
-    model.dispose();
+      try {
+        return (await result.array()) as number[][];
+      } finally {
+        result.dispose();
+      }
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** The `k` most likely classes, most likely first (ties keep class order). */
+export function topClasses(probabilities: number[], classes: { id: number; name: string }[], k = 3): ClassProbability[] {
+  return probabilities
+    .map((probability, index) => ({ classId: classes[index].id, name: classes[index].name, probability, index }))
+    .sort((a, b) => b.probability - a.probability || a.index - b.index)
+    .slice(0, k)
+    .map(({ index: _index, ...entry }) => entry);
+}
+
+/**
+ * Model pixels of an image's bytes, or why they cannot be had: the content must be an image
+ * whatever the name says, and decode whole within the media layer's limits.
+ */
+export async function imagePixels(bytes: Buffer, imageSize: number): Promise<{ pixels: Buffer } | { error: string }> {
+  const format = sniffFormat(bytes);
+  if (!format) return { error: 'not an image (unrecognised file content)' };
+  try {
+    return { pixels: await pixelsFromBytes(bytes, imageSize) };
+  } catch (error) {
+    return { error: await describeDecodeFailure(bytes, format, error) };
+  }
+}
+
+export interface FilePrediction {
+  path: string;
+  top: ClassProbability[];
+}
+
+export interface PredictFilesOptions {
+  /** Images per forward pass. */
+  batchSize: number;
+  /** Checked between batches: a cancelled prediction ends after the batch it is in. */
+  signal?: AbortSignal;
+  /** Each batch's predictions and unreadable files, in the order of `files`. */
+  onBatch(predictions: FilePrediction[], problems: ScanProblem[]): void | Promise<void>;
+}
+
+/** Files read and decoded at once within a batch: enough to keep sharp's threads busy. */
+const DECODE_CONCURRENCY = 8;
+
+/**
+ * Predicts files (paths as the store keeps them) in batches. The next batch is read and decoded
+ * while the model runs on the current one, since decoding (sharp, on its own threads) and the
+ * forward pass would otherwise wait for each other. A file that cannot be read or decoded is
+ * reported with its reason and never stops the others.
+ */
+export async function predictFiles(predictor: Predictor, files: string[], options: PredictFilesOptions): Promise<{ cancelled: boolean }> {
+  const batches: string[][] = [];
+  for (let start = 0; start < files.length; start += options.batchSize) batches.push(files.slice(start, start + options.batchSize));
+  let next = batches.length ? decodeBatch(batches[0], predictor.imageSize) : null;
+  for (let index = 0; next; index++) {
+    const current = await next;
+    if (options.signal?.aborted) return { cancelled: true };
+    next = index + 1 < batches.length ? decodeBatch(batches[index + 1], predictor.imageSize) : null;
+    const rows = current.decoded.length ? await predictor.probabilities(current.decoded.map((d) => d.pixels)) : [];
+    const predictions = current.decoded.map((d, i) => ({ path: d.path, top: topClasses(rows[i], predictor.classes) }));
+    await options.onBatch(predictions, current.problems);
+  }
+  return { cancelled: false };
+}
+
+interface DecodedBatch {
+  decoded: { path: string; pixels: Buffer }[];
+  problems: ScanProblem[];
+}
+
+async function decodeBatch(files: string[], imageSize: number): Promise<DecodedBatch> {
+  const outcomes: ({ pixels: Buffer } | { error: string })[] = new Array(files.length);
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < files.length; index = next++) outcomes[index] = await decodeFile(files[index], imageSize);
+  };
+  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, worker));
+  const batch: DecodedBatch = { decoded: [], problems: [] };
+  outcomes.forEach((outcome, i) => {
+    if ('pixels' in outcome) batch.decoded.push({ path: files[i], pixels: outcome.pixels });
+    else batch.problems.push({ path: files[i], reason: outcome.error });
+  });
+  return batch;
+}
+
+/** Read with import's checks (a regular file, within the size limit, starting like an image), then decoded. */
+async function decodeFile(file: string, imageSize: number): Promise<{ pixels: Buffer } | { error: string }> {
+  try {
+    return await imagePixels(await readImageFile(file), imageSize);
+  } catch (error) {
+    if (error instanceof DecodeError) return { error: error.message };
+    return { error: String((error as Error).message ?? error) };
   }
 }

@@ -21,8 +21,8 @@ import type { Handlers } from '../../services/handlers.ts';
 import type { Session } from '../../services/session.ts';
 
 export const TOKEN_HEADER = 'x-contrast-token';
-/** Room for the largest call the contract allows (labels.restore of MAX_IMAGES_PER_CALL changes: about 4 MB). */
-const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Room for the largest call, Try it's images: MAX_TRY_IMAGE_BYTES (20 MB) as base64, a third larger, plus its JSON. */
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const HOST = '127.0.0.1';
 
 export interface ServerOptions {

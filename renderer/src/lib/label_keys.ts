@@ -19,10 +19,10 @@ export interface KeyLike {
 
 /**
  * Keys that label, in the order classes receive them: 1–9, 0, then the letters no other shortcut
- * uses. Left out: a (accept), n (new class), u (undo), and g with the screen letters p i l t r e
+ * uses. Left out: a (accept), n (new class), u (undo), and g with the screen letters p i l t r y e
  * that follow it, since "g l" must switch screens even when the gallery grid sees the keys first.
  */
-export const CLASS_KEYS: readonly string[] = [...'1234567890', ...'bcdfhjkmoqsvwxyz'];
+export const CLASS_KEYS: readonly string[] = [...'1234567890', ...'bcdfhjkmoqsvwxz'];
 
 /** Which key labels with which class, both ways. */
 export interface ClassKeys {

@@ -11,13 +11,16 @@ import {
   type Input,
   type OperationName,
   type Output,
+  type PredictProgress,
+  type PredictSummary,
   type ProjectStatus,
   type ServerEvent,
+  type TryImage,
 } from '../../../app/contract/operations.ts';
 import { projectKey } from './format.ts';
 import { assignClassKeys, chooseClassKey, type ClassKeys } from './label_keys.ts';
 
-export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'export';
+export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'try' | 'export';
 
 export interface Backend {
   api: Api;
@@ -25,6 +28,8 @@ export interface Backend {
   mediaUrl(kind: 'thumb' | 'image', imageId: number, projectKey: string): string;
   /** A native folder picker (desktop only). */
   chooseFolder?: (title: string) => Promise<string | null>;
+  /** A native picker of image files (desktop only), read by the desktop app: the page never sees their paths. */
+  chooseImages?: (title: string) => Promise<(TryImage | { name: string; error: string })[] | null>;
   onConnection?: (listener: (state: 'connecting' | 'open' | 'lost') => void) => () => void;
 }
 
@@ -61,6 +66,9 @@ class Studio {
   importProgress: ImportProgress | null = $state.raw(null);
   importRunning = $state(false);
   importResult: { summary: ImportSummary | null; error: string | null } | null = $state.raw(null);
+  predictProgress: PredictProgress | null = $state.raw(null);
+  predictRunning = $state(false);
+  predictResult: { summary: PredictSummary | null; error: string | null } | null = $state.raw(null);
   labelSequence: LabelSequence | null = $state.raw(null);
   // Deriveds notify only when their value changes, so effects keyed on them do not rerun on every
   // status refresh (which replaces the whole status object after each label).
@@ -200,14 +208,27 @@ class Studio {
         this.labelsVersion++;
         void this.refreshStatus();
         break;
+      case 'predict.progress': {
+        const { type: _type, ...progress } = event;
+        this.predictProgress = progress;
+        this.predictRunning = true;
+        break;
+      }
+      case 'predict.finished':
+        this.predictRunning = false;
+        this.predictResult = { summary: event.summary, error: event.error };
+        void this.refreshStatus();
+        break;
       case 'labels.changed':
         this.labelsVersion++;
         void this.refreshStatus();
         break;
       case 'project.changed':
-        // The last import's progress and summary belong to the project that was open.
+        // The last import's and folder prediction's progress and summary belong to the project that was open.
         this.importProgress = null;
         this.importResult = null;
+        this.predictProgress = null;
+        this.predictResult = null;
         this.labelsVersion++;
         this.runsVersion++;
         void this.refreshStatus();
