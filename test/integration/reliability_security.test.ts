@@ -321,8 +321,8 @@ describe('contrast serve against a hostile page, files and names', () => {
       assert.match(reply.json().error.message, /^labels\.restore: changes: at most 100,000 images per call, got 100,001/);
     });
 
-    test('a body over 8 MB is a 413, not a JSON error', async () => {
-      const reply = await send(server.port, 'POST', '/api/labels.set', { ...token, 'content-type': 'application/json' }, Buffer.alloc(9 * 2 ** 20, 0x20));
+    test('a body over 32 MB (room for the largest Try it upload) is a 413, not a JSON error', async () => {
+      const reply = await send(server.port, 'POST', '/api/labels.set', { ...token, 'content-type': 'application/json' }, Buffer.alloc(33 * 2 ** 20, 0x20));
       assert.equal(reply.status, 413);
       assert.equal(reply.json().error.code, 'too_large');
     });
