@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
 import { registerBatchNormGradients } from './batch_norm.ts';
+import { fusedMultiplyAddAvailable } from './wasm/assembler.ts';
 import { registerWasmKernels } from './wasm/kernels.ts';
 import { registerThreadedWasmBackend, simdThreads, threadedWasmFailure, threadsAvailable } from './wasm/threads.ts';
 import { adapterName, probeWebGpu, type AdapterReport } from './webgpu_backend.ts';
@@ -217,6 +218,9 @@ export async function diagnoseBackends(): Promise<DoctorReport> {
     threadsAvailable()
       ? `wasm threads: ${threadedWasmFailure() ? `failed (${threadedWasmFailure()}), using 1` : `convolutions on up to ${wasmThreads} threads`}`
       : 'wasm threads: no SharedArrayBuffer in this Node, so everything runs on one core',
+    fusedMultiplyAddAvailable()
+      ? 'wasm relaxed SIMD: supported (convolutions use fused multiply-adds)'
+      : 'wasm relaxed SIMD: not in this runtime (Node 20 needs --experimental-wasm-relaxed-simd; Node 22 and Electron have it), so convolutions multiply and add separately',
     `active backend: ${tf.getBackend() ?? 'none'}`,
   ];
   return { candidates, recommended, notes };
