@@ -72,7 +72,7 @@ export async function predictFolder(predictor: Predictor, request: FolderPredict
   const byClass = new Map<string, number>();
   const predictingFrom = { at: performance.now(), done: tally.done };
   report('predicting', tally, true, predictingFrom);
-  const { cancelled } = await predictFiles(predictor, files.map((f) => f.path), {
+  const { cancelled } = await predictFiles(predictor, files, {
     batchSize: request.batchSize ?? PREDICT_BATCH,
     signal: request.signal,
     onBatch: async (predictions, unreadable) => {

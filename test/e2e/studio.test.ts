@@ -204,7 +204,7 @@ describe('studio workflow in the browser', () => {
     assert.equal(lines.length, 1 + 29);
     await page.click('text=Predictions as CSV');
     assert.match((await (await page.waitForSelector('[data-testid="export-predictions"]')).textContent())!, /Saved 48 predictions to \/\S+\.csv/);
-    await page.click('text=Export model (TF.js)');
+    await page.click('button:has-text("Export run #")'); // the current model, chosen by default
     const model = /to (\/\S+)/.exec((await (await page.waitForSelector('[data-testid="export-model"]', { timeout: 60_000 })).textContent())!)![1];
     assert.ok(fs.existsSync(path.join(model, 'model.json')));
     await screenshot(page, '09-export');

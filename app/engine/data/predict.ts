@@ -96,48 +96,45 @@ export interface PredictFilesOptions {
   onBatch(predictions: FilePrediction[], problems: ScanProblem[]): void | Promise<void>;
 }
 
-/** Files read and decoded at once within a batch: enough to keep sharp's threads busy. */
-const DECODE_CONCURRENCY = 8;
+/**
+ * Files read and decoded ahead of the model, as a number of batches and at most this many bytes of
+ * files (a single file is always allowed). Reading takes several trips through the event loop,
+ * which the forward pass blocks while it runs, so files start well before their batch is due.
+ */
+const BATCHES_AHEAD = 4;
+const MAX_BYTES_AHEAD = 256 * 2 ** 20;
 
 /**
- * Predicts files (paths as the store keeps them) in batches. The next batch is read and decoded
- * while the model runs on the current one, since decoding (sharp, on its own threads) and the
- * forward pass would otherwise wait for each other. A file that cannot be read or decoded is
- * reported with its reason and never stops the others.
+ * Predicts files (paths as the store keeps them, with their sizes from the scan) in batches. While
+ * the model runs on one batch, the files of the next few are read and decoded (sharp works on its
+ * own threads), since the two would otherwise wait for each other. A file that cannot be read or
+ * decoded is reported with its reason and never stops the others.
  */
-export async function predictFiles(predictor: Predictor, files: string[], options: PredictFilesOptions): Promise<{ cancelled: boolean }> {
-  const batches: string[][] = [];
-  for (let start = 0; start < files.length; start += options.batchSize) batches.push(files.slice(start, start + options.batchSize));
-  let next = batches.length ? decodeBatch(batches[0], predictor.imageSize) : null;
-  for (let index = 0; next; index++) {
-    const current = await next;
-    if (options.signal?.aborted) return { cancelled: true };
-    next = index + 1 < batches.length ? decodeBatch(batches[index + 1], predictor.imageSize) : null;
-    const rows = current.decoded.length ? await predictor.probabilities(current.decoded.map((d) => d.pixels)) : [];
-    const predictions = current.decoded.map((d, i) => ({ path: d.path, top: topClasses(rows[i], predictor.classes) }));
-    await options.onBatch(predictions, current.problems);
+export async function predictFiles(predictor: Predictor, files: { path: string; size: number }[], options: PredictFilesOptions): Promise<{ cancelled: boolean }> {
+  const ahead: { path: string; size: number; outcome: Promise<{ pixels: Buffer } | { error: string }> }[] = [];
+  let next = 0;
+  let bytesAhead = 0;
+  const readAhead = () => {
+    while (next < files.length && ahead.length < BATCHES_AHEAD * options.batchSize && (ahead.length === 0 || bytesAhead + files[next].size <= MAX_BYTES_AHEAD)) {
+      const file = files[next++];
+      ahead.push({ ...file, outcome: decodeFile(file.path, predictor.imageSize) });
+      bytesAhead += file.size;
+    }
+  };
+  // A cancel does not wait for reads still running (a file on a hung network share may never answer).
+  const cancelled = new Promise<null>((resolve) => options.signal?.addEventListener('abort', () => resolve(null), { once: true }));
+  for (readAhead(); ahead.length > 0; readAhead()) {
+    const batch = ahead.splice(0, options.batchSize);
+    bytesAhead -= batch.reduce((sum, file) => sum + file.size, 0);
+    readAhead(); // before this batch's forward pass, which the next files' reads and decodes overlap
+    const outcomes = await Promise.race([Promise.all(batch.map(async ({ path, outcome }) => ({ path, ...(await outcome) }))), cancelled]);
+    if (!outcomes || options.signal?.aborted) return { cancelled: true };
+    const decoded = outcomes.flatMap((o) => ('pixels' in o ? [o] : []));
+    const problems = outcomes.flatMap((o) => ('error' in o ? [{ path: o.path, reason: o.error }] : []));
+    const rows = decoded.length ? await predictor.probabilities(decoded.map((d) => d.pixels)) : [];
+    await options.onBatch(decoded.map((d, i) => ({ path: d.path, top: topClasses(rows[i], predictor.classes) })), problems);
   }
   return { cancelled: false };
-}
-
-interface DecodedBatch {
-  decoded: { path: string; pixels: Buffer }[];
-  problems: ScanProblem[];
-}
-
-async function decodeBatch(files: string[], imageSize: number): Promise<DecodedBatch> {
-  const outcomes: ({ pixels: Buffer } | { error: string })[] = new Array(files.length);
-  let next = 0;
-  const worker = async () => {
-    for (let index = next++; index < files.length; index = next++) outcomes[index] = await decodeFile(files[index], imageSize);
-  };
-  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, worker));
-  const batch: DecodedBatch = { decoded: [], problems: [] };
-  outcomes.forEach((outcome, i) => {
-    if ('pixels' in outcome) batch.decoded.push({ path: files[i], pixels: outcome.pixels });
-    else batch.problems.push({ path: files[i], reason: outcome.error });
-  });
-  return batch;
 }
 
 /** Read with import's checks (a regular file, within the size limit, starting like an image), then decoded. */
