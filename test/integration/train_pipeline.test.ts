@@ -87,13 +87,13 @@ test('a pipeline killed mid-stage resumes from that stage and step', async () =>
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('close', resolve));
   const before = runs(project).filter((r) => r.config.pipelineRunId === pipelineId);
-  assert.equal(before.length, 1, 'killed in its first stage');
-  assert.equal(before[0].status, 'interrupted');
+  assert.equal(before.at(-1)!.status, 'interrupted', 'killed mid-stage');
+  assert.ok(before.slice(0, -1).every((r) => r.status === 'done'));
 
   const resumed = runCli(['resume', project, String(pipelineId), '--json']);
   assert.equal(resumed.code, 0, resumed.stderr);
   const after = runs(project).filter((r) => r.config.pipelineRunId === pipelineId);
-  assert.equal(after[0].id, before[0].id, 'the interrupted stage went on; it was not started again');
+  assert.deepEqual(after.slice(0, before.length).map((r) => r.id), before.map((r) => r.id), 'the interrupted stage went on; it was not started again');
   assert.deepEqual(after.map((r) => r.status), ['done', 'done']);
   const firstEpochAfterResume = resumed.events.find((e) => e.event === 'epoch')!;
   assert.ok((firstEpochAfterResume.epoch as number) > judgedEpoch, `the stage continued after its checkpoint at epoch ${judgedEpoch}, at epoch ${firstEpochAfterResume.epoch}`);
