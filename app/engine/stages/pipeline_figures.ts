@@ -10,6 +10,7 @@ import type { Project } from '../../store/project.ts';
 import { listRuns, type Run } from '../../store/runs.ts';
 import { cachedImageCount } from '../data/dataset.ts';
 import type { ModelConfig } from '../simclr/model.ts';
+import { sameArchitecture } from '../simclr/resnet.ts';
 import type { ProjectFigures } from './budget_plan.ts';
 import type { TrainConfig } from './stage_config.ts';
 
@@ -26,7 +27,7 @@ function relativeCost(model: ModelConfig): number {
 
 function sameModel(run: Run, model: ModelConfig): boolean {
   const m = (run.config as unknown as TrainConfig).model;
-  return m !== undefined && m.depth === model.depth && m.width === model.width && m.sk === model.sk && m.imageSize === model.imageSize;
+  return m !== undefined && sameArchitecture(m, model);
 }
 
 /** Seconds per training example an earlier run of this kind and network measured, if any. */

@@ -118,11 +118,12 @@ function modelFor(kind: Stage, parent: Run | null, options: TrainOptions): Model
         throw new UserError(`${key} is fixed by run ${parent.id} (${inherited[key as keyof ModelConfig]}); a ${kind} run cannot change it`, 'bad_setting', { name: key });
       }
     }
+    // The rest of the parent's network (an imported network's stem, padding and input normalisation) comes along.
     return {
+      ...inherited,
       depth: (requested.depth ?? inherited.depth) as ModelConfig['depth'],
       width: requested.width ?? inherited.width,
       sk: requested.sk ?? inherited.sk,
-      imageSize: inherited.imageSize,
     };
   }
   return {
