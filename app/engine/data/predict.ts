@@ -5,7 +5,7 @@ import { scanImages, type ScanProblem } from '../../media/scan.ts';
 import type { Project } from '../../store/project.ts';
 import { initBackend } from '../runtime/backend.ts';
 import { decodePixels } from './dataset.ts';
-import { INFERENCE_BATCH } from './inference.ts';
+import { inferenceBatch } from './inference.ts';
 import { runClassifier } from '../simclr/model.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
 import type { BackendChoice } from '../../contract/train_options.ts';
@@ -33,9 +33,10 @@ export async function predictFiles(
   try {
     const { files, problems } = await scanImages(paths);
     const lines = ['path,predicted,confidence'];
-    for (let start = 0; start < files.length; start += INFERENCE_BATCH) {
+    const batch = inferenceBatch(architecture.imageSize);
+    for (let start = 0; start < files.length; start += batch) {
       const decoded: { path: string; pixels: Buffer }[] = [];
-      for (const file of files.slice(start, start + INFERENCE_BATCH)) {
+      for (const file of files.slice(start, start + batch)) {
         try {
           decoded.push({ path: file.path, pixels: await decodePixels(file.path, architecture.imageSize) });
         } catch (error) {
