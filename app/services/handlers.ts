@@ -12,6 +12,7 @@ import { projectHandlers } from './projects.ts';
 import { resultHandlers } from './results.ts';
 import type { Session } from './session.ts';
 import { trainingHandlers } from './training.ts';
+import { weightsHandlers } from './weights.ts';
 
 export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Output<N>> };
 
@@ -25,5 +26,6 @@ export function createHandlers(session: Session): Handlers {
     ...trainingHandlers(session),
     ...resultHandlers(session),
     ...exportHandlers(session),
+    ...weightsHandlers(session),
   };
 }
