@@ -312,8 +312,14 @@ const train: Command = {
   name: 'train',
   args: '<project>',
   summary: 'One click: the stages the budget allows (pretrain, fine-tune or labels only, distil), then the best model on validation becomes the current one; all within --minutes.',
-  options: { minutes: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: { minutes: 'the time budget, decoding and predicting included (required)', seed: TRAIN_OPTIONS.seed.help, backend: TRAIN_OPTIONS.backend.help, json: 'print the plan and events as JSON lines' },
+  options: { minutes: { type: 'string' }, from: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: {
+    minutes: 'the time budget, decoding and predicting included (required)',
+    from: 'a finished pretrain run to fine-tune and distil, e.g. an imported network (default: the plan chooses)',
+    seed: TRAIN_OPTIONS.seed.help,
+    backend: TRAIN_OPTIONS.backend.help,
+    json: 'print the plan and events as JSON lines',
+  },
   minArgs: 1,
   maxArgs: 1,
   async run(call) {
@@ -322,11 +328,12 @@ const train: Command = {
     const seed = call.values.seed === undefined ? undefined : numberOption(call, 'seed', 0, 0, 2 ** 32 - 1);
     const backend = choice(call, 'backend', [...BACKEND_CHOICES]) as BackendChoice | undefined;
     const json = Boolean(call.values.json);
+    const fromRunId = runIdOption(call, 'from');
     return withProject(call.positionals[0], async (project) => {
-      const plan = planOneClick(project, minutes);
+      const plan = planOneClick(project, minutes, fromRunId);
       if (json) printJson(call.io, { event: 'plan', ...plan });
       else call.io.err(`plan: ${plan.text}\n      ${plan.reason}\n`);
-      const runId = createOneClickRun(project, minutes, { seed, backend });
+      const runId = createOneClickRun(project, minutes, { seed, backend, fromRunId });
       if (json) printJson(call.io, { event: 'created', runId, kind: 'pipeline' });
       return follow(project, runId, call.io, json);
     });

@@ -326,8 +326,9 @@ export const operations = {
 
   // training
   /** One click: every stage in order, within the minutes given. */
-  'pipeline.plan': { input: v.object({ budgetMinutes }), output: {} as PipelinePlanView },
-  'pipeline.start': { input: v.object({ budgetMinutes }), output: {} as { runId: number } },
+  /** fromRunId: a finished pretrain run (an imported network) to fine-tune and distil, instead of the plan's choice. */
+  'pipeline.plan': { input: v.object({ budgetMinutes, fromRunId: v.optional(id) }), output: {} as PipelinePlanView },
+  'pipeline.start': { input: v.object({ budgetMinutes, fromRunId: v.optional(id) }), output: {} as { runId: number } },
   /** Imports a pretrained ResNet file (.safetensors, PyTorch .pth/.pt, our TF.js model.json) as a finished pretrain run. */
   'weights.import': {
     input: v.object({
