@@ -6,8 +6,9 @@ import { doctorCommands } from './cli/doctor_command.ts';
 import { benchCommands } from './cli/bench_commands.ts';
 import { serveCommands } from './cli/serve_command.ts';
 import { trainCommands } from './cli/train_commands.ts';
+import { weightsCommands } from './cli/weights_commands.ts';
 
-const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands, ...serveCommands, ...trainCommands];
+const commands: Command[] = [...projectCommands, ...doctorCommands, ...benchCommands, ...serveCommands, ...trainCommands, ...weightsCommands];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length)) + 2;

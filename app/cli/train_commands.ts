@@ -64,6 +64,8 @@ function flagNumber(call: Invocation, name: TrainOptionName, definition: Extract
 function keyMetric(run: Pick<RunInfo, 'kind' | 'summary'>): string {
   const summary = run.summary ?? {};
   const percent = (value: unknown) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : undefined);
+  const imported = summary.imported as { name?: string } | undefined;
+  if (run.kind === 'pretrain' && imported) return `imported ${imported.name}: ${summary.network}`;
   if (run.kind === 'pretrain') return percent(summary.top1) ? `contrastive top-1 ${percent(summary.top1)}` : '';
   if (run.kind === 'evaluate') return percent(summary.accuracy) ? `${summary.split} accuracy ${percent(summary.accuracy)}` : '';
   if (run.kind === 'pipeline') return (summary.choice as { reason?: string } | undefined)?.reason ?? '';
@@ -354,8 +356,14 @@ const train: Command = {
   name: 'train',
   args: '<project>',
   summary: 'One click: the stages the budget allows (pretrain, fine-tune or labels only, distil), then the best model on validation becomes the current one; all within --minutes.',
-  options: { minutes: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: { minutes: 'the time budget, decoding and predicting included (required)', seed: TRAIN_OPTIONS.seed.help, backend: TRAIN_OPTIONS.backend.help, json: 'print the plan and events as JSON lines' },
+  options: { minutes: { type: 'string' }, from: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: {
+    minutes: 'the time budget, decoding and predicting included (required)',
+    from: 'a finished pretrain run to fine-tune and distil, e.g. an imported network (default: the plan chooses)',
+    seed: TRAIN_OPTIONS.seed.help,
+    backend: TRAIN_OPTIONS.backend.help,
+    json: 'print the plan and events as JSON lines',
+  },
   minArgs: 1,
   maxArgs: 1,
   async run(call) {
@@ -364,11 +372,12 @@ const train: Command = {
     const seed = call.values.seed === undefined ? undefined : numberOption(call, 'seed', 0, 0, 2 ** 32 - 1);
     const backend = choice(call, 'backend', [...BACKEND_CHOICES]) as BackendChoice | undefined;
     const json = Boolean(call.values.json);
+    const fromRunId = runIdOption(call, 'from');
     return withProject(call.positionals[0], async (project) => {
-      const plan = planOneClick(project, minutes);
+      const plan = planOneClick(project, minutes, fromRunId);
       if (json) printJson(call.io, { event: 'plan', ...plan });
       else call.io.err(`plan: ${plan.text}\n      ${plan.reason}\n`);
-      const runId = createOneClickRun(project, minutes, { seed, backend });
+      const runId = createOneClickRun(project, minutes, { seed, backend, fromRunId });
       if (json) printJson(call.io, { event: 'created', runId, kind: 'pipeline' });
       return follow(project, runId, call.io, json);
     });

@@ -255,6 +255,22 @@ export interface PipelinePlanView {
   stages: { label: string; seconds: number; epochs: number }[];
 }
 
+/** A pretrained network imported as a pretrain run ("Start from a pretrained network…"). */
+export interface ImportedWeights {
+  runId: number;
+  /** --name, or the file's name. */
+  name: string;
+  /** e.g. "ResNet-50 ×1, 224 px, ImageNet mean/std input". */
+  network: string;
+  layout: 'torchvision' | 'simclrv2' | 'contrast';
+  format: 'pytorch' | 'safetensors' | 'tfjs';
+  /** Keys that became weights, keys left out on purpose (BN counters, the ImageNet classifier), keys outside the network. */
+  keys: { mapped: number; ignored: number; outside: number };
+  /** Projection-head layers from the file; the others start from random weights. */
+  headLayers: string[];
+  sha256: string;
+}
+
 export interface ClassMetrics {
   classId: number;
   name: string;
@@ -378,8 +394,19 @@ export const operations = {
 
   // training
   /** One click: every stage in order, within the minutes given. */
-  'pipeline.plan': { input: v.object({ budgetMinutes }), output: {} as PipelinePlanView },
-  'pipeline.start': { input: v.object({ budgetMinutes }), output: {} as { runId: number } },
+  /** fromRunId: a finished pretrain run (an imported network) to fine-tune and distil, instead of the plan's choice. */
+  'pipeline.plan': { input: v.object({ budgetMinutes, fromRunId: v.optional(id) }), output: {} as PipelinePlanView },
+  'pipeline.start': { input: v.object({ budgetMinutes, fromRunId: v.optional(id) }), output: {} as { runId: number } },
+  /** Imports a pretrained ResNet file (.safetensors, PyTorch .pth/.pt, our TF.js model.json) as a finished pretrain run. */
+  'weights.import': {
+    input: v.object({
+      path: v.pipe(v.string(), v.trim(), v.minLength(1, 'give the path of a weights file')),
+      arch: v.optional(v.picklist(['resnet18', 'resnet34', 'resnet50'])),
+      imageSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(8), v.maxValue(1024))),
+      name: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(100))),
+    }),
+    output: {} as ImportedWeights,
+  },
   'train.plan': { input: trainRequest, output: {} as TrainPlan },
   'train.start': { input: trainRequest, output: {} as { runId: number } },
   'train.cancel': { input: v.object({ runId: id }), output: {} as { cancelled: boolean } },

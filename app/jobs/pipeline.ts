@@ -45,7 +45,7 @@ export async function executePipeline(ctx: StageContext, runChild: RunChild): Pr
   const config = ctx.run.config as unknown as PipelineConfig;
   const db = ctx.project.db;
   const saved = (ctx.run.summary ?? {}) as PipelineSummary;
-  const plan = saved.plan ?? planPipeline(config.minutes, projectFigures(ctx.project, config.model));
+  const plan = saved.plan ?? planPipeline(config.minutes, projectFigures(ctx.project, config.model, config.fromRunId));
   const children = saved.children ?? [];
   const deadline = ctx.startedAt + (plan.budgetSeconds - (saved.spentSeconds ?? 0)) * 1000;
   const remember = (values: PipelineSummary) => mergeSummary(db, ctx.run.id, { ...values });

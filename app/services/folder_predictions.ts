@@ -12,6 +12,7 @@ import type { ClassProbability, PredictProgress } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
 import type { PredictSummary } from '../contract/operations.ts';
 import type { BackendChoice } from '../contract/train_options.ts';
+import { inferenceBatch } from '../engine/data/inference.ts';
 import { openPredictor, predictFiles, writeFileAtomically, type FilePrediction, type Predictor } from '../engine/data/predict.ts';
 import { scanImages, type ScanProblem } from '../media/scan.ts';
 import { fsPath } from '../store/file_paths.ts';
@@ -73,7 +74,7 @@ export async function predictFolder(predictor: Predictor, request: FolderPredict
   const predictingFrom = { at: performance.now(), done: tally.done };
   report('predicting', tally, true, predictingFrom);
   const { cancelled } = await predictFiles(predictor, files, {
-    batchSize: request.batchSize ?? PREDICT_BATCH,
+    batchSize: request.batchSize ?? Math.min(PREDICT_BATCH, inferenceBatch(predictor.imageSize)),
     signal: request.signal,
     onBatch: async (predictions, unreadable) => {
       for (const prediction of predictions) {

@@ -14,6 +14,7 @@ import { resultHandlers } from './results.ts';
 import type { Session } from './session.ts';
 import { trainingHandlers } from './training.ts';
 import { tryItHandlers } from './try_it.ts';
+import { weightsHandlers } from './weights.ts';
 
 export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Output<N>> };
 
@@ -29,5 +30,6 @@ export function createHandlers(session: Session): Handlers {
     ...tryItHandlers(session),
     ...predictHandlers(session),
     ...exportHandlers(session),
+    ...weightsHandlers(session),
   };
 }

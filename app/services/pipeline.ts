@@ -6,14 +6,15 @@ import type { PipelinePlanView } from '../contract/operations.ts';
 import type { BackendChoice } from '../contract/train_options.ts';
 import { describePlan, planPipeline, type PipelinePlan } from '../engine/stages/budget_plan.ts';
 import { projectFigures } from '../engine/stages/pipeline_figures.ts';
-import { DEFAULT_MODEL, createPipelineRun } from '../engine/stages/stage_config.ts';
+import { createPipelineRun, pipelineModel } from '../engine/stages/stage_config.ts';
 import type { Project } from '../store/project.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
 import { startInChild } from './training.ts';
 
-export function planOneClick(project: Project, budgetMinutes: number): PipelinePlanView {
-  return viewOf(planPipeline(budgetMinutes, projectFigures(project, DEFAULT_MODEL)));
+/** fromRunId: the finished pretrain run (an imported network) to start from; default: the plan's choice. */
+export function planOneClick(project: Project, budgetMinutes: number, fromRunId?: number): PipelinePlanView {
+  return viewOf(planPipeline(budgetMinutes, projectFigures(project, pipelineModel(project, fromRunId), fromRunId)));
 }
 
 function viewOf(plan: PipelinePlan): PipelinePlanView {
@@ -27,18 +28,18 @@ function viewOf(plan: PipelinePlan): PipelinePlanView {
 }
 
 /** Records a queued pipeline run (checking the project can be trained); the job runs it. */
-export function createOneClickRun(project: Project, budgetMinutes: number, options: { seed?: number; backend?: BackendChoice } = {}): number {
+export function createOneClickRun(project: Project, budgetMinutes: number, options: { seed?: number; backend?: BackendChoice; fromRunId?: number } = {}): number {
   return createPipelineRun(project, { minutes: budgetMinutes, ...options }).runId;
 }
 
 export function pipelineHandlers(session: Session): Pick<Handlers, 'pipeline.plan' | 'pipeline.start'> {
   const project = () => session.requireProject();
   return {
-    async 'pipeline.plan'({ budgetMinutes }) {
-      return planOneClick(project(), budgetMinutes);
+    async 'pipeline.plan'({ budgetMinutes, fromRunId }) {
+      return planOneClick(project(), budgetMinutes, fromRunId);
     },
-    async 'pipeline.start'({ budgetMinutes }) {
-      return { runId: startInChild(session, 'pipeline', () => createOneClickRun(project(), budgetMinutes)) };
+    async 'pipeline.start'({ budgetMinutes, fromRunId }) {
+      return { runId: startInChild(session, 'pipeline', () => createOneClickRun(project(), budgetMinutes, { fromRunId })) };
     },
   };
 }

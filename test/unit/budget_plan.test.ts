@@ -52,6 +52,14 @@ test('a second Train after new labels reuses a pretraining that saw most of the 
   assert.notEqual(stale.recipe, 'reuse-pretraining', 'half the images are new: that pretraining is not reused as it is');
 });
 
+test('a pipeline told to start from a network (an imported one, which saw none of these images) fine-tunes and distils it', () => {
+  const plan = planPipeline(10, figures({ lastPretrain: { runId: 3, images: 0, chosen: 'resnet50.pth (run 3)' } }));
+  assert.equal(plan.recipe, 'reuse-pretraining');
+  assert.equal(plan.reusedPretrainRunId, 3);
+  assert.deepEqual(plan.stages.map((s) => [s.stage, s.supervised]), [['finetune', false], ['distill', false]]);
+  assert.equal(plan.reason, 'fine-tunes and distils resnet50.pth (run 3), the network chosen to start from');
+});
+
 test('time a stage overran is taken from the stages after it, in their planned proportion', () => {
   const plan = planPipeline(30, figures());
   const second = plan.stages[1].seconds;

@@ -107,3 +107,41 @@ test('bad configurations are refused with one clear message', () => {
   assert.throws(() => buildEncoder({ ...tiny, imageSize: 4 }), RangeError);
   assert.throws(() => buildEncoder({ ...tiny, projectionDim: 0 }), RangeError);
 });
+
+test("PyTorch padding and an input normalisation are opt-in: our own networks keep exactly their layers", () => {
+  const layerNames = (cfg: ModelConfig) => {
+    const model = buildEncoder(cfg);
+    const names = model.layers.map((l) => l.name);
+    model.dispose();
+    return names;
+  };
+  const ours = { depth: 50, width: 0.125, sk: true, imageSize: 72 } as const;
+  const plain = layerNames(ours);
+  assert.deepEqual(plain.filter((name) => name === 'input_norm' || /_(pool|shortcut)_pad$/.test(name)), []);
+  const torch = layerNames({ ...ours, padding: 'torch', inputNormalization: { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.5] } });
+  // The SimCLRv2 layout pools in every projection shortcut, the first block's stride-1 one too.
+  assert.deepEqual(torch.filter((name) => !plain.includes(name)), ['input_norm', 'stem_pool_pad', 'block1_1_shortcut_pad', 'block1_1_shortcut_pool', 'block2_1_shortcut_pad', 'block3_1_shortcut_pad', 'block4_1_shortcut_pad']);
+});
+
+test('the PyTorch max-pool pads one pixel on every side where "same" pads only bottom/right, and the input normalisation is (x - mean) / std', () => {
+  const cfg: ModelConfig = { depth: 18, width: 0.125, sk: false, imageSize: 36, stem: 'standard', padding: 'torch', inputNormalization: { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.5] } };
+  const model = buildEncoder(cfg, 1);
+  // 36 px → 18x18 after the 7x7/2 conv: PyTorch's pool windows start one pixel before the map.
+  assert.deepEqual(model.getLayer('stem_pool_pad').outputShape, [null, 20, 20, 8]);
+  assert.deepEqual(model.getLayer('stem_pool').outputShape, [null, 9, 9, 8]);
+  const normalise = tf.model({ inputs: model.inputs, outputs: model.getLayer('input_norm').output as tf.SymbolicTensor });
+  const pixel = tf.tensor4d([0.9, 0.4, 0.8], [1, 1, 1, 3]);
+  const padded = tf.pad(pixel, [[0, 0], [0, 35], [0, 35], [0, 0]]);
+  const out = (normalise.predict(padded) as tf.Tensor).slice([0, 0, 0, 0], [1, 1, 1, 3]);
+  assert.deepEqual(Array.from(out.dataSync()).map((v) => Number(v.toFixed(5))), [2, 0, 1]);
+  assert.equal(model.getLayer('input_norm').trainableWeights.length, 0, 'the normalisation is never trained');
+  tf.dispose([pixel, padded, out]);
+  model.dispose();
+});
+
+test('an imported network keeps its standard stem at any size', () => {
+  const model = buildEncoder({ ...tiny, imageSize: 32, stem: 'standard' });
+  assert.deepEqual(model.getLayer('stem_conv').getWeights()[0].shape.slice(0, 2), [7, 7]);
+  assert.ok(model.getLayer('stem_pool'));
+  model.dispose();
+});

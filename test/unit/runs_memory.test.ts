@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import { defaultPretrainAugment } from '../../app/engine/simclr/data_util.ts';
 import { LarsOptimizer } from '../../app/engine/simclr/lars_optimizer.ts';
+import { inferenceBatch } from '../../app/engine/data/inference.ts';
 import { checkMemory, estimateTrainingBytes, memoryLimitBytes } from '../../app/engine/runtime/memory.ts';
 import { buildPretrainModel } from '../../app/engine/simclr/model.ts';
 import { Rng } from '../../app/engine/simclr/random.ts';
@@ -40,4 +41,8 @@ test('a configuration over the limit is refused with the need, the limit and a b
     message: /needs about [\d.]+ GB to train at batch 128, more than the [\d.]+ GB available to the wasm backend; use --batch 32 or less, or a smaller --size, --width or --arch$/,
   });
   assert.ok(memoryLimitBytes('wasm') <= 4 * 1024 ** 3, 'wasm32 cannot address more than 4 GiB');
+});
+
+test('forward passes hold as many pixels at 224 px as at 32 px: 256 images become 5', () => {
+  assert.deepEqual([16, 32, 64, 96, 224, 1024].map(inferenceBatch), [256, 256, 64, 28, 5, 1]);
 });

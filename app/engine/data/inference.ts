@@ -10,9 +10,18 @@ import type { StageContext } from '../stages/stage_context.ts';
 
 export const INFERENCE_BATCH = 256;
 
-async function forEachBatch(rows: number[], work: (batch: number[], done: number) => Promise<void>): Promise<void> {
-  for (let start = 0; start < rows.length; start += INFERENCE_BATCH) {
-    const batch = rows.slice(start, start + INFERENCE_BATCH);
+/**
+ * Images per forward pass at this size: 256 at 32 px, and the same number of pixels above it
+ * (5 at 224 px), since a pass keeps every layer's output until it ends.
+ */
+export function inferenceBatch(imageSize: number): number {
+  return Math.max(1, Math.floor(INFERENCE_BATCH * (32 / Math.max(32, imageSize)) ** 2));
+}
+
+async function forEachBatch(rows: number[], imageSize: number, work: (batch: number[], done: number) => Promise<void>): Promise<void> {
+  const size = inferenceBatch(imageSize);
+  for (let start = 0; start < rows.length; start += size) {
+    const batch = rows.slice(start, start + size);
     await work(batch, start + batch.length);
   }
 }
@@ -57,6 +66,7 @@ export async function scoreClassifier(model: tf.LayersModel, cache: PixelCache, 
   let lossSum = 0;
   await forEachBatch(
     set.rows.map((_, i) => i),
+    cache.imageSize,
     async (positions) => {
       const [hits, losses] = tf.tidy(() => {
         const images = cache.batch(positions.map((p) => set.rows[p]));
@@ -92,7 +102,7 @@ export async function writeClassifierOutputs(
   runId = ctx.run.id,
 ): Promise<void> {
   clearRunOutputs(ctx.project.db, runId);
-  await forEachBatch(allRows(cache), async (rows, done) => {
+  await forEachBatch(allRows(cache), cache.imageSize, async (rows, done) => {
     ctx.signal.throwIfAborted();
     const [probabilities, embedding] = tf.tidy(() => {
       const outputs = runClassifier(model, cache.batch(rows), false);
@@ -119,7 +129,7 @@ export async function writeClassifierOutputs(
 /** Stores the encoder features of every cached image (a pretrain run's map of the data before any labels). */
 export async function writeFeatureEmbeddings(ctx: StageContext, model: tf.LayersModel, cache: PixelCache): Promise<void> {
   clearRunOutputs(ctx.project.db, ctx.run.id);
-  await forEachBatch(allRows(cache), async (rows, done) => {
+  await forEachBatch(allRows(cache), cache.imageSize, async (rows, done) => {
     ctx.signal.throwIfAborted();
     const features = tf.tidy(() => runPretrainModel(model, cache.batch(rows), false).features);
     const vectors = (await features.array()) as number[][];

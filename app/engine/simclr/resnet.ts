@@ -20,6 +20,16 @@ export interface ModelConfig {
   imageSize: number;
   /** Projection output size; 128 when absent. */
   projectionDim?: number;
+  /** Which stem: absent, the 3x3 one up to SMALL_IMAGE_MAX px and the standard one above; an imported network keeps its own at any size. */
+  stem?: 'small' | 'standard';
+  /**
+   * 'torch': pad the stem's max-pool and the SK shortcut's average pool as the PyTorch networks do
+   * (symmetric 1 before the max-pool, 1 after the average pool, both then 'valid'), so an imported
+   * network computes exactly what it computed there. Absent: our own layout, which saved models use.
+   */
+  padding?: 'torch';
+  /** Per-channel mean and std the network divides its [0, 1] input by first (an imported network's training normalisation); absent: none. */
+  inputNormalization?: { mean: number[]; std: number[] };
 }
 
 export const BN_MOMENTUM = 0.9;
@@ -51,6 +61,21 @@ export function validateModelConfig(cfg: ModelConfig): void {
   if (cfg.projectionDim !== undefined && !(Number.isInteger(cfg.projectionDim) && cfg.projectionDim >= 1)) {
     throw new RangeError(`projection size must be a positive whole number, got ${cfg.projectionDim}`);
   }
+  const norm = cfg.inputNormalization;
+  if (norm && !(norm.mean.length === 3 && norm.std.length === 3 && norm.std.every((s) => s > 0))) {
+    throw new RangeError('input normalisation needs 3 means and 3 positive standard deviations');
+  }
+}
+
+export function usesSmallStem(cfg: ModelConfig): boolean {
+  return cfg.stem === undefined ? cfg.imageSize <= SMALL_IMAGE_MAX : cfg.stem === 'small';
+}
+
+/** Two configs build the same network (the same weights fit both, and both compute the same thing). */
+export function sameArchitecture(a: ModelConfig, b: ModelConfig): boolean {
+  const key = (c: ModelConfig) =>
+    JSON.stringify([c.depth, c.width, c.sk, c.imageSize, c.projectionDim ?? null, usesSmallStem(c), c.padding ?? null, c.inputNormalization ?? null]);
+  return key(a) === key(b);
 }
 
 function channels(base: number, width: number): number {
@@ -149,12 +174,18 @@ export class LayerFactory {
 }
 
 /** Identity, or a projection (1x1 conv + BN) when the block changes shape. SK models use ResNet-D's avg-pool-then-conv. */
-function shortcut(f: LayerFactory, x: tf.SymbolicTensor, name: string, outChannels: number, strides: number, sk: boolean): tf.SymbolicTensor {
+function shortcut(f: LayerFactory, x: tf.SymbolicTensor, name: string, outChannels: number, strides: number, cfg: ModelConfig): tf.SymbolicTensor {
   const inChannels = x.shape[3];
   if (strides === 1 && inChannels === outChannels) return x;
   let s = x;
   let convStrides = strides;
-  if (sk && strides > 1) {
+  if (cfg.sk && cfg.padding === 'torch') {
+    // The SimCLRv2 PyTorch layout pools 2x2 in every projection shortcut, stride 1 included,
+    // over its input padded by one zero row and column at the bottom/right.
+    s = tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]], name: `${name}_shortcut_pad` }).apply(s) as tf.SymbolicTensor;
+    s = tf.layers.averagePooling2d({ poolSize: 2, strides, padding: 'valid', name: `${name}_shortcut_pool` }).apply(s) as tf.SymbolicTensor;
+    convStrides = 1;
+  } else if (cfg.sk && strides > 1) {
     // Pooling before the 1x1 conv uses every input pixel instead of skipping 3 of 4.
     s = tf.layers.averagePooling2d({ poolSize: 2, strides, padding: 'same', name: `${name}_shortcut_pool` }).apply(s) as tf.SymbolicTensor;
     convStrides = 1;
@@ -163,19 +194,19 @@ function shortcut(f: LayerFactory, x: tf.SymbolicTensor, name: string, outChanne
   return f.batchNorm(s, `${name}_shortcut_bn`);
 }
 
-function basicBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, sk: boolean): tf.SymbolicTensor {
-  const skip = shortcut(f, x, name, filters, strides, sk);
-  let y = sk ? f.selectiveKernel(x, `${name}_sk`, filters, strides) : f.convBn(x, name, filters, 3, strides, '1', true);
+function basicBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, cfg: ModelConfig): tf.SymbolicTensor {
+  const skip = shortcut(f, x, name, filters, strides, cfg);
+  let y = cfg.sk ? f.selectiveKernel(x, `${name}_sk`, filters, strides) : f.convBn(x, name, filters, 3, strides, '1', true);
   y = f.convBn(y, name, filters, 3, 1, '2', false, true);
   const sum = tf.layers.add({ name: `${name}_add` }).apply([y, skip]) as tf.SymbolicTensor;
   return f.relu(sum, `${name}_out`);
 }
 
 /** Stride sits on the 3x3 conv (ResNet v1.5), as in the SimCLR reference. */
-function bottleneckBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, sk: boolean): tf.SymbolicTensor {
-  const skip = shortcut(f, x, name, 4 * filters, strides, sk);
+function bottleneckBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, filters: number, strides: number, cfg: ModelConfig): tf.SymbolicTensor {
+  const skip = shortcut(f, x, name, 4 * filters, strides, cfg);
   let y = f.convBn(x, name, filters, 1, 1, '1', true);
-  y = sk ? f.selectiveKernel(y, `${name}_sk`, filters, strides) : f.convBn(y, name, filters, 3, strides, '2', true);
+  y = cfg.sk ? f.selectiveKernel(y, `${name}_sk`, filters, strides) : f.convBn(y, name, filters, 3, strides, '2', true);
   y = f.convBn(y, name, 4 * filters, 1, 1, '3', false, true);
   const sum = tf.layers.add({ name: `${name}_add` }).apply([y, skip]) as tf.SymbolicTensor;
   return f.relu(sum, `${name}_out`);
@@ -183,7 +214,7 @@ function bottleneckBlock(f: LayerFactory, x: tf.SymbolicTensor, name: string, fi
 
 function stem(f: LayerFactory, x: tf.SymbolicTensor, cfg: ModelConfig): tf.SymbolicTensor {
   const c = channels(64, cfg.width);
-  if (cfg.imageSize <= SMALL_IMAGE_MAX) return f.convBn(x, 'stem', c, 3, 1, '', true);
+  if (usesSmallStem(cfg)) return f.convBn(x, 'stem', c, 3, 1, '', true);
   let y: tf.SymbolicTensor;
   if (cfg.sk) {
     // ResNet-D deep stem: three 3x3 convs see the same 7x7 field more cheaply.
@@ -194,19 +225,36 @@ function stem(f: LayerFactory, x: tf.SymbolicTensor, cfg: ModelConfig): tf.Symbo
   } else {
     y = f.convBn(x, 'stem', c, 7, 2, '', true);
   }
-  return tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' }).apply(y) as tf.SymbolicTensor;
+  if (cfg.padding !== 'torch') return tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' }).apply(y) as tf.SymbolicTensor;
+  // PyTorch pads one on every side where 'same' pads only bottom/right on even sizes. Zeros are
+  // as good as -inf here: the pool follows a ReLU, and every window holds a real pixel.
+  y = tf.layers.zeroPadding2d({ padding: [[1, 1], [1, 1]], name: 'stem_pool_pad' }).apply(y) as tf.SymbolicTensor;
+  return tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'stem_pool' }).apply(y) as tf.SymbolicTensor;
+}
+
+/**
+ * (x - mean) / std per channel, as a frozen 1x1 convolution: a stock layer every backend and the
+ * ONNX export already handle, so the normalisation travels inside the network to every stage.
+ */
+function normalizeInput(x: tf.SymbolicTensor, norm: NonNullable<ModelConfig['inputNormalization']>): tf.SymbolicTensor {
+  const kernel = tf.tidy(() => tf.reshape(tf.diag(tf.tensor1d(norm.std.map((s) => 1 / s))), [1, 1, 3, 3]));
+  const bias = tf.tensor1d(norm.mean.map((m, i) => -m / norm.std[i]));
+  const layer = tf.layers.conv2d({ name: 'input_norm', filters: 3, kernelSize: 1, useBias: true, trainable: false, weights: [kernel, bias] });
+  const y = layer.apply(x) as tf.SymbolicTensor;
+  tf.dispose([kernel, bias]);
+  return y;
 }
 
 /** Wires the encoder onto `input` and returns the pooled features (shape [batch, encoderOutputWidth]). */
 export function applyEncoder(f: LayerFactory, input: tf.SymbolicTensor, cfg: ModelConfig): tf.SymbolicTensor {
   validateModelConfig(cfg);
   const block = cfg.depth === 50 ? bottleneckBlock : basicBlock;
-  let x = stem(f, input, cfg);
+  let x = stem(f, cfg.inputNormalization ? normalizeInput(input, cfg.inputNormalization) : input, cfg);
   BLOCKS_PER_GROUP[cfg.depth].forEach((count, g) => {
     const filters = channels(64 * 2 ** g, cfg.width);
     for (let b = 0; b < count; b++) {
       const strides = g > 0 && b === 0 ? 2 : 1;
-      x = block(f, x, `block${g + 1}_${b + 1}`, filters, strides, cfg.sk);
+      x = block(f, x, `block${g + 1}_${b + 1}`, filters, strides, cfg);
     }
   });
   return tf.layers.globalAveragePooling2d({ name: 'encoder_pool' }).apply(x) as tf.SymbolicTensor;

@@ -30,8 +30,11 @@ export interface ProjectFigures {
   uncachedImages: number;
   /** Seconds per image for one training example of each stage, a forward pass, and a decode. */
   secondsPerImage: { pretrain: number; finetune: number; distill: number; forward: number; decode: number };
-  /** The newest finished pretraining at this network and size, and how many images it saw. */
-  lastPretrain: { runId: number; images: number } | null;
+  /**
+   * The newest finished pretraining at this network and size, and how many images it saw; or the
+   * one the pipeline was told to start from (`chosen` names it), reused whatever it saw.
+   */
+  lastPretrain: { runId: number; images: number; chosen?: string } | null;
 }
 
 export type Recipe = 'simclr' | 'reuse-pretraining' | 'labels-then-distil' | 'labels-only';
@@ -82,6 +85,7 @@ function examplesOf(stage: Stage, figures: ProjectFigures): number {
 
 function chooseRecipe(trainingSeconds: number, figures: ProjectFigures): { recipe: Recipe; reason: string } {
   const last = figures.lastPretrain;
+  if (last?.chosen) return { recipe: 'reuse-pretraining', reason: `fine-tunes and distils ${last.chosen}, the network chosen to start from` };
   if (last && last.images >= REUSE_PRETRAIN_COVERAGE * figures.images) {
     return { recipe: 'reuse-pretraining', reason: `reuses pretraining run ${last.runId}, which saw ${last.images} of the ${figures.images} images` };
   }

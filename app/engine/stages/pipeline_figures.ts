@@ -10,6 +10,7 @@ import type { Project } from '../../store/project.ts';
 import { listRuns, type Run } from '../../store/runs.ts';
 import { cachedImageCount } from '../data/dataset.ts';
 import type { ModelConfig } from '../simclr/model.ts';
+import { sameArchitecture } from '../simclr/resnet.ts';
 import type { ProjectFigures } from './budget_plan.ts';
 import type { TrainConfig } from './stage_config.ts';
 
@@ -26,7 +27,7 @@ function relativeCost(model: ModelConfig): number {
 
 function sameModel(run: Run, model: ModelConfig): boolean {
   const m = (run.config as unknown as TrainConfig).model;
-  return m !== undefined && m.depth === model.depth && m.width === model.width && m.sk === model.sk && m.imageSize === model.imageSize;
+  return m !== undefined && sameArchitecture(m, model);
 }
 
 /** Seconds per training example an earlier run of this kind and network measured, if any. */
@@ -36,14 +37,22 @@ function measured(runs: Run[], kind: 'pretrain' | 'finetune' | 'distill', model:
   return run && typeof batch === 'number' ? (run.summary!.measuredSecondsPerStep as number) / batch : undefined;
 }
 
-export function projectFigures(project: Project, model: ModelConfig): ProjectFigures {
+/** How a pipeline told to start from a run names it in its plan: an imported network by its name. */
+function chosenName(run: Run): string {
+  const imported = (run.config as { imported?: { name?: string } }).imported;
+  return imported?.name ? `${imported.name} (run ${run.id})` : `pretraining run ${run.id}`;
+}
+
+/** `fromRunId`: the pretraining the pipeline was told to start from, which it then reuses whatever images it saw. */
+export function projectFigures(project: Project, model: ModelConfig, fromRunId?: number): ProjectFigures {
   ensureSplits(project.db);
   const runs = listRuns(project.db);
   const cost = relativeCost(model);
   const scaled = (kind: keyof typeof REFERENCE_SECONDS_PER_IMAGE) => REFERENCE_SECONDS_PER_IMAGE[kind] * cost;
   const finetune = measured(runs, 'finetune', model) ?? scaled('finetune');
   const images = imageCount(project.db);
-  const lastPretrain = runs.filter((r) => r.kind === 'pretrain' && r.status === 'done' && sameModel(r, model)).at(-1);
+  const chosen = fromRunId === undefined ? undefined : runs.find((r) => r.id === fromRunId);
+  const lastPretrain = chosen ?? runs.filter((r) => r.kind === 'pretrain' && r.status === 'done' && sameModel(r, model)).at(-1);
   return {
     images,
     labelledTrain: truthLabels(project.db, 'train').length,
@@ -57,6 +66,6 @@ export function projectFigures(project: Project, model: ModelConfig): ProjectFig
       forward: finetune / 3,
       decode: REFERENCE_SECONDS_PER_IMAGE.decode,
     },
-    lastPretrain: lastPretrain ? { runId: lastPretrain.id, images: Number(lastPretrain.summary?.images ?? 0) } : null,
+    lastPretrain: lastPretrain ? { runId: lastPretrain.id, images: Number(lastPretrain.summary?.images ?? 0), ...(chosen ? { chosen: chosenName(chosen) } : {}) } : null,
   };
 }

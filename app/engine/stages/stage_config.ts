@@ -118,11 +118,12 @@ function modelFor(kind: Stage, parent: Run | null, options: TrainOptions): Model
         throw new UserError(`${key} is fixed by run ${parent.id} (${inherited[key as keyof ModelConfig]}); a ${kind} run cannot change it`, 'bad_setting', { name: key });
       }
     }
+    // The rest of the parent's network (an imported network's stem, padding and input normalisation) comes along.
     return {
+      ...inherited,
       depth: (requested.depth ?? inherited.depth) as ModelConfig['depth'],
       width: requested.width ?? inherited.width,
       sk: requested.sk ?? inherited.sk,
-      imageSize: inherited.imageSize,
     };
   }
   return {
@@ -207,20 +208,32 @@ export interface PipelineConfig {
   model: ModelConfig;
   seed: number;
   backend: BackendChoice;
+  /** The finished pretrain run (an imported network) to fine-tune and distil; its network is the pipeline's. */
+  fromRunId?: number;
+}
+
+/** The network one-click training trains: ours by default, or that of the pretrain run it starts from. */
+export function pipelineModel(project: Project, fromRunId?: number): ModelConfig {
+  if (fromRunId === undefined) return DEFAULT_MODEL;
+  return (requireDoneParent(project, fromRunId, ['pretrain'], 'the network to start from').config as unknown as TrainConfig).model;
 }
 
 /**
  * Checks the project can be trained end to end (images, labels of two classes) and records a
  * queued pipeline run; its stage runs are created as it goes.
  */
-export function createPipelineRun(project: Project, options: { minutes: number; seed?: number; backend?: BackendChoice }): { runId: number; config: PipelineConfig } {
+export function createPipelineRun(
+  project: Project,
+  options: { minutes: number; seed?: number; backend?: BackendChoice; fromRunId?: number },
+): { runId: number; config: PipelineConfig } {
   const warnings: string[] = [];
   checkData(project, 'finetune', warnings);
   const config: PipelineConfig = {
     minutes: options.minutes,
-    model: DEFAULT_MODEL,
+    model: pipelineModel(project, options.fromRunId),
     seed: options.seed ?? Math.floor(Math.random() * 2 ** 32),
     backend: options.backend ?? 'auto',
   };
+  if (options.fromRunId !== undefined) config.fromRunId = options.fromRunId;
   return { runId: createRun(project.db, 'pipeline', null, config), config };
 }

@@ -1,0 +1,59 @@
+import { UserError } from '../contract/errors.ts';
+import { BACKEND_CHOICES, TRAIN_OPTIONS, type BackendChoice } from '../contract/train_options.ts';
+import { embedOutsideFiles, importWeights } from '../services/weights.ts';
+import { numberOption, printJson, stringOption, withProject, type Command } from './command.ts';
+
+const importWeightsCommand: Command = {
+  name: 'import-weights',
+  args: '<project> <file>',
+  summary: 'Import a pretrained ResNet (.safetensors, PyTorch .pth/.pt, or our TF.js model.json) as a finished pretrain run to fine-tune and distil.',
+  options: { arch: { type: 'string' }, size: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
+  optionHelp: {
+    arch: 'resnet18, resnet34 or resnet50: refuse the file unless it holds this network (default: whatever it holds)',
+    size: 'image side the network sees from now on, in every run built on it (default 224, or the size our export was saved with)',
+    name: 'a name for the imported network (default: the file name)',
+    json: 'print the result as JSON',
+  },
+  minArgs: 2,
+  maxArgs: 2,
+  async run(call) {
+    const size = call.values.size === undefined ? undefined : numberOption(call, 'size', 0, 8, 1024);
+    if (size !== undefined && !Number.isInteger(size)) throw new UserError(`--size must be a whole number of pixels, got "${call.values.size}"`, 'usage');
+    const [dir, file] = call.positionals;
+    const imported = await withProject(dir, (project) => importWeights(project, { file, arch: stringOption(call, 'arch'), imageSize: size, name: stringOption(call, 'name') }));
+    if (call.values.json) {
+      printJson(call.io, imported);
+      return;
+    }
+    const fromFile = imported.headLayers.filter((layer) => layer.startsWith('head_dense')).length;
+    const head = fromFile ? `${fromFile} of 3 projection-head layers from the file` : 'projection head random (the file has none)';
+    call.io.out(
+      `run ${imported.runId} pretrain done: ${imported.name}, ${imported.network} (${imported.layout} layout, ${imported.format}); ` +
+        `${imported.keys.mapped} keys mapped, ${imported.keys.ignored} left out, ${head}\n` +
+        `next: contrast finetune ${dir} --from ${imported.runId}, or contrast train ${dir} --from ${imported.runId} --minutes M\n`,
+    );
+  },
+};
+
+const embed: Command = {
+  name: 'embed',
+  args: '<project> <path...>',
+  summary: "Write a finished run's encoder features for image files or folders as CSV (path, then one column per feature).",
+  options: { run: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
+  optionHelp: { run: 'the run whose network to use (required): pretrain, finetune or distill', out: 'CSV file to write (required)', backend: TRAIN_OPTIONS.backend.help },
+  minArgs: 2,
+  async run(call) {
+    const runId = numberOption(call, 'run', 0, 1, Number.MAX_SAFE_INTEGER);
+    if (call.values.run === undefined || !Number.isInteger(runId)) throw new UserError('--run is required: the id of the run whose network to use', 'usage');
+    const out = stringOption(call, 'out');
+    if (!out) throw new UserError('--out is required: the CSV file to write', 'usage');
+    const backend = stringOption(call, 'backend') ?? 'auto';
+    if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) throw new UserError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${backend}"`, 'usage');
+    const [dir, ...paths] = call.positionals;
+    const result = await withProject(dir, (project) => embedOutsideFiles(project, runId, paths, out, backend as BackendChoice), true);
+    for (const problem of result.problems) call.io.err(`skipped ${problem.path}: ${problem.reason}\n`);
+    call.io.out(`wrote ${result.features} features for ${result.count} image(s) to ${out}\n`);
+  },
+};
+
+export const weightsCommands: Command[] = [importWeightsCommand, embed];

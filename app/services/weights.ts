@@ -1,0 +1,61 @@
+/**
+ * Networks from outside the project and features for use outside it: a pretrained ResNet file
+ * imported as a finished pretrain run (`contrast import-weights`, the studio's "Start from a
+ * pretrained network…"), and any run's encoder features of any image files (`contrast embed`).
+ */
+import path from 'node:path';
+import { UserError } from '../contract/errors.ts';
+import type { ImportedWeights } from '../contract/operations.ts';
+import { ARCHITECTURES, type BackendChoice } from '../contract/train_options.ts';
+import { embedFiles } from '../engine/data/embed.ts';
+import { describeNetwork, importNetwork } from '../engine/weights/import_network.ts';
+import type { Project } from '../store/project.ts';
+import type { Handlers } from './handlers.ts';
+import type { Session } from './session.ts';
+
+export interface WeightsRequest {
+  file: string;
+  /** resnet18, resnet34 or resnet50: the network the file must hold. */
+  arch?: string;
+  imageSize?: number;
+  name?: string;
+}
+
+function depthOf(arch: string | undefined): 18 | 34 | 50 | undefined {
+  if (arch === undefined) return undefined;
+  const depth = ARCHITECTURES[arch as keyof typeof ARCHITECTURES];
+  if (!depth) throw new UserError(`arch must be one of ${Object.keys(ARCHITECTURES).join(', ')}, got "${arch}"`, 'bad_setting', { name: 'arch' });
+  return depth;
+}
+
+export async function importWeights(project: Project, request: WeightsRequest): Promise<ImportedWeights> {
+  if (request.imageSize !== undefined && !(Number.isInteger(request.imageSize) && request.imageSize >= 8 && request.imageSize <= 1024)) {
+    throw new UserError(`size must be a whole number of pixels from 8 to 1024, got ${request.imageSize}`, 'bad_setting', { name: 'imageSize' });
+  }
+  const imported = await importNetwork(project, { file: request.file, depth: depthOf(request.arch), imageSize: request.imageSize, name: request.name });
+  const ignored = Object.values(imported.report.ignored).reduce((a, b) => a + b, 0);
+  return {
+    runId: imported.runId,
+    name: imported.source.name,
+    network: describeNetwork(imported.model),
+    layout: imported.source.layout,
+    format: imported.source.format,
+    keys: { mapped: imported.report.mapped, ignored, outside: imported.report.outside },
+    headLayers: imported.report.headLayers,
+    sha256: imported.source.sha256,
+  };
+}
+
+/** Writes `path,f0,f1,…` rows of a finished run's encoder features for image files or folders. */
+export function embedOutsideFiles(project: Project, runId: number, paths: string[], outFile: string, backend: BackendChoice) {
+  return embedFiles(project, runId, paths, outFile, backend);
+}
+
+export function weightsHandlers(session: Session): Pick<Handlers, 'weights.import'> {
+  return {
+    async 'weights.import'({ path: file, arch, imageSize, name }) {
+      if (!path.isAbsolute(file)) throw new UserError(`give the full path of the weights file (got "${file}")`, 'bad_path', { path: file });
+      return importWeights(session.requireProject(), { file, arch, imageSize, name });
+    },
+  };
+}
