@@ -1,7 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../contract/errors.ts';
 
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+/** A flag as `parseArgs` takes it, with the line `--help` prints for it. */
+export type OptionSpec = Record<string, NonNullable<ParseArgsConfig['options']>[string] & { help?: string }>;
 
 export interface CliIO {
   out: (text: string) => void;
@@ -18,13 +19,14 @@ export interface Invocation {
 
 export interface Command {
   name: string;
-  /** Positional part of the usage line, e.g. "<project> <path...>". */
+  /**
+   * Positional part of the usage line, e.g. "<project> <path...>", which also sets how many arguments
+   * the command takes: one per `<name>`, any number more after `<name...>`, one more per `[name]`.
+   */
   args: string;
   summary: string;
   options: OptionSpec;
-  /** Help text for each option, by option name. */
-  optionHelp?: Record<string, string>;
-  minArgs: number;
+  /** Only where the usage line cannot say it, e.g. alternatives with different counts. */
   maxArgs?: number;
   run(call: Invocation): Promise<number | void>;
 }
@@ -37,10 +39,18 @@ export function parseInvocation(command: Command, argv: string[], io: CliIO): In
     throw new UserError(`${(error as Error).message.split('\n')[0]}\n${usageLine(command)}`, 'usage');
   }
   const count = parsed.positionals.length;
-  if (count < command.minArgs || (command.maxArgs !== undefined && count > command.maxArgs)) {
+  const { min, max } = argumentCount(command);
+  if (count < min || count > max) {
     throw new UserError(`wrong number of arguments\n${usageLine(command)}`, 'usage');
   }
   return { positionals: parsed.positionals, values: parsed.values, io };
+}
+
+function argumentCount(command: Command): { min: number; max: number } {
+  const required = command.args.replace(/\[[^\]]*\]/g, '').match(/<[^>]+>/g) ?? [];
+  const optional = command.args.match(/\[[^\]]*\]/g) ?? [];
+  const max = required.some((name) => name.endsWith('...>')) ? Infinity : required.length + optional.length;
+  return { min: required.length, max: command.maxArgs ?? max };
 }
 
 export function usageLine(command: Command): string {
@@ -51,7 +61,7 @@ export function commandHelp(command: Command): string {
   const lines = [usageLine(command), '', command.summary, ''];
   for (const [name, spec] of Object.entries(command.options)) {
     const flag = `--${name}${spec.type === 'string' ? ' <value>' : ''}`;
-    lines.push(`  ${flag.padEnd(24)} ${command.optionHelp?.[name] ?? ''}`.trimEnd());
+    lines.push(`  ${flag.padEnd(24)} ${spec.help ?? ''}`.trimEnd());
   }
   return lines.join('\n');
 }

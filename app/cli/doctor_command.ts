@@ -5,10 +5,9 @@ const doctor: Command = {
   name: 'doctor',
   args: '',
   summary: 'Check which TF.js backends (CUDA GPU, WebGPU, libtensorflow, wasm, plain JS) can run here and why not.',
-  options: { json: { type: 'boolean' } },
-  optionHelp: { json: 'print one JSON object instead of text' },
-  minArgs: 0,
-  maxArgs: 0,
+  options: {
+    json: { type: 'boolean', help: 'print one JSON object instead of text' },
+  },
   async run({ values, io }) {
     const report = await backendReportOf();
     if (values.json) return printJson(io, report);

@@ -11,8 +11,6 @@ const init: Command = {
   args: '<dir>',
   summary: 'Create a new project folder (project.db, checkpoints/, exports/).',
   options: {},
-  minArgs: 1,
-  maxArgs: 1,
   async run({ positionals, io }) {
     const project = openProjectFor(positionals[0], { create: true });
     project.close();
@@ -24,13 +22,11 @@ const importCommand: Command = {
   name: 'import',
   args: '<project> <path...>',
   summary: 'Import image files and folders (recursive; duplicates and already imported files are skipped).',
-  options: { 'labels-from-folders': { type: 'boolean' }, split: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: {
-    'labels-from-folders': 'label each image with the name of its folder',
-    split: '"test" marks these images as a held-out test set',
-    json: 'print progress and the summary as JSON lines',
+  options: {
+    'labels-from-folders': { type: 'boolean', help: 'label each image with the name of its folder' },
+    split: { type: 'string', help: '"test" marks these images as a held-out test set' },
+    json: { type: 'boolean', help: 'print progress and the summary as JSON lines' },
   },
-  minArgs: 2,
   async run({ positionals: [dir, ...paths], values, io }) {
     const split = stringOption({ positionals: [], values, io }, 'split');
     if (split !== undefined && split !== 'test') throw new UserError(`--split only takes "test", got "${split}"`, 'usage');
@@ -64,10 +60,10 @@ const label: Command = {
   name: 'label',
   args: '<project>',
   summary: 'Label images from a CSV file of path,class rows (relative paths are read against the CSV folder).',
-  options: { csv: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: { csv: 'the CSV file to read', json: 'print the result as JSON' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    csv: { type: 'string', help: 'the CSV file to read' },
+    json: { type: 'boolean', help: 'print the result as JSON' },
+  },
   async run({ positionals: [dir], values, io }) {
     const csv = values.csv;
     if (typeof csv !== 'string') throw new UserError('give the labels with --csv <file>', 'usage');
@@ -87,7 +83,6 @@ const classes: Command = {
   args: '<project> [add <name> | rename <old> <new> | merge <from> <into> | delete <name>]',
   summary: 'List classes with their label counts, or change them.',
   options: { json: { type: 'boolean' } },
-  minArgs: 1,
   maxArgs: 4,
   async run({ positionals: [dir, action, a, b], values, io }) {
     const needs = (count: number) => {
@@ -116,10 +111,10 @@ const status: Command = {
   name: 'status',
   args: '<project>',
   summary: 'Counts of images, import errors, duplicates, labels per class, splits and runs.',
-  options: { json: { type: 'boolean' }, errors: { type: 'boolean' } },
-  optionHelp: { json: 'print as JSON', errors: 'list every file that failed to import, with its reason' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    json: { type: 'boolean', help: 'print as JSON' },
+    errors: { type: 'boolean', help: 'list every file that failed to import, with its reason' },
+  },
   async run({ positionals: [dir], values, io }) {
     const { summary, errors } = await withProject(
       dir,
@@ -146,10 +141,10 @@ const exportLabelsCommand: Command = {
   name: 'export-labels',
   args: '<project>',
   summary: 'Write the labels as labels.csv or as one folder of images per class.',
-  options: { format: { type: 'string' }, out: { type: 'string' } },
-  optionHelp: { format: 'csv (default) or folders', out: 'the folder to write into' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    format: { type: 'string', help: 'csv (default) or folders' },
+    out: { type: 'string', help: 'the folder to write into' },
+  },
   async run({ positionals: [dir], values, io }) {
     const format = (values.format as string | undefined) ?? 'csv';
     if (format !== 'csv' && format !== 'folders') throw new UserError(`--format is csv or folders, got "${format}"`, 'usage');

@@ -8,10 +8,9 @@ const serve: Command = {
   name: 'serve',
   args: '[project]',
   summary: 'Open the studio in a browser: serves the UI on 127.0.0.1 and prints its address.',
-  options: { port: { type: 'string' } },
-  optionHelp: { port: 'port to listen on (default: the one used last time, else any free port)' },
-  minArgs: 0,
-  maxArgs: 1,
+  options: {
+    port: { type: 'string', help: 'port to listen on (default: the one used last time, else any free port)' },
+  },
   async run(call) {
     const port = numberOption(call, 'port', 0, 0, 65535);
     const staticDir = await ensureRendererBuilt(call.io.err);

@@ -31,15 +31,13 @@ function requiredRunId(call: Invocation, name: string): number {
 }
 
 /** The flags of a stage, derived from the one definition of the training settings. */
-function stageFlags(stage: Stage): { options: OptionSpec; help: Record<string, string> } {
-  const options: OptionSpec = { json: { type: 'boolean' } };
-  const help: Record<string, string> = { json: 'print events as JSON lines' };
+function stageFlags(stage: Stage): OptionSpec {
+  const options: OptionSpec = { json: { type: 'boolean', help: 'print events as JSON lines' } };
   for (const name of optionsForStage(stage)) {
     const definition: OptionDefinition = TRAIN_OPTIONS[name];
-    options[definition.flag] = { type: definition.type === 'boolean' ? 'boolean' : 'string' };
-    help[definition.flag] = definition.help;
+    options[definition.flag] = { type: definition.type === 'boolean' ? 'boolean' : 'string', help: definition.help };
   }
-  return { options, help };
+  return options;
 }
 
 /** Reads a stage's flags as the settings record the services check; numbers in range, names as given. */
@@ -158,15 +156,11 @@ async function follow(project: Project, runId: number, io: CliIO, json: boolean)
 }
 
 function trainCommand(stage: Stage, summary: string): Command {
-  const { options, help } = stageFlags(stage);
   return {
     name: stage,
     args: '<project>',
     summary,
-    options,
-    optionHelp: help,
-    minArgs: 1,
-    maxArgs: 1,
+    options: stageFlags(stage),
     async run(call) {
       const flags = flagValues(call, stage);
       const json = Boolean(call.values.json);
@@ -188,10 +182,12 @@ const evaluate: Command = {
   name: 'evaluate',
   args: '<project>',
   summary: 'Score a fine-tuned or distilled model on the val or test split; stores predictions for every image.',
-  options: { run: { type: 'string' }, split: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: { run: 'the finetune or distill run to evaluate (required)', split: 'val (default) or test', backend: TRAIN_OPTIONS.backend.help, json: 'print events as JSON lines' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    run: { type: 'string', help: 'the finetune or distill run to evaluate (required)' },
+    split: { type: 'string', help: 'val (default) or test' },
+    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    json: { type: 'boolean', help: 'print events as JSON lines' },
+  },
   async run(call) {
     const modelRunId = requiredRunId(call, 'run');
     const split = (choice(call, 'split', ['val', 'test']) ?? 'val') as 'val' | 'test';
@@ -228,10 +224,9 @@ const resume: Command = {
   name: 'resume',
   args: '<project> <run>',
   summary: 'Continue an interrupted or cancelled run from its last checkpoint.',
-  options: { json: { type: 'boolean' } },
-  optionHelp: { json: 'print events as JSON lines' },
-  minArgs: 2,
-  maxArgs: 2,
+  options: {
+    json: { type: 'boolean', help: 'print events as JSON lines' },
+  },
   async run(call) {
     const runId = Number(call.positionals[1]);
     if (!Number.isInteger(runId) || runId < 1) throw new UserError(`run must be a run id (a whole number), got "${call.positionals[1]}"`, 'usage');
@@ -246,10 +241,9 @@ const runs: Command = {
   name: 'runs',
   args: '<project>',
   summary: 'List the training and evaluation runs: id, kind, parent, status and key metric.',
-  options: { json: { type: 'boolean' } },
-  optionHelp: { json: 'print the runs as one JSON array' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    json: { type: 'boolean', help: 'print the runs as one JSON array' },
+  },
   async run(call) {
     return withProject(
       call.positionals[0],
@@ -279,16 +273,14 @@ const predict: Command = {
   args: '<project> <path...>',
   summary:
     'Classify image files or folders with a trained model (default: the current one) and write a CSV: path, the predicted class and its confidence, and the next two classes with theirs. Unreadable files are listed and skipped.',
-  options: { run: { type: 'string' }, out: { type: 'string' }, 'copy-to': { type: 'string' }, 'link-to': { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: {
-    run: 'the finetune or distill run whose model to use (default: the current model)',
-    out: 'CSV file to write (required)',
-    'copy-to': 'also copy each image into <folder>/<predicted class>/',
-    'link-to': 'also link each image (a symbolic link) into <folder>/<predicted class>/',
-    backend: TRAIN_OPTIONS.backend.help,
-    json: 'print progress and the summary as JSON lines',
+  options: {
+    run: { type: 'string', help: 'the finetune or distill run whose model to use (default: the current model)' },
+    out: { type: 'string', help: 'CSV file to write (required)' },
+    'copy-to': { type: 'string', help: 'also copy each image into <folder>/<predicted class>/' },
+    'link-to': { type: 'string', help: 'also link each image (a symbolic link) into <folder>/<predicted class>/' },
+    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    json: { type: 'boolean', help: 'print progress and the summary as JSON lines' },
   },
-  minArgs: 2,
   async run(call) {
     const runId = runIdOption(call, 'run');
     const out = stringOption(call, 'out');
@@ -340,10 +332,10 @@ const exportCommand: Command = {
   name: 'export',
   args: '<project>',
   summary: 'Export a trained model as a folder: model.onnx, a TF.js layers model (model.json + weights.bin), labels.json and a README.md.',
-  options: { run: { type: 'string' }, out: { type: 'string' } },
-  optionHelp: { run: 'the finetune or distill run to export (default: the current model)', out: 'folder to write (required)' },
-  minArgs: 1,
-  maxArgs: 1,
+  options: {
+    run: { type: 'string', help: 'the finetune or distill run to export (default: the current model)' },
+    out: { type: 'string', help: 'folder to write (required)' },
+  },
   async run(call) {
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the folder to write the model into', 'usage');
@@ -356,16 +348,13 @@ const train: Command = {
   name: 'train',
   args: '<project>',
   summary: 'One click: the stages the budget allows (pretrain, fine-tune or labels only, distil), then the best model on validation becomes the current one; all within --minutes.',
-  options: { minutes: { type: 'string' }, from: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: {
-    minutes: 'the time budget, decoding and predicting included (required)',
-    from: 'a finished pretrain run to fine-tune and distil, e.g. an imported network (default: the plan chooses)',
-    seed: TRAIN_OPTIONS.seed.help,
-    backend: TRAIN_OPTIONS.backend.help,
-    json: 'print the plan and events as JSON lines',
+  options: {
+    minutes: { type: 'string', help: 'the time budget, decoding and predicting included (required)' },
+    from: { type: 'string', help: 'a finished pretrain run to fine-tune and distil, e.g. an imported network (default: the plan chooses)' },
+    seed: { type: 'string', help: TRAIN_OPTIONS.seed.help },
+    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    json: { type: 'boolean', help: 'print the plan and events as JSON lines' },
   },
-  minArgs: 1,
-  maxArgs: 1,
   async run(call) {
     if (call.values.minutes === undefined) throw new UserError('--minutes is required: the time budget', 'usage');
     const minutes = numberOption(call, 'minutes', 0, 0.1, 7 * 24 * 60);

@@ -7,15 +7,12 @@ const importWeightsCommand: Command = {
   name: 'import-weights',
   args: '<project> <file>',
   summary: 'Import a pretrained ResNet (.safetensors, PyTorch .pth/.pt, or our TF.js model.json) as a finished pretrain run to fine-tune and distil.',
-  options: { arch: { type: 'string' }, size: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: {
-    arch: 'resnet18, resnet34 or resnet50: refuse the file unless it holds this network (default: whatever it holds)',
-    size: 'image side the network sees from now on, in every run built on it (default 224, or the size our export was saved with)',
-    name: 'a name for the imported network (default: the file name)',
-    json: 'print the result as JSON',
+  options: {
+    arch: { type: 'string', help: 'resnet18, resnet34 or resnet50: refuse the file unless it holds this network (default: whatever it holds)' },
+    size: { type: 'string', help: 'image side the network sees from now on, in every run built on it (default 224, or the size our export was saved with)' },
+    name: { type: 'string', help: 'a name for the imported network (default: the file name)' },
+    json: { type: 'boolean', help: 'print the result as JSON' },
   },
-  minArgs: 2,
-  maxArgs: 2,
   async run(call) {
     const size = call.values.size === undefined ? undefined : numberOption(call, 'size', 0, 8, 1024);
     if (size !== undefined && !Number.isInteger(size)) throw new UserError(`--size must be a whole number of pixels, got "${call.values.size}"`, 'usage');
@@ -39,9 +36,11 @@ const embed: Command = {
   name: 'embed',
   args: '<project> <path...>',
   summary: "Write a finished run's encoder features for image files or folders as CSV (path, then one column per feature).",
-  options: { run: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string' } },
-  optionHelp: { run: 'the run whose network to use (required): pretrain, finetune or distill', out: 'CSV file to write (required)', backend: TRAIN_OPTIONS.backend.help },
-  minArgs: 2,
+  options: {
+    run: { type: 'string', help: 'the run whose network to use (required): pretrain, finetune or distill' },
+    out: { type: 'string', help: 'CSV file to write (required)' },
+    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+  },
   async run(call) {
     const runId = numberOption(call, 'run', 0, 1, Number.MAX_SAFE_INTEGER);
     if (call.values.run === undefined || !Number.isInteger(runId)) throw new UserError('--run is required: the id of the run whose network to use', 'usage');
