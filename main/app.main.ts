@@ -151,30 +151,26 @@ function registerIpc(): void {
   for (const name of operationNames) {
     ipcMain.handle(operationChannel(name), (event, input) => answer(event, name, input));
   }
-  ipcMain.handle(CHOOSE_FOLDER_CHANNEL, async (event, options) => {
-    const studio = trustedWindow(event);
-    const parsed = v.safeParse(chooseFolderSchema, options);
-    if (!studio || !parsed.success) return null;
-    const picked = await dialog.showOpenDialog(studio.window, {
-      title: parsed.output.title,
-      buttonLabel: parsed.output.buttonLabel,
-      properties: ['openDirectory', 'createDirectory'],
-    });
-    const folder = picked.canceled ? null : (picked.filePaths[0] ?? null);
+  handleNativeDialog(CHOOSE_FOLDER_CHANNEL, { properties: ['openDirectory', 'createDirectory'] }, (studio, paths) => {
+    const folder = paths[0] ?? null;
     if (folder) studio.pickedFolders.remember(folder);
     return folder;
   });
-  ipcMain.handle(CHOOSE_IMAGES_CHANNEL, async (event, options) => {
+  handleNativeDialog(CHOOSE_IMAGES_CHANNEL, { properties: ['openFile', 'multiSelections'], filters: IMAGE_DIALOG_FILTERS }, (_studio, paths) => readPickedImages(paths));
+}
+
+/** A native open dialog the studio page may ask for; null when cancelled, or asked by anything else or with bad options. */
+function handleNativeDialog<T>(
+  channel: string,
+  kind: Pick<Electron.OpenDialogOptions, 'properties' | 'filters'>,
+  picked: (studio: StudioWindow, paths: string[]) => T | Promise<T>,
+): void {
+  ipcMain.handle(channel, async (event, options) => {
     const studio = trustedWindow(event);
     const parsed = v.safeParse(chooseFolderSchema, options);
     if (!studio || !parsed.success) return null;
-    const picked = await dialog.showOpenDialog(studio.window, {
-      title: parsed.output.title,
-      buttonLabel: parsed.output.buttonLabel,
-      properties: ['openFile', 'multiSelections'],
-      filters: IMAGE_DIALOG_FILTERS,
-    });
-    return picked.canceled ? null : readPickedImages(picked.filePaths);
+    const result = await dialog.showOpenDialog(studio.window, { title: parsed.output.title, buttonLabel: parsed.output.buttonLabel, ...kind });
+    return result.canceled ? null : picked(studio, result.filePaths);
   });
 }
 

@@ -4,6 +4,13 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Output } from '../app/contract/operations.ts';
+import { dispatch } from '../app/services/dispatch.ts';
+import { createHandlers, type Handlers } from '../app/services/handlers.ts';
+import { importPaths } from '../app/media/import.ts';
+import { Session } from '../app/services/session.ts';
+import { startServer, type RunningServer } from '../app/transports/http/server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 export const CLI = path.join(ROOT, 'bin', 'contrast.js');
@@ -39,4 +46,34 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
     timeout: options.timeout ?? 120_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, signal: result.signal };
+}
+
+/** Waits until `check` holds, looking every 25 ms; fails the test after `ms`. */
+export async function until(check: () => boolean, what: string, ms = 120_000): Promise<void> {
+  for (const started = Date.now(); !check(); ) {
+    if (Date.now() - started > ms) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Calls an operation through dispatch, as a transport would, failing the test unless it succeeds. */
+export function succeeding(handlers: () => Handlers) {
+  return async <N extends keyof Handlers>(name: N, input: unknown): Promise<Output<N>> => {
+    const result = await dispatch(handlers(), name, input);
+    if (!('value' in result)) assert.fail(`${name} failed: ${result.error.message}`);
+    return result.value as Output<N>;
+  };
+}
+
+/**
+ * The browser transport on a project of the images under `images` (labelled by folder), with a
+ * stand-in UI page: project, home and UI go under `root`.
+ */
+export async function serveImages(root: string, images: string): Promise<{ session: Session; server: RunningServer }> {
+  const staticDir = path.join(root, 'ui');
+  fs.mkdirSync(staticDir);
+  fs.writeFileSync(path.join(staticDir, 'index.html'), '<!doctype html><title>ui</title>');
+  const session = new Session({ dataDir: path.join(root, 'home') });
+  await importPaths(session.open(path.join(root, 'project'), true), [images], { labelsFromFolders: true });
+  return { session, server: await startServer({ session, handlers: createHandlers(session), staticDir }) };
 }

@@ -113,3 +113,31 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(resultsDir, { recursive: true });
   await page.screenshot({ path: path.join(resultsDir, `${name}.png`) });
 }
+
+export interface StudioPage {
+  served: Served;
+  browser: Browser;
+  page: Page;
+  /** What `watchPage` collects; must stay empty. */
+  problems: string[];
+}
+
+/** `contrast serve` with these arguments, and a Chromium page on it, watched for problems. */
+export async function openStudio(args: string[], env: NodeJS.ProcessEnv, viewport?: { width: number; height: number }): Promise<StudioPage> {
+  const served = await serve(args, env);
+  const browser = await launchBrowser().catch(async (error) => {
+    await served.stop(); // the caller never gets it to stop
+    throw error;
+  });
+  const page = await newPage(browser, viewport);
+  const problems = watchPage(page);
+  await page.goto(served.url);
+  return { served, browser, page, problems };
+}
+
+/** Closes what `openStudio` opened (as far as it got) and removes the test's folder. */
+export async function closeStudio(studio: { browser?: Browser; served?: Served }, folder?: string): Promise<void> {
+  await studio.browser?.close();
+  await studio.served?.stop();
+  if (folder) fs.rmSync(folder, { recursive: true, force: true });
+}

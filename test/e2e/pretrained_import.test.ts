@@ -5,36 +5,26 @@
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { openProject } from '../../app/store/project.ts';
-import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
+import { closeStudio, openStudio, screenshot, tempDir, writeClassImages, type StudioPage } from './helpers.ts';
 
 const TINY_RESNET = path.join(import.meta.dirname, '../fixtures/weights/tiny_resnet18.pth');
 
 let root: string;
-let served: Served;
-let browser: Browser;
+let studio: StudioPage;
 let page: Page;
-let problems: string[];
 
 before(async () => {
   root = tempDir('pretrained');
   await writeClassImages(path.join(root, 'images'), { blue: [50, 70, 210], red: [200, 40, 40] }, 6);
   openProject(path.join(root, 'project'), { create: true }).close();
-  served = await serve([path.join(root, 'project')], { CONTRAST_HOME: path.join(root, 'home') });
-  browser = await launchBrowser();
-  page = await newPage(browser);
-  problems = watchPage(page);
-  await page.goto(served.url);
+  studio = await openStudio([path.join(root, 'project')], { CONTRAST_HOME: path.join(root, 'home') });
+  page = studio.page;
 });
 
-after(async () => {
-  await browser?.close();
-  await served?.stop();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
-});
+after(() => closeStudio(studio ?? {}, root));
 
 it('imports a weights file by its path, and Train then starts from it', async () => {
   await page.click('nav button[data-screen="import"]');
@@ -54,5 +44,5 @@ it('imports a weights file by its path, and Train then starts from it', async ()
   assert.equal(await page.inputValue('select[name="one-click-from"]'), '1');
   await page.waitForFunction(() => /fine-tunes and distils Tiny R18 \(run 1\)/.test(document.querySelector('[data-testid="one-click-plan"]')?.textContent ?? ''));
   await screenshot(page, 'train-pretrained-import');
-  assert.deepEqual(problems, []);
+  assert.deepEqual(studio.problems, []);
 });

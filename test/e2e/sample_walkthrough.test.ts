@@ -4,35 +4,25 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page, Request } from 'playwright-core';
-import { launchBrowser, newPage, repoRoot, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
+import type { Page, Request } from 'playwright-core';
+import { closeStudio, openStudio, repoRoot, screenshot, tempDir, type StudioPage } from './helpers.ts';
 
 const classNames = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 let home: string;
-let served: Served;
-let browser: Browser;
+let studio: StudioPage;
 let page: Page;
-let problems: string[];
 
 before(async () => {
   home = tempDir('sample');
-  served = await serve([], { CONTRAST_HOME: home });
-  browser = await launchBrowser();
-  page = await newPage(browser, { width: 1280, height: 800 });
-  problems = watchPage(page);
-  await page.goto(served.url);
+  studio = await openStudio([], { CONTRAST_HOME: home }, { width: 1280, height: 800 });
+  page = studio.page;
   await page.click('text=Open the sample project');
   await page.waitForSelector('[role="gridcell"] img', { timeout: 120_000 });
 });
 
-after(async () => {
-  await browser?.close();
-  await served?.stop();
-  if (home) fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => closeStudio(studio ?? {}, home));
 
 async function go(screen: string): Promise<void> {
   await page.click(`nav button[data-screen="${screen}"]`);
@@ -245,6 +235,6 @@ describe('the sample project at 1280×800', () => {
   });
 
   it('saw no console errors, CSP violations or failed requests', () => {
-    assert.deepEqual(problems, []);
+    assert.deepEqual(studio.problems, []);
   });
 });

@@ -8,37 +8,28 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { openProject } from '../../app/store/project.ts';
-import { launchBrowser, newPage, screenshot, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
+import { closeStudio, openStudio, screenshot, tempDir, writeClassImages, type StudioPage } from './helpers.ts';
 
 const colours: Record<string, [number, number, number]> = { blue: [50, 70, 210], green: [40, 180, 60], red: [200, 40, 40] };
 /** Classes are listed by name, so keys 1–3 are blue, green, red. */
 const keyOf: Record<string, string> = { blue: '1', green: '2', red: '3' };
 
 let root: string;
-let served: Served;
-let browser: Browser;
+let studio: StudioPage;
 let page: Page;
-let problems: string[];
 
 before(async () => {
   root = tempDir('studio');
   await writeClassImages(path.join(root, 'images', 'labelled'), colours, 6);
   await writeClassImages(path.join(root, 'images', 'unlabelled'), colours, 10, 32, 99);
   openProject(path.join(root, 'project'), { create: true }).close();
-  served = await serve([path.join(root, 'project')], { CONTRAST_HOME: path.join(root, 'home') });
-  browser = await launchBrowser();
-  page = await newPage(browser);
-  problems = watchPage(page);
-  await page.goto(served.url);
+  studio = await openStudio([path.join(root, 'project')], { CONTRAST_HOME: path.join(root, 'home') });
+  page = studio.page;
 });
 
-after(async () => {
-  await browser?.close();
-  await served?.stop();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
-});
+after(() => closeStudio(studio ?? {}, root));
 
 async function go(screen: string): Promise<void> {
   await page.click(`nav button[data-screen="${screen}"]`);
@@ -226,7 +217,7 @@ describe('studio workflow in the browser', () => {
     await go('projects');
     await page.waitForSelector('text=Recent projects');
     await screenshot(page, '10-projects');
-    assert.deepEqual(problems, []);
+    assert.deepEqual(studio.problems, []);
   });
 
   it('trains in one click within its budget, and Results name the model it kept', async () => {
@@ -244,6 +235,6 @@ describe('studio workflow in the browser', () => {
     await page.waitForSelector('[data-testid="current-model"] b');
     assert.match((await page.textContent('[data-testid="current-model"]'))!, /one-click training \(run \d+\) kept the/);
     assert.match((await page.textContent('[data-testid="interval"]'))!, /^95% interval \d+\.\d%–\d+\.\d% · chance \d+\.\d%$/);
-    assert.deepEqual(problems, []);
+    assert.deepEqual(studio.problems, []);
   });
 });

@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, newPage, repoRoot, screenshot, serve, tempDir, watchPage, type Served } from './helpers.ts';
+import type { Page } from 'playwright-core';
+import { closeStudio, openStudio, repoRoot, screenshot, tempDir, type StudioPage } from './helpers.ts';
 
 const SAMPLE = path.join(repoRoot, 'resources', 'sample');
 /** Kept out of the project, to be tried: one photo each of three classes. */
@@ -21,10 +21,8 @@ const CAT_KEY = '4';
 
 let root: string;
 let projectDir: string;
-let served: Served;
-let browser: Browser;
+let studio: StudioPage;
 let page: Page;
-let problems: string[];
 /** `contrast predict`'s rows for the tried files: name → [class, confidence] × 3. */
 const expected = new Map<string, [string, number][]>();
 
@@ -35,7 +33,7 @@ function contrast(args: string[]): string {
 }
 
 async function api<T>(name: string, input: object = {}): Promise<T> {
-  const response = await fetch(`${served.origin}/api/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-contrast-token': served.token }, body: JSON.stringify(input) });
+  const response = await fetch(`${studio.served.origin}/api/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-contrast-token': studio.served.token }, body: JSON.stringify(input) });
   assert.equal(response.status, 200, `${name}: ${await response.clone().text()}`);
   return (await response.json()) as T;
 }
@@ -54,19 +52,12 @@ before(async () => {
     const [file, ...columns] = line.split(',');
     expected.set(path.basename(path.dirname(file)) + '.jpg', [0, 2, 4].map((i) => [columns[i], Number(columns[i + 1])]));
   }
-  served = await serve([projectDir], { CONTRAST_HOME: path.join(root, 'home') });
-  browser = await launchBrowser();
-  page = await newPage(browser);
-  problems = watchPage(page);
-  await page.goto(served.url);
+  studio = await openStudio([projectDir], { CONTRAST_HOME: path.join(root, 'home') });
+  page = studio.page;
   await page.waitForSelector('nav button[data-screen="try"]:not([disabled])');
 });
 
-after(async () => {
-  await browser?.close();
-  await served?.stop();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
-});
+after(() => closeStudio(studio ?? {}, root));
 
 /** Named by class, so the cards are told apart: cat.jpg, ship.jpg, frog.jpg. */
 function triedAs(file: string): { name: string; mimeType: string; buffer: Buffer } {
@@ -156,6 +147,6 @@ describe('Try it in the browser', () => {
   });
 
   it('shows no console error, CSP violation or failed request', () => {
-    assert.deepEqual(problems, []);
+    assert.deepEqual(studio.problems, []);
   });
 });

@@ -15,6 +15,7 @@ import { openProjectFor } from '../../app/services/projects.ts';
 import { Session } from '../../app/services/session.ts';
 import { openProject } from '../../app/store/project.ts';
 import { latestCheckpoint, listRuns, markRunning, metricSeries, requireRun } from '../../app/store/runs.ts';
+import { until } from '../helpers.ts';
 import { runCli, shapesProject, tempDir } from './train_fixtures.ts';
 
 let project: string;
@@ -32,13 +33,6 @@ after(() => {
   process.off('unhandledRejection', onError);
 });
 
-async function until(check: () => boolean, what: string, ms = 180_000): Promise<void> {
-  for (const started = Date.now(); !check(); ) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 async function call(handlers: Handlers, name: string, input: unknown) {
   return dispatch(handlers, name, input);
 }
@@ -53,7 +47,7 @@ test('Ctrl-C while a job trains: the job stops after its step with a checkpoint,
   const started = await call(handlers, 'train.start', request);
   assert.equal(started.status, 200);
   const runId = (started as { value: { runId: number } }).value.runId;
-  await until(() => events.some((e) => e.type === 'job.epoch' && e.runId === runId && e.epoch >= 2), 'two epochs');
+  await until(() => events.some((e) => e.type === 'job.epoch' && e.runId === runId && e.epoch >= 2), 'two epochs', 180_000);
 
   // What a terminal's Ctrl-C does to `npm start`: the job process gets SIGINT, the server disposes its session.
   const pid = requireRun(session.requireProject().db, runId).pid!;

@@ -17,11 +17,10 @@ import { createHandlers } from '../../app/services/handlers.ts';
 import { TOKEN_HEADER, startServer, type RunningServer } from '../../app/transports/http/server.ts';
 import { SERVER_FILE, startAtSavedAddress } from '../../app/transports/http/server_address.ts';
 import { Session } from '../../app/services/session.ts';
-import { importPaths } from '../../app/media/import.ts';
 import { insertImage } from '../../app/store/images.ts';
 import { applyLabelCsv } from '../../app/store/labels_csv.ts';
 import { createRun, finishRun, markRunning, writePredictions } from '../../app/store/runs.ts';
-import { tempDir, writeImage } from '../helpers.ts';
+import { serveImages, tempDir, writeImage } from '../helpers.ts';
 
 interface Reply {
   status: number;
@@ -81,17 +80,10 @@ describe('contrast serve against a hostile page, files and names', () => {
     await writeImage(path.join(root, 'elsewhere', 'd.jpg'), { seed: 4 });
     fs.symlinkSync(path.join(root, 'elsewhere', 'd.jpg'), path.join(images, 'dog', 'linked.jpg'));
     fs.writeFileSync(path.join(root, 'secret.txt'), 'root:$6$not-for-the-browser:19000:0:99999:7:::\n');
-    const ui = path.join(root, 'ui');
-    fs.mkdirSync(ui);
-    fs.writeFileSync(path.join(ui, 'index.html'), '<!doctype html><title>ui</title>');
-
-    session = new Session({ dataDir: path.join(root, 'home') });
-    const project = session.open(path.join(root, 'project'), true);
-    await importPaths(project, [images], { labelsFromFolders: true });
-    server = await startServer({ session, handlers: createHandlers(session), staticDir: ui });
+    ({ session, server } = await serveImages(root, images));
     own = `http://127.0.0.1:${server.port}`;
     token = { [TOKEN_HEADER]: server.token };
-    imageIdOf = (name) => project.db.prepare('SELECT id FROM images WHERE path LIKE ?').pluck().get(`%${name}`) as number;
+    imageIdOf = (name) => session.requireProject().db.prepare('SELECT id FROM images WHERE path LIKE ?').pluck().get(`%${name}`) as number;
   });
 
   after(async () => {

@@ -7,9 +7,9 @@ import { dispatch } from '../../app/services/dispatch.ts';
 import { createHandlers, type Handlers } from '../../app/services/handlers.ts';
 import { Session } from '../../app/services/session.ts';
 import { SAMPLE_LABELS_PER_CLASS } from '../../app/services/sample_project.ts';
-import type { Output, ServerEvent } from '../../app/contract/operations.ts';
+import type { ServerEvent } from '../../app/contract/operations.ts';
 import { createRun, finishRun, markRunning, writeEmbeddings, writePredictions } from '../../app/store/runs.ts';
-import { writeImage } from '../helpers.ts';
+import { succeeding, writeImage } from '../helpers.ts';
 
 let root: string;
 let session: Session;
@@ -20,11 +20,7 @@ let dog: number;
 /** Image ids by file name (a0..a5 red "cat", b0..b5 blue "dog", u0..u7 unlabelled). */
 const idOf = new Map<string, number>();
 
-async function ok<N extends keyof Handlers>(name: N, input: unknown): Promise<Output<N>> {
-  const result = await dispatch(handlers, name, input);
-  if (!('value' in result)) assert.fail(`${name} failed: ${result.error.message}`);
-  return result.value as Output<N>;
-}
+const ok = succeeding(() => handlers);
 
 function finishedRun(kind: 'finetune' | 'distill' | 'pretrain', parentId: number | null, classes: number[]): number {
   const db = session.requireProject().db;

@@ -8,10 +8,9 @@ import { createHandlers } from '../../app/services/handlers.ts';
 import { startServer, TOKEN_HEADER, type RunningServer } from '../../app/transports/http/server.ts';
 import { Session } from '../../app/services/session.ts';
 import type { ServerEvent } from '../../app/contract/operations.ts';
-import { importPaths } from '../../app/media/import.ts';
 import { getThumbnail } from '../../app/store/images.ts';
 import os from 'node:os';
-import { writeImage } from '../helpers.ts';
+import { serveImages, writeImage } from '../helpers.ts';
 
 let server: RunningServer;
 let session: Session;
@@ -52,14 +51,7 @@ before(async () => {
   await writeImage(path.join(images, 'dog', 'c.jpg'), { colour: [40, 40, 200], seed: 3 });
   secretFile = path.join(root, 'secret.txt');
   fs.writeFileSync(secretFile, 'not for the browser');
-  const staticDir = path.join(root, 'ui');
-  fs.mkdirSync(staticDir);
-  fs.writeFileSync(path.join(staticDir, 'index.html'), '<!doctype html><title>ui</title>');
-
-  session = new Session({ dataDir: path.join(root, 'home') });
-  const project = session.open(path.join(root, 'project'), true);
-  await importPaths(project, [images], { labelsFromFolders: true });
-  server = await startServer({ session, handlers: createHandlers(session), staticDir });
+  ({ session, server } = await serveImages(root, images));
 });
 
 after(async () => {

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { dispatch } from '../../app/services/dispatch.ts';
 import { createHandlers, type Handlers } from '../../app/services/handlers.ts';
 import { Session } from '../../app/services/session.ts';
-import type { Output, ServerEvent } from '../../app/contract/operations.ts';
-import { writeImage } from '../helpers.ts';
+import type { ServerEvent } from '../../app/contract/operations.ts';
+import { succeeding, until, writeImage } from '../helpers.ts';
 
 let root: string;
 let session: Session;
@@ -20,18 +20,7 @@ const events: ServerEvent[] = [];
 /** Tiny enough that a few epochs take seconds on one core. */
 const tiny = { batchSize: 8, width: 0.125, imageSize: 16 };
 
-async function ok<N extends keyof Handlers>(name: N, input: unknown): Promise<Output<N>> {
-  const result = await dispatch(handlers, name, input);
-  if (!('value' in result)) assert.fail(`${name} failed: ${result.error.message}`);
-  return result.value as Output<N>;
-}
-
-async function until(check: () => boolean, what: string, ms = 120_000): Promise<void> {
-  for (const started = Date.now(); !check(); ) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const ok = succeeding(() => handlers);
 
 const finished = (runId: number) =>
   events.find((e): e is Extract<ServerEvent, { type: 'job.finished' }> => e.type === 'job.finished' && e.runId === runId);

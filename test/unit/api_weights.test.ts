@@ -10,8 +10,8 @@ import path from 'node:path';
 import { dispatch } from '../../app/services/dispatch.ts';
 import { createHandlers, type Handlers } from '../../app/services/handlers.ts';
 import { Session } from '../../app/services/session.ts';
-import type { Output, ServerEvent } from '../../app/contract/operations.ts';
-import { writeImage } from '../helpers.ts';
+import type { ServerEvent } from '../../app/contract/operations.ts';
+import { succeeding, until, writeImage } from '../helpers.ts';
 
 const TINY_RESNET = path.resolve(import.meta.dirname, '../fixtures/weights/tiny_resnet18.pth');
 
@@ -20,18 +20,7 @@ let session: Session;
 let handlers: Handlers;
 const events: ServerEvent[] = [];
 
-async function ok<N extends keyof Handlers>(name: N, input: unknown): Promise<Output<N>> {
-  const result = await dispatch(handlers, name, input);
-  if (!('value' in result)) assert.fail(`${name} failed: ${result.error.message}`);
-  return result.value as Output<N>;
-}
-
-async function until(check: () => boolean, what: string, ms = 300_000): Promise<void> {
-  for (const started = Date.now(); !check(); ) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const ok = succeeding(() => handlers);
 
 before(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-api-weights-'));
@@ -44,7 +33,7 @@ before(async () => {
   handlers = createHandlers(session);
   await ok('projects.create', { dir: path.join(root, 'project') });
   await ok('import.start', { paths: [path.join(root, 'images')], labelsFromFolders: true });
-  await until(() => events.some((e) => e.type === 'import.finished') && session.activeJob === null, 'the import');
+  await until(() => events.some((e) => e.type === 'import.finished') && session.activeJob === null, 'the import', 300_000);
 });
 
 after(() => {
@@ -74,7 +63,7 @@ it('imports a network from a path, and one-click training fine-tunes and distils
   assert.equal(plan.reason, 'fine-tunes and distils Tiny ImageNet R18 (run 1), the network chosen to start from');
 
   const { runId } = await ok('pipeline.start', { budgetMinutes: 0.5, fromRunId: imported.runId });
-  await until(() => events.some((e) => e.type === 'job.finished' && e.runId === runId), 'the pipeline');
+  await until(() => events.some((e) => e.type === 'job.finished' && e.runId === runId), 'the pipeline', 300_000);
   const { runs } = await ok('runs.list', {});
   const pipeline = runs.find((r) => r.id === runId)!;
   assert.equal(pipeline.status, 'done', pipeline.error ?? '');

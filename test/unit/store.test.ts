@@ -35,15 +35,6 @@ test('opening a folder that is not a project says how to create one', () => {
   assert.throws(() => openProject(path.join(tempDir(), 'missing')), { code: 'no_project', message: /^no project at .*missing$/ });
 });
 
-test('a project written by a newer version is refused, not damaged', () => {
-  const dir = path.join(tempDir(), 'p');
-  openProject(dir, { create: true }).close();
-  const db = new Database(path.join(dir, 'project.db'));
-  db.pragma(`user_version = ${migrations.length + 5}`);
-  db.close();
-  assert.throws(() => openProject(dir), /newer Contrast Studio/);
-});
-
 test('a second process gets a clear "open in another window" error while the first holds the project', async () => {
   const dir = path.join(tempDir(), 'p');
   openProject(dir, { create: true }).close();

@@ -3,43 +3,12 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
+import { randomValues, relativeError, runKernelOn, type Shape4 } from '../kernel_checks.ts';
 import { fusedMultiplyAdd, fusedMultiplyAddAvailable, setFusedMultiplyAdd } from '../../app/engine/runtime/wasm/assembler.ts';
 import {
   convolutionAlgorithm, filterGradientByConvolution, inputGradientByPhases, setConvolutionAlgorithm,
 } from '../../app/engine/runtime/wasm/kernels.ts';
 
-type Shape4 = [number, number, number, number];
-
-/** Deterministic pseudo-random values, so a failure can be reproduced. */
-function randomValues(size: number, seed: number): Float32Array {
-  const values = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    values[i] = state / 2 ** 32 - 0.5;
-  }
-  return values;
-}
-
-/** Runs one kernel on a named backend with the same input values, returning plain numbers. */
-async function runKernelOn(backend: string, kernel: string, inputs: Record<string, [Shape4 | number[], Float32Array]>, attrs: tf.NamedAttrMap) {
-  await tf.setBackend(backend);
-  const tensors = Object.fromEntries(Object.entries(inputs).map(([name, [shape, values]]) => [name, tf.tensor(values, shape)]));
-  const out = tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor;
-  const result = { shape: out.shape, values: await out.data() };
-  tf.dispose([out, ...Object.values(tensors)]);
-  return result;
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let maxDiff = 0;
-  let magnitude = 1;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-    magnitude = Math.max(magnitude, Math.abs(expected[i]));
-  }
-  return maxDiff / magnitude;
-}
 
 /**
  * Runs `check` on the direct convolution kernels (Winograd, which would take the 3x3 stride-1

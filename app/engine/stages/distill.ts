@@ -4,29 +4,16 @@
  * optional weighted cross-entropy on labelled training images. A student of the teacher's
  * architecture starts as a copy of it (self-distillation); a smaller one starts from random weights.
  */
-import { bestCheckpoint, requireRun } from '../../store/runs.ts';
+import { requireRun } from '../../store/runs.ts';
 import { labelledRows, trainableRows, type LabelledRows, type PixelCache } from '../data/dataset.ts';
-import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildClassifier, copyWeightsByName, type ModelConfig } from '../simclr/model.ts';
 import { Rng } from '../simclr/random.ts';
-import {
-  checkpointSaver,
-  chooseBatch,
-  chooseSteps,
-  effectiveBatch,
-  lastMetric,
-  loadRunModel,
-  openStageCache,
-  resumeFromCheckpoint,
-  trainConfig,
-  validationJudge,
-} from './stage_common.ts';
-import { peakLearningRate, runClasses, type TrainConfig } from './stage_config.ts';
+import { chooseBatch, effectiveBatch, lastMetric, loadRunModel, openStageCache, stageLoop, trainClassifier, trainConfig, validationJudge } from './stage_common.ts';
+import { runClasses, type TrainConfig } from './stage_config.ts';
 import type { StageContext } from './stage_context.ts';
 import { distillStep, type LabelledBatch } from '../simclr/train_step.ts';
-import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 function sameArchitecture(a: ModelConfig, b: ModelConfig): boolean {
   return a.depth === b.depth && a.width === b.width && a.sk === b.sk;
@@ -62,14 +49,9 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
       const labelledSize = Math.min(batchSize, train.rows.length);
       // The student learns from every image, so its statistics are measured on every image too.
       const judge = validationJudge(student, cache, val, rows, batchSize);
-      const loop: TrainingLoop = {
+      const loop = stageLoop(ctx, 'distill', student, optimizer, {
         examples: rows.length,
         batchSize,
-        totalSteps: 0,
-        peakLearningRate: peakLearningRate('distill', config, batchSize),
-        warmupFraction: config.warmupFraction,
-        seed: config.seed,
-        rng: new Rng(config.seed),
         async step(positions, learningRate, rng) {
           const images = cache.batch(positions.map((p) => rows[p]));
           const labelled = useLabels ? labelledBatch(cache, train, labelledSize, rng) : undefined;
@@ -82,24 +64,12 @@ export async function distill(ctx: StageContext): Promise<Record<string, unknown
             labelled?.images.dispose();
           }
         },
-        endEpoch: judge.endEpoch,
-        save: checkpointSaver(ctx, student, optimizer),
-        extra: () => ({ totalSteps: loop.totalSteps, bestAccuracy: judge.best }),
-      };
-      const resumed = resumeFromCheckpoint(ctx, student, optimizer);
-      judge.restore(resumed);
-      loop.totalSteps = await chooseSteps(ctx, student, loop, resumed, val.rows.length, config.deferOutputs ? 0 : cache.count);
-      const final = await runTrainingLoop(ctx, loop, resumed);
-      loadRunModel(ctx.project, ctx.run.id, student);
-      if (!config.deferOutputs) await writeClassifierOutputs(ctx, student, cache, classes.map((c) => c.id));
+      }, judge);
+      const trained = await trainClassifier(ctx, student, optimizer, loop, judge, { cache, val, classes });
       return {
-        classes,
+        ...trained,
         teacherRunId,
-        epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),
-        steps: final.step,
         images: rows.length,
-        valAccuracy: val.rows.length > 0 ? judge.best : undefined,
-        bestEpoch: bestCheckpoint(ctx.project.db, ctx.run.id)?.epoch,
         distillLoss: lastMetric(ctx, 'epoch_distillLoss'),
       };
     } finally {

@@ -5,30 +5,15 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
-import { bestCheckpoint, mergeSummary } from '../../store/runs.ts';
+import { mergeSummary } from '../../store/runs.ts';
 import { labelledRows } from '../data/dataset.ts';
 import { trainingClasses } from '../../store/ground_truth.ts';
-import { writeClassifierOutputs } from '../data/inference.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildClassifier, buildPretrainModel, copyWeightsByName, type ModelConfig } from '../simclr/model.ts';
-import { Rng } from '../simclr/random.ts';
-import {
-  checkpointSaver,
-  chooseBatch,
-  chooseSteps,
-  effectiveBatch,
-  lastMetric,
-  loadRunModel,
-  openStageCache,
-  resumeFromCheckpoint,
-  trainConfig,
-  validationJudge,
-} from './stage_common.ts';
-import { peakLearningRate } from './stage_config.ts';
+import { chooseBatch, effectiveBatch, lastMetric, loadRunModel, openStageCache, stageLoop, trainClassifier, trainConfig, validationJudge } from './stage_common.ts';
 import type { StageContext } from './stage_context.ts';
 import { classifierStep } from '../simclr/train_step.ts';
-import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 /** Classes fixed when the run first starts, so a resumed run keeps its logit order. */
 export function runClassList(ctx: StageContext): { id: number; name: string }[] {
@@ -68,15 +53,10 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
       const val = labelledRows(ctx.project, cache, 'val', classes);
       const batchSize = effectiveBatch(ctx, requestedBatch, train.rows.length, 'labelled training images');
       const judge = validationJudge(model, cache, val, train.rows, batchSize);
-      const loop: TrainingLoop = {
+      const loop = stageLoop(ctx, 'finetune', model, optimizer, {
         examples: train.rows.length,
         batchSize,
-        totalSteps: 0,
         balancedLabels: config.balanced ? train.labels : undefined,
-        peakLearningRate: peakLearningRate('finetune', config, batchSize),
-        warmupFraction: config.warmupFraction,
-        seed: config.seed,
-        rng: new Rng(config.seed),
         async step(positions, learningRate, rng) {
           const images = cache.batch(positions.map((p) => train.rows[p]));
           try {
@@ -86,24 +66,12 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
             images.dispose();
           }
         },
-        endEpoch: judge.endEpoch,
-        save: checkpointSaver(ctx, model, optimizer),
-        extra: () => ({ totalSteps: loop.totalSteps, bestAccuracy: judge.best }),
-      };
-      const resumed = resumeFromCheckpoint(ctx, model, optimizer);
-      judge.restore(resumed);
-      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, val.rows.length, config.deferOutputs ? 0 : cache.count);
-      const final = await runTrainingLoop(ctx, loop, resumed);
-      loadRunModel(ctx.project, ctx.run.id, model); // the best epoch, not necessarily the last
-      if (!config.deferOutputs) await writeClassifierOutputs(ctx, model, cache, classes.map((c) => c.id));
+      }, judge);
+      const trained = await trainClassifier(ctx, model, optimizer, loop, judge, { cache, val, classes });
       return {
-        classes,
-        epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)),
-        steps: final.step,
+        ...trained,
         trainImages: train.rows.length,
         valImages: val.rows.length,
-        valAccuracy: val.rows.length > 0 ? judge.best : undefined,
-        bestEpoch: bestCheckpoint(ctx.project.db, ctx.run.id)?.epoch,
         trainAccuracy: lastMetric(ctx, 'epoch_accuracy'),
       };
     } finally {

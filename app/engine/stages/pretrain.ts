@@ -8,12 +8,9 @@ import { trainableRows } from '../data/dataset.ts';
 import { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import { estimateTrainingMemory } from '../runtime/memory.ts';
 import { buildPretrainModel } from '../simclr/model.ts';
-import { Rng } from '../simclr/random.ts';
-import { checkpointSaver, chooseBatch, chooseSteps, effectiveBatch, lastMetric, openStageCache, resumeFromCheckpoint, trainConfig } from './stage_common.ts';
-import { peakLearningRate } from './stage_config.ts';
+import { chooseBatch, effectiveBatch, lastMetric, openStageCache, stageLoop, trainConfig, trainFromCheckpoint } from './stage_common.ts';
 import type { StageContext } from './stage_context.ts';
 import { pretrainStep } from '../simclr/train_step.ts';
-import { epochsOf, runTrainingLoop, stepsPerEpoch, type TrainingLoop } from './training_loop.ts';
 
 export async function pretrain(ctx: StageContext): Promise<Record<string, unknown>> {
   const config = trainConfig(ctx);
@@ -28,14 +25,9 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
       const augment = defaultPretrainAugment(imageSize);
       const rows = trainableRows(ctx.project, cache);
       const batchSize = effectiveBatch(ctx, requestedBatch, rows.length, 'images');
-      const loop: TrainingLoop = {
+      const loop = stageLoop(ctx, 'pretrain', model, optimizer, {
         examples: rows.length,
         batchSize,
-        totalSteps: 0,
-        peakLearningRate: peakLearningRate('pretrain', config, batchSize),
-        warmupFraction: config.warmupFraction,
-        seed: config.seed,
-        rng: new Rng(config.seed),
         async step(positions, learningRate, rng) {
           const images = cache.batch(positions.map((p) => rows[p]));
           try {
@@ -44,14 +36,10 @@ export async function pretrain(ctx: StageContext): Promise<Record<string, unknow
             images.dispose();
           }
         },
-        save: checkpointSaver(ctx, model, optimizer),
-        extra: () => ({ totalSteps: loop.totalSteps }),
-      };
-      const resumed = resumeFromCheckpoint(ctx, model, optimizer);
-      loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, 0, cache.count);
-      const final = await runTrainingLoop(ctx, loop, resumed);
+      });
+      const trained = await trainFromCheckpoint(ctx, model, optimizer, loop, { scoredPerEpoch: 0, predictedAtEnd: cache.count });
       await writeFeatureEmbeddings(ctx, model, cache);
-      return { epochs: epochsOf(final.step, stepsPerEpoch(loop.examples, loop.batchSize)), steps: final.step, images: rows.length, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
+      return { ...trained, images: rows.length, loss: lastMetric(ctx, 'epoch_loss'), top1: lastMetric(ctx, 'epoch_top1') };
     } finally {
       cache.close();
     }

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
 import type { Project } from '../../store/project.ts';
-import { latestCheckpoint, mergeSummary, modelCheckpoint, requireRun, type Run } from '../../store/runs.ts';
+import { bestCheckpoint, latestCheckpoint, mergeSummary, modelCheckpoint, requireRun, type Run } from '../../store/runs.ts';
 import {
   disposeCheckpoint,
   loadCheckpoint,
@@ -13,13 +13,15 @@ import {
   type NamedTensor,
 } from '../data/checkpoint.ts';
 import { openPixelCache, type LabelledRows, type PixelCache } from '../data/dataset.ts';
-import { recalibrateBatchNorm, scoreClassifier } from '../data/inference.ts';
+import { recalibrateBatchNorm, scoreClassifier, writeClassifierOutputs } from '../data/inference.ts';
 import type { LarsOptimizer } from '../simclr/lars_optimizer.ts';
-import { DEFAULT_BATCH, runClasses, type TrainConfig } from './stage_config.ts';
+import type { Stage } from '../../contract/domain.ts';
+import { Rng } from '../simclr/random.ts';
+import { DEFAULT_BATCH, peakLearningRate, runClasses, type TrainConfig } from './stage_config.ts';
 import { checkMemory, fitsMemory, type MemoryNeed } from '../runtime/memory.ts';
 import { buildClassifier, type ModelConfig } from '../simclr/model.ts';
 import type { StageContext } from './stage_context.ts';
-import { epochsOf, measureStepSeconds, stepsForBudget, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
+import { epochsOf, measureStepSeconds, runTrainingLoop, stepsForBudget, stepsPerEpoch, type EpochResult, type TrainingLoop } from './training_loop.ts';
 
 export function trainConfig(ctx: StageContext): TrainConfig {
   return ctx.run.config as unknown as TrainConfig;
@@ -156,12 +158,9 @@ export function lastMetric(ctx: StageContext, name: string): number | undefined 
 }
 
 /**
- * Scores a classifier on the validation split after each epoch and says whether it is the best
- * so far. Without validation images every epoch counts as best, so the last one is kept.
- */
-/**
  * Ends each epoch of a classifier stage: batch-norm statistics measured afresh on `calibration` rows
- * (what inference and the saved checkpoint will use), then the validation score that picks the best epoch.
+ * (what inference and the saved checkpoint will use), then the validation score that picks the best
+ * epoch. Without validation images every epoch counts as best, so the last one is kept.
  */
 export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: LabelledRows, calibration: number[], batchSize: number) {
   const judge = {
@@ -179,6 +178,76 @@ export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: L
     },
   };
   return judge;
+}
+
+export type ValidationJudge = ReturnType<typeof validationJudge>;
+
+/** What a stage itself decides about its loop; the rest comes from the run's settings. */
+export type StageLoopParts = Pick<TrainingLoop, 'examples' | 'batchSize' | 'step' | 'balancedLabels'>;
+
+/**
+ * A stage's training loop: the learning-rate schedule and seed from the run's settings, checkpoints
+ * of its model and optimizer, and for a classifier the judge that scores each epoch on validation.
+ */
+export function stageLoop(ctx: StageContext, stage: Stage, model: tf.LayersModel, optimizer: LarsOptimizer, parts: StageLoopParts, judge?: ValidationJudge): TrainingLoop {
+  const config = trainConfig(ctx);
+  const loop: TrainingLoop = {
+    ...parts,
+    totalSteps: 0,
+    peakLearningRate: peakLearningRate(stage, config, parts.batchSize),
+    warmupFraction: config.warmupFraction,
+    seed: config.seed,
+    rng: new Rng(config.seed),
+    endEpoch: judge?.endEpoch,
+    save: checkpointSaver(ctx, model, optimizer),
+    extra: () => ({ totalSteps: loop.totalSteps, ...(judge ? { bestAccuracy: judge.best } : {}) }),
+  };
+  return loop;
+}
+
+/**
+ * Trains from the run's last checkpoint, if any, to its planned step count (see `chooseSteps`, which
+ * the images scored each epoch and predicted at the end take time from). Returns where it ended.
+ */
+export async function trainFromCheckpoint(
+  ctx: StageContext,
+  model: tf.LayersModel,
+  optimizer: LarsOptimizer,
+  loop: TrainingLoop,
+  images: { scoredPerEpoch: number; predictedAtEnd: number },
+  judge?: ValidationJudge,
+): Promise<{ steps: number; epochs: number }> {
+  const resumed = resumeFromCheckpoint(ctx, model, optimizer);
+  judge?.restore(resumed);
+  loop.totalSteps = await chooseSteps(ctx, model, loop, resumed, images.scoredPerEpoch, images.predictedAtEnd);
+  const { step } = await runTrainingLoop(ctx, loop, resumed);
+  return { steps: step, epochs: epochsOf(step, stepsPerEpoch(loop.examples, loop.batchSize)) };
+}
+
+/**
+ * A classifier stage from its checkpoint to its best epoch: trained, that epoch loaded (not
+ * necessarily the last), and its predictions for every image written unless the pipeline
+ * predicts later, for the model it keeps.
+ */
+export async function trainClassifier(
+  ctx: StageContext,
+  model: tf.LayersModel,
+  optimizer: LarsOptimizer,
+  loop: TrainingLoop,
+  judge: ValidationJudge,
+  data: { cache: PixelCache; val: LabelledRows; classes: { id: number; name: string }[] },
+) {
+  const { cache, val, classes } = data;
+  const deferOutputs = trainConfig(ctx).deferOutputs;
+  const trained = await trainFromCheckpoint(ctx, model, optimizer, loop, { scoredPerEpoch: val.rows.length, predictedAtEnd: deferOutputs ? 0 : cache.count }, judge);
+  loadRunModel(ctx.project, ctx.run.id, model);
+  if (!deferOutputs) await writeClassifierOutputs(ctx, model, cache, classes.map((c) => c.id));
+  return {
+    classes,
+    ...trained,
+    valAccuracy: val.rows.length > 0 ? judge.best : undefined,
+    bestEpoch: bestCheckpoint(ctx.project.db, ctx.run.id)?.epoch,
+  };
 }
 
 /** A finished fine-tune or distillation as a ready classifier, with its classes in logit order. */

@@ -68,35 +68,27 @@ export function chooseClassKey(current: ClassKeys, classId: number, key: string)
   return chosen;
 }
 
+/** The labeller's and gallery's shortcuts other than class keys; letters in either case. */
+const ACTION_KEYS = new Map<string, Exclude<LabelAction, { kind: 'label' }>['kind']>([
+  ['ArrowRight', 'next'],
+  [' ', 'next'],
+  ['ArrowLeft', 'previous'],
+  ['u', 'undo'],
+  ['n', 'newClass'],
+  ['a', 'accept'],
+  ['Backspace', 'clear'],
+  ['Delete', 'clear'],
+  ['?', 'help'],
+]);
+
 export function labelAction(event: KeyLike, keys: ClassKeys): LabelAction | null {
   if (event.altKey) return null;
   const command = event.ctrlKey || event.metaKey;
   if (command) return event.key.toLowerCase() === 'z' ? { kind: 'undo' } : null;
   const classId = keys.classOf.get(event.key.toLowerCase());
   if (classId !== undefined) return { kind: 'label', classId };
-  switch (event.key) {
-    case 'ArrowRight':
-    case ' ':
-      return { kind: 'next' };
-    case 'ArrowLeft':
-      return { kind: 'previous' };
-    case 'u':
-    case 'U':
-      return { kind: 'undo' };
-    case 'n':
-    case 'N':
-      return { kind: 'newClass' };
-    case 'a':
-    case 'A':
-      return { kind: 'accept' };
-    case 'Backspace':
-    case 'Delete':
-      return { kind: 'clear' };
-    case '?':
-      return { kind: 'help' };
-    default:
-      return null;
-  }
+  const kind = ACTION_KEYS.get(event.key.length === 1 ? event.key.toLowerCase() : event.key);
+  return kind ? { kind } : null;
 }
 
 /** Keys typed into a field are text, never shortcuts. */

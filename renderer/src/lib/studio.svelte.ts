@@ -158,6 +158,16 @@ class Studio {
   }
 
   /** Shows a message and returns its id; one with an action stays longer, to leave time to use it. */
+  /** Copies a path the screen shows (where files were written) and says whether it worked. */
+  async copyPath(path: string): Promise<void> {
+    try {
+      await navigator.clipboard.writeText(path);
+      this.notify('info', 'Path copied.');
+    } catch {
+      this.notify('error', 'Could not copy: select the path and copy it by hand.');
+    }
+  }
+
   notify(kind: Toast['kind'], text: string, action?: Toast['action']): number {
     const toast = { id: nextToast++, kind, text, action };
     this.toasts = [...this.toasts, toast].slice(-4);

@@ -38,13 +38,15 @@ function forwardConv(
 
 type KernelArgs = { inputs: Inputs; attrs: Attrs; backend: BackendWasm };
 
-interface FilterGradientAttrs {
+/** The attributes both convolution gradients take, with the shape of what each one computes. */
+interface GradientAttrs {
   strides: number | [number, number];
   pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  filterShape: [number, number, number, number];
   dataFormat: 'NHWC' | 'NCHW';
 }
+type FilterGradientAttrs = GradientAttrs & { filterShape: [number, number, number, number] };
+type InputGradientAttrs = GradientAttrs & { inputShape: [number, number, number, number] };
 
 function filterGradientInfo(x: tf.TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo {
   const { strides, pad, dimRoundingMode, filterShape, dataFormat } = attrs as unknown as FilterGradientAttrs;
@@ -263,14 +265,6 @@ function phaseGradient(dy: tf.TensorInfo, flipped: tf.TensorInfo, rows: Phase, c
   release(backend, filter);
   if (cropped) release(backend, used);
   return out;
-}
-
-interface InputGradientAttrs {
-  strides: number | [number, number];
-  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  inputShape: [number, number, number, number];
-  dataFormat: 'NHWC' | 'NCHW';
 }
 
 function inputGradientInfo(filter: tf.TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo {

@@ -22,6 +22,21 @@ export const FILTER_GRAD_CI_BLOCK = 4;
 export const FILTER_GRAD_CO_BLOCK = 8;
 
 /**
+ * Sets locals LO and HI to the output columns q whose tap q·sw + c − pl lies inside [0, w):
+ * lo = max(0, ceil((pl − c)/sw)), and hi (exclusive) = floor((w − 1 + pl − c)/sw) + 1, or 0 when
+ * that numerator is negative, then at most ow. Both convolution gradients skip the same taps.
+ * (select pushes a, b, condition and yields a when the condition holds.)
+ */
+function validColumns(code: Code, local: { W: number; OW: number; SW: number; PL: number; C: number; LO: number; HI: number }): void {
+  const { W, OW, SW, PL, C, LO, HI } = local;
+  code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
+  code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
+  code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
+  code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
+  code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+}
+
+/**
  * dw[a, c, i, j] += Σ over b, r, q of x[b, r·sh + a − pt, q·sw + c − pl, i] · dy[b, r, q, j],
  * skipping taps outside x; dw must start zeroed. Params are byte addresses of x, dy, dw, then
  * n, h, w, ci, oh, ow, co, kh, kw, sh, sw, pt, pl, chunkRows, and the range of input
@@ -45,14 +60,7 @@ function filterGradCode(): Code {
     code.get(F0).get(CHUNK).add().tee(F1).get(TOTAL).get(F1).get(TOTAL).ltS().select().set(F1);
     code.forRange(A, zero, get(KH), () => {
       code.forRange(C, zero, get(KW), () => {
-        // Output columns q whose tap q·sw + c − pl lies inside [0, w): lo = ceil((pl − c)/sw) ≥ 0, hi exclusive.
-        // (select pushes a, b, condition and yields a when the condition holds.)
-        code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
-        code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
-        // hi = floor((w − 1 + pl − c)/sw) + 1, or 0 when that numerator is negative; then at most ow.
-        code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
-        code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
-        code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+        validColumns(code, { W, OW, SW, PL, C, LO, HI });
         code.forRange(I0, get(CISTART), get(CIEND), () => {
           code.forRange(J0, zero, get(CO), () => {
             // out = dw + (((a·kw + c)·ci + i0)·co + j0)·4; row i of the block is co·4 bytes further.
@@ -219,12 +227,7 @@ function inputGradCode(co: number, ci: number): Code {
         code.get(IH).i32(0).ltS().get(IH).get(H).geS().or().brIf(0);
         code.get(B).get(H).mul().get(IH).add().get(W).mul().i32(ci * 4).mul().get(DX).add().set(ROWDX);
         code.forRange(C, zero, get(KW), () => {
-          // Same valid column range as the filter gradient: lo = max(0, ceil((pl − c)/sw)), hi ≤ ow.
-          code.get(PL).get(C).sub().get(SW).add().i32(1).sub().get(SW).divS().set(LO);
-          code.i32(0).get(LO).get(LO).i32(0).ltS().select().set(LO);
-          code.get(W).i32(1).sub().get(PL).add().get(C).sub().set(HI);
-          code.get(HI).get(SW).divS().i32(1).add().i32(0).get(HI).i32(0).geS().select().set(HI);
-          code.get(HI).get(OW).get(HI).get(OW).ltS().select().set(HI);
+          validColumns(code, { W, OW, SW, PL, C, LO, HI });
           code.get(A).get(KW).mul().get(C).add().i32(co * ci * 4).mul().get(WT).add().set(WTAP);
           code.forRange(I0, zero, () => code.i32(ci * 4), () => {
             code.get(LO).set(Q);
