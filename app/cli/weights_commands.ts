@@ -1,7 +1,7 @@
 import { UserError } from '../contract/errors.ts';
 import { BACKEND_CHOICES, TRAIN_OPTIONS, type BackendChoice } from '../contract/train_options.ts';
-import { embedOutsideFiles, importWeights } from '../services/weights.ts';
-import { numberOption, printJson, stringOption, withProject, type Command } from './command.ts';
+import { embedOutsideFiles, exportClusterTrainer, importWeights } from '../services/weights.ts';
+import { numberOption, printJson, stringOption, withProject, type Command, type Invocation } from './command.ts';
 
 const importWeightsCommand: Command = {
   name: 'import-weights',
@@ -56,4 +56,63 @@ const embed: Command = {
   },
 };
 
-export const weightsCommands: Command[] = [importWeightsCommand, embed];
+function optionalInteger(call: Invocation, name: string, min: number, max: number): number | undefined {
+  if (call.values[name] === undefined) return undefined;
+  const value = numberOption(call, name, 0, min, max);
+  if (!Number.isInteger(value)) throw new UserError(`--${name} must be a whole number, got "${call.values[name]}"`, 'usage');
+  return value;
+}
+
+const exportTrainerCommand: Command = {
+  name: 'export-trainer',
+  args: '<project>',
+  summary: 'Write a folder that trains this project on a GPU cluster (PyTorch DistributedDataParallel, torchrun): manifest, pixels, train.py, README; import-weights takes its weights back.',
+  options: {
+    out: { type: 'string' },
+    run: { type: 'string' },
+    arch: { type: 'string' },
+    width: { type: 'string' },
+    size: { type: 'string' },
+    seed: { type: 'string' },
+    'copy-images': { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
+  optionHelp: {
+    out: 'a new or empty folder to write (required)',
+    run: 'take the settings (network, epochs, batch, rates, seed) from this run and the runs it builds on',
+    arch: 'resnet18 (default), resnet34 or resnet50, when no --run is given',
+    width: 'channel width multiplier (default 0.5), when no --run is given',
+    size: 'image side in pixels (default 32), when no --run is given',
+    seed: 'seed of the training program (default: random)',
+    'copy-images': 'copy the original image files into the folder as well',
+    json: 'print the result as JSON',
+  },
+  minArgs: 1,
+  maxArgs: 1,
+  async run(call) {
+    const outDir = stringOption(call, 'out');
+    if (!outDir) throw new UserError('--out is required: the folder to write the trainer into', 'usage');
+    const request = {
+      outDir,
+      copyImages: call.values['copy-images'] === true,
+      runId: optionalInteger(call, 'run', 1, Number.MAX_SAFE_INTEGER),
+      arch: stringOption(call, 'arch'),
+      width: call.values.width === undefined ? undefined : numberOption(call, 'width', 0, 0, 4),
+      imageSize: optionalInteger(call, 'size', 8, 1024),
+      seed: optionalInteger(call, 'seed', 0, 2 ** 32 - 1),
+      warn: (message: string) => call.io.err(`warning: ${message}\n`),
+    };
+    const [dir] = call.positionals;
+    const exported = await withProject(dir, (project) => exportClusterTrainer(project, request));
+    if (call.values.json) {
+      printJson(call.io, exported);
+      return;
+    }
+    call.io.out(
+      `wrote the trainer for ${exported.images} images (${exported.labelled} labelled, ${exported.classes.length} classes; ResNet-${exported.network.depth} ×${exported.network.width}, ${exported.imageSize} px) to ${exported.dir}\n` +
+        `next: torchrun --standalone --nproc_per_node=GPUS ${exported.dir}/train.py --out OUT (see ${exported.dir}/README.md), then contrast import-weights ${dir} OUT/finetune.safetensors\n`,
+    );
+  },
+};
+
+export const weightsCommands: Command[] = [importWeightsCommand, embed, exportTrainerCommand];
