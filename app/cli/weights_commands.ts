@@ -26,11 +26,14 @@ const importWeightsCommand: Command = {
       return;
     }
     const fromFile = imported.headLayers.filter((layer) => layer.startsWith('head_dense')).length;
-    const head = fromFile ? `${fromFile} of 3 projection-head layers from the file` : 'projection head random (the file has none)';
+    const classifier = imported.kind !== 'pretrain';
+    const head = classifier ? 'a classifier' : fromFile ? `${fromFile} of 3 projection-head layers from the file` : 'projection head random (the file has none)';
+    const next = classifier
+      ? `next: contrast predict ${dir} <path...> --run ${imported.runId} --out preds.csv, or contrast distill ${dir} --from ${imported.runId}`
+      : `next: contrast finetune ${dir} --from ${imported.runId}, or contrast train ${dir} --from ${imported.runId} --minutes M`;
     call.io.out(
-      `run ${imported.runId} pretrain done: ${imported.name}, ${imported.network} (${imported.layout} layout, ${imported.format}); ` +
-        `${imported.keys.mapped} keys mapped, ${imported.keys.ignored} left out, ${head}\n` +
-        `next: contrast finetune ${dir} --from ${imported.runId}, or contrast train ${dir} --from ${imported.runId} --minutes M\n`,
+      `run ${imported.runId} ${imported.kind} done: ${imported.name}, ${imported.network} (${imported.layout} layout, ${imported.format}); ` +
+        `${imported.keys.mapped} keys mapped, ${imported.keys.ignored} left out, ${head}\n${next}\n`,
     );
   },
 };

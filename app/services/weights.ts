@@ -38,6 +38,7 @@ export async function importWeights(project: Project, request: WeightsRequest): 
   const ignored = Object.values(imported.report.ignored).reduce((a, b) => a + b, 0);
   return {
     runId: imported.runId,
+    kind: imported.kind,
     name: imported.source.name,
     network: describeNetwork(imported.model),
     layout: imported.source.layout,

@@ -23,9 +23,9 @@ import { ensureSplits } from '../../store/labels.ts';
 import type { Project } from '../../store/project.ts';
 import { openPixelCache, type PixelCache } from '../data/dataset.ts';
 import { trainerStageConfigs, type TrainConfig } from '../stages/stage_config.ts';
+import { TRAINER_FORMAT } from '../weights/trainer_metadata.ts';
 import { trainerReadme } from './trainer_readme.ts';
 
-export const TRAINER_FORMAT = 'contrast-trainer/1';
 const PROGRAM = new URL('./simclr_trainer.py', import.meta.url);
 
 export interface TrainerExportRequest {
