@@ -62,14 +62,21 @@ export interface ManifestEntry {
 
 /** A new or empty folder, made here; anything else is one coded error. */
 function prepareOutDir(dir: string): void {
-  const stat = fs.statSync(dir, { throwIfNoEntry: false });
+  const unwritable = (error: unknown) =>
+    new UserError(`cannot write to ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'out_unwritable', { path: dir });
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(dir, { throwIfNoEntry: false });
+  } catch (error) {
+    throw unwritable(error); // a file where a folder of the path should be, or no permission to look
+  }
   if (stat && !stat.isDirectory()) throw new UserError(`${dir} is a file, not a folder`, 'out_not_folder', { path: dir });
   if (stat && fs.readdirSync(dir).length > 0) throw new UserError(`${dir} is not empty: give a new or empty folder for the trainer`, 'out_not_empty', { path: dir });
   try {
     fs.mkdirSync(dir, { recursive: true });
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (error) {
-    throw new UserError(`cannot write to ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'out_unwritable', { path: dir });
+    throw unwritable(error);
   }
 }
 

@@ -758,7 +758,7 @@ class Trainer:
         images = [im for im in self.manifest['images'] if im.get('pixelRow') is not None]
         probs = self.probabilities(net, [im['pixelRow'] for im in images])
         with open(os.path.join(self.out, f'{kind}-predictions.csv'), 'w', newline='') as f:
-            out = csv.writer(f)
+            out = csv.writer(f, lineterminator='\n')
             out.writerow(['path', 'predicted'] + self.classes)
             for im, p in zip(images, probs.tolist()):
                 out.writerow([im['path'], self.classes[max(range(len(p)), key=lambda i: p[i])]] + [repr(v) for v in p])
