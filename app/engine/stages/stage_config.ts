@@ -276,7 +276,7 @@ export function trainerStageConfigs(project: Project, options: TrainOptions & { 
     }
   }
   const model = taken.get('pretrain')?.model ?? taken.get('finetune')?.model ?? modelFor('pretrain', null, options);
-  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const seed = options.seed ?? [...taken.values()][0]?.seed ?? Math.floor(Math.random() * 2 ** 32);
   const stages = Object.fromEntries(STAGE_ORDER.map((kind) => {
     const config = taken.get(kind) ?? stageConfig(kind, model, { seed });
     const { pipelineRunId: _pipeline, deferOutputs: _defer, ...own } = config;
