@@ -70,6 +70,7 @@ srun torchrun --nnodes="$SLURM_NNODES" --nproc_per_node=8 --rdzv_id="$SLURM_JOB_
 \`\`\`
 
 A short trial on the CPU (the gloo backend): \`torchrun --standalone --nproc_per_node=2 train.py --out trial --max-steps 5\`.
+(Debian's PyTorch 1.13 under Python 3.11 cannot parse torchrun's default output settings: add \`--redirects 1 --tee 1\` after \`torchrun\`.)
 
 \`--stages pretrain\` (or \`finetune,distill\`, …) runs some of the stages; a stage whose weights are already
 in the output folder is not run again. Each stage checkpoints to \`OUT/checkpoints/<stage>.pt\` every epoch and every
