@@ -560,11 +560,11 @@ class Trainer:
         images = manifest['images']
         self.classes = manifest['classes']
         index = {name: i for i, name in enumerate(self.classes)}
-        with_pixels = [(i, im) for i, im in enumerate(images) if im.get('pixelRow') is not None]
-        self.trainable = [im['pixelRow'] for _, im in with_pixels if im.get('split') != 'test']
+        with_pixels = [im for im in images if im.get('pixelRow') is not None]
+        self.trainable = [im['pixelRow'] for im in with_pixels if im.get('split') != 'test']
 
         def labelled(split):
-            rows = [(im['pixelRow'], index[im['label']]) for _, im in with_pixels if im.get('split') == split and im.get('label') in index]
+            rows = [(im['pixelRow'], index[im['label']]) for im in with_pixels if im.get('split') == split and im.get('label') in index]
             return [r for r, _ in rows], [l for _, l in rows]
 
         self.train_rows, self.train_labels = labelled('train')
