@@ -64,6 +64,8 @@ function keyMetric(run: Pick<RunInfo, 'kind' | 'summary'>): string {
   const percent = (value: unknown) => (typeof value === 'number' ? `${(value * 100).toFixed(1)}%` : undefined);
   const imported = summary.imported as { name?: string } | undefined;
   if (run.kind === 'pretrain' && imported) return `imported ${imported.name}: ${summary.network}`;
+  const trainer = summary.exportedTrainer as { valAccuracy?: number | null } | undefined;
+  if (imported && trainer) return `imported ${imported.name} from the exported trainer: ${summary.network}${percent(trainer.valAccuracy) ? `, val accuracy there ${percent(trainer.valAccuracy)}` : ''}`;
   if (run.kind === 'pretrain') return percent(summary.top1) ? `contrastive top-1 ${percent(summary.top1)}` : '';
   if (run.kind === 'evaluate') return percent(summary.accuracy) ? `${summary.split} accuracy ${percent(summary.accuracy)}` : '';
   if (run.kind === 'pipeline') return (summary.choice as { reason?: string } | undefined)?.reason ?? '';

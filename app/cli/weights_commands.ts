@@ -1,7 +1,7 @@
 import { UserError } from '../contract/errors.ts';
 import { BACKEND_CHOICES, TRAIN_OPTIONS, type BackendChoice } from '../contract/train_options.ts';
-import { embedOutsideFiles, importWeights } from '../services/weights.ts';
-import { numberOption, printJson, stringOption, withProject, type Command } from './command.ts';
+import { embedOutsideFiles, exportClusterTrainer, importWeights } from '../services/weights.ts';
+import { numberOption, printJson, stringOption, withProject, type Command, type Invocation } from './command.ts';
 
 const importWeightsCommand: Command = {
   name: 'import-weights',
@@ -23,11 +23,14 @@ const importWeightsCommand: Command = {
       return;
     }
     const fromFile = imported.headLayers.filter((layer) => layer.startsWith('head_dense')).length;
-    const head = fromFile ? `${fromFile} of 3 projection-head layers from the file` : 'projection head random (the file has none)';
+    const classifier = imported.kind !== 'pretrain';
+    const head = classifier ? 'a classifier' : fromFile ? `${fromFile} of 3 projection-head layers from the file` : 'projection head random (the file has none)';
+    const next = classifier
+      ? `next: contrast predict ${dir} <path...> --run ${imported.runId} --out preds.csv, or contrast distill ${dir} --from ${imported.runId}`
+      : `next: contrast finetune ${dir} --from ${imported.runId}, or contrast train ${dir} --from ${imported.runId} --minutes M`;
     call.io.out(
-      `run ${imported.runId} pretrain done: ${imported.name}, ${imported.network} (${imported.layout} layout, ${imported.format}); ` +
-        `${imported.keys.mapped} keys mapped, ${imported.keys.ignored} left out, ${head}\n` +
-        `next: contrast finetune ${dir} --from ${imported.runId}, or contrast train ${dir} --from ${imported.runId} --minutes M\n`,
+      `run ${imported.runId} ${imported.kind} done: ${imported.name}, ${imported.network} (${imported.layout} layout, ${imported.format}); ` +
+        `${imported.keys.mapped} keys mapped, ${imported.keys.ignored} left out, ${head}\n${next}\n`,
     );
   },
 };
@@ -55,4 +58,51 @@ const embed: Command = {
   },
 };
 
-export const weightsCommands: Command[] = [importWeightsCommand, embed];
+function optionalInteger(call: Invocation, name: string, min: number, max: number): number | undefined {
+  if (call.values[name] === undefined) return undefined;
+  const value = numberOption(call, name, 0, min, max);
+  if (!Number.isInteger(value)) throw new UserError(`--${name} must be a whole number, got "${call.values[name]}"`, 'usage');
+  return value;
+}
+
+const exportTrainerCommand: Command = {
+  name: 'export-trainer',
+  args: '<project>',
+  summary: 'Write a folder that trains this project on a GPU cluster (PyTorch DistributedDataParallel, torchrun): manifest, pixels, train.py, README; import-weights takes its weights back.',
+  options: {
+    out: { type: 'string', help: 'a new or empty folder to write (required)' },
+    run: { type: 'string', help: 'take the settings (network, epochs, batch, rates, seed) from this run and the runs it builds on' },
+    arch: { type: 'string', help: 'resnet18 (default), resnet34 or resnet50, when no --run is given' },
+    width: { type: 'string', help: 'channel width multiplier (default 0.5), when no --run is given' },
+    size: { type: 'string', help: 'image side in pixels (default 32), when no --run is given' },
+    seed: { type: 'string', help: 'seed of the training program (default: random)' },
+    'copy-images': { type: 'boolean', help: 'copy the original image files into the folder as well' },
+    json: { type: 'boolean', help: 'print the result as JSON' },
+  },
+  async run(call) {
+    const outDir = stringOption(call, 'out');
+    if (!outDir) throw new UserError('--out is required: the folder to write the trainer into', 'usage');
+    const request = {
+      outDir,
+      copyImages: call.values['copy-images'] === true,
+      runId: optionalInteger(call, 'run', 1, Number.MAX_SAFE_INTEGER),
+      arch: stringOption(call, 'arch'),
+      width: call.values.width === undefined ? undefined : numberOption(call, 'width', 0, 0, 4),
+      imageSize: optionalInteger(call, 'size', 8, 1024),
+      seed: optionalInteger(call, 'seed', 0, 2 ** 32 - 1),
+      warn: (message: string) => call.io.err(`warning: ${message}\n`),
+    };
+    const [dir] = call.positionals;
+    const exported = await withProject(dir, (project) => exportClusterTrainer(project, request));
+    if (call.values.json) {
+      printJson(call.io, exported);
+      return;
+    }
+    call.io.out(
+      `wrote the trainer for ${exported.images} images (${exported.labelled} labelled, ${exported.classes.length} classes; ResNet-${exported.network.depth} ×${exported.network.width}, ${exported.imageSize} px) to ${exported.dir}\n` +
+        `next: torchrun --standalone --nproc_per_node=GPUS ${exported.dir}/train.py --out OUT (see ${exported.dir}/README.md), then contrast import-weights ${dir} OUT/finetune.safetensors\n`,
+    );
+  },
+};
+
+export const weightsCommands: Command[] = [importWeightsCommand, embed, exportTrainerCommand];

@@ -258,6 +258,8 @@ export interface PipelinePlanView {
 /** A pretrained network imported as a pretrain run ("Start from a pretrained network…"). */
 export interface ImportedWeights {
   runId: number;
+  /** pretrain; finetune or distill for a classifier from the exported trainer. */
+  kind: 'pretrain' | 'finetune' | 'distill';
   /** --name, or the file's name. */
   name: string;
   /** e.g. "ResNet-50 ×1, 224 px, ImageNet mean/std input". */

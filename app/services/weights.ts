@@ -1,13 +1,15 @@
 /**
  * Networks from outside the project and features for use outside it: a pretrained ResNet file
  * imported as a finished pretrain run (`contrast import-weights`, the studio's "Start from a
- * pretrained network…"), and any run's encoder features of any image files (`contrast embed`).
+ * pretrained network…"), any run's encoder features of any image files (`contrast embed`), and
+ * a training program for a GPU cluster whose weights come back through the import (`contrast export-trainer`).
  */
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
 import type { ImportedWeights } from '../contract/operations.ts';
 import { ARCHITECTURES, type BackendChoice } from '../contract/train_options.ts';
 import { embedFiles } from '../engine/data/embed.ts';
+import { exportTrainer, type TrainerExport } from '../engine/trainer/export_trainer.ts';
 import { describeNetwork, importNetwork } from '../engine/weights/import_network.ts';
 import type { Project } from '../store/project.ts';
 import type { Handlers } from './handlers.ts';
@@ -36,6 +38,7 @@ export async function importWeights(project: Project, request: WeightsRequest): 
   const ignored = Object.values(imported.report.ignored).reduce((a, b) => a + b, 0);
   return {
     runId: imported.runId,
+    kind: imported.kind,
     name: imported.source.name,
     network: describeNetwork(imported.model),
     layout: imported.source.layout,
@@ -44,6 +47,32 @@ export async function importWeights(project: Project, request: WeightsRequest): 
     headLayers: imported.report.headLayers,
     sha256: imported.source.sha256,
   };
+}
+
+export interface TrainerRequest {
+  outDir: string;
+  copyImages?: boolean;
+  runId?: number;
+  arch?: string;
+  width?: number;
+  imageSize?: number;
+  seed?: number;
+  warn?: (message: string) => void;
+}
+
+/** Writes the folder that trains the project on a cluster: manifest, pixels, program and README. */
+export function exportClusterTrainer(project: Project, request: TrainerRequest): Promise<TrainerExport> {
+  if (request.runId !== undefined && (request.arch ?? request.width ?? request.imageSize) !== undefined) {
+    throw new UserError('the network comes from the run given: leave out arch, width and size', 'bad_setting', { name: 'runId' });
+  }
+  if (request.imageSize !== undefined && !(Number.isInteger(request.imageSize) && request.imageSize >= 8 && request.imageSize <= 1024)) {
+    throw new UserError(`size must be a whole number of pixels from 8 to 1024, got ${request.imageSize}`, 'bad_setting', { name: 'imageSize' });
+  }
+  if (request.width !== undefined && !(request.width > 0 && request.width <= 4)) {
+    throw new UserError(`width must be above 0 and at most 4, got ${request.width}`, 'bad_setting', { name: 'width' });
+  }
+  const options = { depth: depthOf(request.arch), width: request.width, imageSize: request.imageSize, seed: request.seed };
+  return exportTrainer(project, { outDir: path.resolve(request.outDir), copyImages: request.copyImages ?? false, runId: request.runId, options, warn: request.warn });
 }
 
 /** Writes `path,f0,f1,…` rows of a finished run's encoder features for image files or folders. */

@@ -57,3 +57,29 @@ export function heldOutPredictions(db: Database.Database, runId: number): { spli
   if (test.length > 0) return { split: 'test', rows: test };
   return { split: 'val', rows: scoredPredictions(db, runId, 'val') };
 }
+
+/** An image as a training program outside the app needs it: content, true label and split. */
+export interface ManifestImage {
+  id: number;
+  path: string;
+  sha256: string;
+  /** The true label's class name (a suggestion accepted from the model is not one), or null. */
+  label: string | null;
+  /** The labelled split, or 'test' for any image imported as a test set, or null. */
+  split: 'train' | 'val' | 'test' | null;
+}
+
+/** Every image with its true label and split, in id order (the pixel cache's rows). */
+export function manifestImages(db: Database.Database): ManifestImage[] {
+  return db
+    .prepare(
+      `SELECT i.id, i.path, i.sha256, c.name AS label,
+              CASE WHEN i.test_set = 1 THEN 'test' WHEN c.name IS NULL THEN NULL ELSE s.split END AS split
+       FROM images i
+       LEFT JOIN labels l ON l.image_id = i.id AND ${IS_TRUTH}
+       LEFT JOIN classes c ON c.id = l.class_id
+       LEFT JOIN splits s ON s.image_id = i.id
+       ORDER BY i.id`,
+    )
+    .all() as ManifestImage[];
+}

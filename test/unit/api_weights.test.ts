@@ -50,6 +50,7 @@ it('imports a network from a path, and one-click training fine-tunes and distils
   const imported = await ok('weights.import', { path: TINY_RESNET, imageSize: 32, name: 'Tiny ImageNet R18' });
   assert.deepEqual({ ...imported, sha256: imported.sha256.length }, {
     runId: 1,
+    kind: 'pretrain',
     name: 'Tiny ImageNet R18',
     network: 'ResNet-18 ×0.0625, 32 px, ImageNet mean/std input',
     layout: 'torchvision',

@@ -149,11 +149,8 @@ function checkData(project: Project, kind: Stage, warnings: string[]): void {
   if (kind === 'finetune' && splitSize(project.db, 'val') === 0) warnings.push('no labelled validation images: the best epoch cannot be chosen, the last one is kept');
 }
 
-export function planTrainingRun(project: Project, kind: Stage, options: TrainOptions = {}): TrainPlan {
-  const warnings: string[] = [];
-  const parent = findParent(project, kind, options);
-  const model = modelFor(kind, parent, options);
-  checkData(project, kind, warnings);
+/** Every setting of a `kind` run that trains `model`, the stage's defaults filled in where `options` are silent. */
+function stageConfig(kind: Stage, model: ModelConfig, options: TrainOptions): TrainConfig {
   const config: TrainConfig = {
     model,
     batchSize: options.batchSize ?? null,
@@ -168,6 +165,15 @@ export function planTrainingRun(project: Project, kind: Stage, options: TrainOpt
   if (kind === 'pretrain') config.temperature = options.temperature ?? (model.imageSize <= SMALL_IMAGE_MAX ? 0.5 : 0.1);
   if (kind === 'finetune') Object.assign(config, { balanced: options.balanced ?? false, supervised: options.supervised ?? false });
   if (kind === 'distill') Object.assign(config, { tau: options.tau ?? 1, labelWeight: options.labelWeight ?? 0 });
+  return config;
+}
+
+export function planTrainingRun(project: Project, kind: Stage, options: TrainOptions = {}): TrainPlan {
+  const warnings: string[] = [];
+  const parent = findParent(project, kind, options);
+  const model = modelFor(kind, parent, options);
+  checkData(project, kind, warnings);
+  const config = stageConfig(kind, model, options);
   const misplaced = (['temperature', 'balanced', 'supervised', 'tau', 'labelWeight'] as const).filter(
     (key) => options[key] !== undefined && config[key] === undefined,
   );
@@ -236,4 +242,45 @@ export function createPipelineRun(
   };
   if (options.fromRunId !== undefined) config.fromRunId = options.fromRunId;
   return { runId: createRun(project.db, 'pipeline', null, config), config };
+}
+
+/** The three stages' settings for a training program outside the app, and the run they were taken from. */
+export interface TrainerStages {
+  stages: Record<Stage, TrainConfig>;
+  fromRun: { id: number; kind: Stage } | null;
+}
+
+const STAGE_ORDER: Stage[] = ['pretrain', 'finetune', 'distill'];
+
+/**
+ * The settings of pretraining, fine-tuning and distillation for the exported trainer. From a run,
+ * that run's config and those of the runs it descends from, each for its own stage, and the
+ * defaults on the run's network for the stages after it; otherwise the defaults, on the network
+ * `options` ask for. An imported network is refused: the exported program trains from scratch.
+ */
+export function trainerStageConfigs(project: Project, options: TrainOptions & { runId?: number }): TrainerStages {
+  const taken = new Map<Stage, TrainConfig>();
+  let fromRun: TrainerStages['fromRun'] = null;
+  if (options.runId !== undefined) {
+    let run: Run | undefined = requireRun(project.db, options.runId);
+    if (!(STAGE_ORDER as string[]).includes(run.kind)) {
+      throw new UserError(`run ${run.id} is a ${run.kind} run; give a pretrain, finetune or distill run`, 'bad_setting', { name: 'runId' });
+    }
+    fromRun = { id: run.id, kind: run.kind as Stage };
+    for (; run; run = run.parentId === null ? undefined : requireRun(project.db, run.parentId)) {
+      const config = run.config as unknown as TrainConfig & { imported?: unknown };
+      if (config.imported) {
+        throw new UserError(`run ${run.id} is an imported network; the exported trainer trains from random weights, so start from a run trained in the app or from none`, 'trainer_imported_run', { runId: run.id });
+      }
+      taken.set(run.kind as Stage, config);
+    }
+  }
+  const model = taken.get('pretrain')?.model ?? taken.get('finetune')?.model ?? modelFor('pretrain', null, options);
+  const seed = options.seed ?? [...taken.values()][0]?.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const stages = Object.fromEntries(STAGE_ORDER.map((kind) => {
+    const config = taken.get(kind) ?? stageConfig(kind, model, { seed });
+    const { pipelineRunId: _pipeline, deferOutputs: _defer, ...own } = config;
+    return [kind, own];
+  })) as Record<Stage, TrainConfig>;
+  return { stages, fromRun };
 }

@@ -11,6 +11,7 @@ import { readSafetensors } from './safetensors.ts';
 import type { SourceTensor } from './source_tensors.ts';
 import { readTfjsModel } from './tfjs_model.ts';
 import { readTorchCheckpoint } from './torch_checkpoint.ts';
+import { parseTrainerMetadata, type TrainerMetadata } from './trainer_metadata.ts';
 import { looksLikeZip } from './zip.ts';
 
 export type WeightsFormat = 'pytorch' | 'safetensors' | 'tfjs';
@@ -22,8 +23,11 @@ export interface CheckpointFile {
   /** Every file read: the one file, or model.json and its weight files. */
   files: string[];
   tensors: Map<string, SourceTensor>;
-  /** What our own exports say about their network beyond the weights. */
-  hints: { architecture: ModelConfig | null; layers: string[]; inputSize: number | null };
+  /**
+   * What our own exports say about their network beyond the weights: a TF.js export its
+   * architecture and layers, the exported trainer's .safetensors its stage, network and classes.
+   */
+  hints: { architecture: ModelConfig | null; layers: string[]; inputSize: number | null; trainer: TrainerMetadata | null };
   close(): void;
 }
 
@@ -50,15 +54,18 @@ export function openCheckpoint(target: string): CheckpointFile {
   const modelJson = modelJsonOf(file);
   if (modelJson) {
     const model = readTfjsModel(modelJson);
-    const hints = { architecture: model.architecture, layers: model.layers, inputSize: model.inputSize };
+    const hints = { architecture: model.architecture, layers: model.layers, inputSize: model.inputSize, trainer: null };
     return { format: 'tfjs', file: modelJson, files: model.files, tensors: model.tensors, hints, close: model.close };
   }
   const reader = ByteReader.open(file);
   try {
-    const hints = { architecture: null, layers: [], inputSize: null };
+    const hints = { architecture: null, layers: [], inputSize: null, trainer: null };
     const opened = { file, files: [file], hints, close: () => reader.close() };
     if (looksLikeZip(reader)) return { format: 'pytorch', tensors: readTorchCheckpoint(reader), ...opened };
-    if (isSafetensors(reader)) return { format: 'safetensors', tensors: readSafetensors(reader), ...opened };
+    if (isSafetensors(reader)) {
+      const { tensors, metadata } = readSafetensors(reader);
+      return { format: 'safetensors', tensors, ...opened, hints: { ...hints, trainer: parseTrainerMetadata(metadata, file) } };
+    }
     if (reader.size >= 2 && isLegacyTorch(reader.read(0, 2))) {
       throw new UserError(`${file} was saved in PyTorch's legacy format (before 1.6); load it in PyTorch and save it again with torch.save, or as .safetensors`, 'weights_unsupported', { file });
     }

@@ -8,6 +8,11 @@
  * own export was saved with) and is part of the run's network from then on: every run built on
  * it trains and predicts at that size. The input normalisation the network was trained with
  * (ImageNet mean/std for torchvision ResNets, none for SimCLRv2's) is built into the network.
+ *
+ * Weights from our exported trainer (simclr_trainer.py) say in their metadata which stage made
+ * them, the network and, for a classifier, its classes: a pretraining comes back as a pretrain run,
+ * a fine-tuned or distilled classifier as a finished finetune or distill run that predicts, exports
+ * and teaches like one trained here, its classes matched to the project's by name.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,12 +20,14 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../contract/errors.ts';
 import type { Project } from '../../store/project.ts';
+import { findClass } from '../../store/labels.ts';
 import { createRun, finishRun, markRunning } from '../../store/runs.ts';
 import { saveCheckpoint } from '../data/checkpoint.ts';
-import { buildPretrainModel, stableWeightName } from '../simclr/model.ts';
+import { buildClassifier, buildPretrainModel, stableWeightName } from '../simclr/model.ts';
 import { validateModelConfig, type ModelConfig } from '../simclr/resnet.ts';
 import { openCheckpoint, type CheckpointFile, type WeightsFormat } from './checkpoint_file.ts';
 import { recognizeNetwork, type LayoutName, type NetworkShape, type Recognized } from './network_layouts.ts';
+import type { TrainerMetadata } from './trainer_metadata.ts';
 import { keyView, mapWeights, type MappingReport } from './weight_mapping.ts';
 
 /** The normalisation torchvision's ImageNet models are trained with (and timm's, MoCo's, DINO's). */
@@ -49,6 +56,8 @@ export interface ImportedSource {
 
 export interface ImportedNetwork {
   runId: number;
+  /** pretrain, or the stage of a classifier from our exported trainer. */
+  kind: TrainerMetadata['stage'];
   model: ModelConfig;
   source: ImportedSource;
   report: MappingReport;
@@ -94,9 +103,25 @@ function networkConfig(checkpoint: CheckpointFile, recognized: Recognized, shape
     if (normalization) base.inputNormalization = normalization;
     return withoutUndefined(base);
   }
+  const trainer = checkpoint.hints.trainer;
+  if (trainer) return trainerNetworkConfig(trainer, shape, imageSize);
   const model: ModelConfig = { ...shape, imageSize: imageSize ?? IMAGENET_SIZE, padding: 'torch' };
   if (recognized.layout.name === 'torchvision') model.inputNormalization = IMAGENET_NORMALIZATION;
   return withoutUndefined(model);
+}
+
+/**
+ * The trainer computes what the app's own network computes (its padding, its normalisation), so
+ * the network is the one it names; the shapes must agree with it, and the stem they show is kept.
+ */
+function trainerNetworkConfig(trainer: TrainerMetadata, shape: NetworkShape, imageSize: number | undefined): ModelConfig {
+  const named = trainer.model;
+  const differs = (['depth', 'width', 'sk'] as const).filter((key) => (named[key] ?? false) !== shape[key]);
+  if (differs.length > 0) {
+    const found = differs.map((key) => `${key} ${shape[key]} (the record says ${named[key]})`).join(', ');
+    throw new UserError(`the file's tensors do not hold the network its record names: ${found}`, 'weights_keys', { differs });
+  }
+  return withoutUndefined({ ...named, stem: shape.stem, imageSize: imageSize ?? named.imageSize });
 }
 
 /** Our input_norm layer is a diagonal 1x1 conv: kernel 1/std, bias −mean/std. */
@@ -120,7 +145,9 @@ function checkRequest(request: ImportRequest, shape: NetworkShape, title: string
 
 interface Converted {
   model: ModelConfig;
-  /** Every weight of the pretraining network: from the file, or the random start of a head layer it lacks. */
+  /** The exported trainer's record, when the weights come from it. */
+  trainer: TrainerMetadata | null;
+  /** Every weight of the network (pretraining, or a trainer's classifier): from the file, or the random start of a head layer it lacks. */
   weights: { name: string; shape: number[]; values: Float32Array }[];
   report: MappingReport;
   source: Omit<ImportedSource, 'sha256' | 'bytes'>;
@@ -144,7 +171,8 @@ function convert(request: ImportRequest): Converted {
     checkRequest(request, shape, recognized.layout.title);
     const model = networkConfig(checkpoint, recognized, shape, request.imageSize);
     buildable(model);
-    const network = buildPretrainModel(model, 0);
+    const trainer = checkpoint.hints.trainer;
+    const network = trainer?.classes ? buildClassifier(model, trainer.classes.length, 0) : buildPretrainModel(model, 0);
     try {
       const { values, report } = mapWeights(network, recognized, shape, checkpoint.tensors, `a ${describeNetwork(model)}`);
       const weights = network.weights.map((w) => ({
@@ -156,7 +184,7 @@ function convert(request: ImportRequest): Converted {
       // A TF.js export is a folder of files named alike: its folder says which one it is.
       const name = request.name ?? path.basename(checkpoint.format === 'tfjs' ? path.dirname(file) : file);
       const source = { name, file: path.basename(file), path: file, format: checkpoint.format, layout: recognized.layout.name };
-      return { model, weights, report, source, files: checkpoint.files };
+      return { model, trainer, weights, report, source, files: checkpoint.files };
     } finally {
       network.dispose();
     }
@@ -165,15 +193,40 @@ function convert(request: ImportRequest): Converted {
   }
 }
 
-function importSummary(converted: Converted, source: ImportedSource): Record<string, unknown> {
+function headSummary(converted: Converted): string {
+  if (converted.trainer?.classes) return `head layer 1 and the classifier (${converted.trainer.classes.length} classes) from the file`;
   const fromFile = converted.report.headLayers.filter((layer) => layer.startsWith('head_dense')).length;
+  return fromFile ? `${fromFile} of 3 layers from the file${fromFile < 3 ? ', the others random' : ''}` : 'random (the file has no projection head)';
+}
+
+/** Where the trainer's weights come from: the project and settings it was exported with, and how it ran. */
+function trainerSummary(trainer: TrainerMetadata): Record<string, unknown> {
+  const { format, stage, project, config, fromRun, steps, epochs, valAccuracy, processes, device, torch } = trainer;
+  return { format, stage, project, config, fromRun, steps, epochs, valAccuracy, processes, device, torch };
+}
+
+function importSummary(converted: Converted, source: ImportedSource, classes: ProjectClass[] | null): Record<string, unknown> {
   return {
     imported: source,
     network: describeNetwork(converted.model),
     keys: { mapped: converted.report.mapped, ignored: converted.report.ignored, outsideTheNetwork: converted.report.outside },
-    head: fromFile ? `${fromFile} of 3 layers from the file${fromFile < 3 ? ', the others random' : ''}` : 'random (the file has no projection head)',
+    head: headSummary(converted),
     inputScaling: inputScaling(converted.model),
+    ...(converted.trainer ? { exportedTrainer: trainerSummary(converted.trainer) } : {}),
+    ...(classes ? { classes } : {}),
   };
+}
+
+type ProjectClass = { id: number; name: string };
+
+/** A classifier's classes in logit order, as the project's classes of the same names; a class the project lacks is refused. */
+function projectClasses(project: Project, names: string[]): ProjectClass[] {
+  const found = names.map((name) => ({ name, info: findClass(project.db, name) }));
+  const missing = found.filter((c) => !c.info).map((c) => c.name);
+  if (missing.length > 0) {
+    throw new UserError(`the classifier's classes ${missing.map((n) => `"${n}"`).join(', ')} are not in this project; add them (contrast classes <project> add NAME) or import into the project it was trained for`, 'weights_unknown_classes', { missing });
+  }
+  return found.map((c) => ({ id: c.info!.id, name: c.name }));
 }
 
 async function writeCheckpoint(project: Project, runId: number, converted: Converted): Promise<void> {
@@ -188,8 +241,10 @@ async function writeCheckpoint(project: Project, runId: number, converted: Conve
 export async function importNetwork(project: Project, request: ImportRequest): Promise<ImportedNetwork> {
   await tf.ready();
   const converted = convert(request);
+  const classes = converted.trainer?.classes ? projectClasses(project, converted.trainer.classes) : null;
   const source: ImportedSource = { ...converted.source, ...fingerprint(converted.files) };
-  const runId = createRun(project.db, 'pretrain', null, { model: converted.model, imported: source });
+  const kind = converted.trainer?.stage ?? 'pretrain';
+  const runId = createRun(project.db, kind, null, { model: converted.model, imported: source });
   markRunning(project.db, runId, { pid: process.pid, backend: tf.getBackend(), device: 'weights import' });
   try {
     await writeCheckpoint(project, runId, converted);
@@ -197,6 +252,6 @@ export async function importNetwork(project: Project, request: ImportRequest): P
     finishRun(project.db, runId, 'failed', { error: (error as Error).message });
     throw error;
   }
-  finishRun(project.db, runId, 'done', { summary: importSummary(converted, source) });
-  return { runId, model: converted.model, source, report: converted.report };
+  finishRun(project.db, runId, 'done', { summary: importSummary(converted, source, classes) });
+  return { runId, kind, model: converted.model, source, report: converted.report };
 }

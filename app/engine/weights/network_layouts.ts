@@ -2,7 +2,9 @@
  * The ResNet key layouts an import understands, each a small grammar from our layer names
  * (stem_conv, block2_1_conv1, block2_1_shortcut_bn, head_dense1, ...) to the names the file uses:
  *
- * - torchvision: conv1, bn1, layerG.B.convK / bnK, layerG.B.downsample.0 / .1, fc (dropped);
+ * - torchvision: conv1 (7x7, or 3x3 for the small-image stem), bn1, layerG.B.convK / bnK,
+ *   layerG.B.downsample.0 / .1, and, as our exported trainer writes them, the projection head
+ *   head.layers.* and fc as a classifier's logits (an ImageNet fc is dropped);
  * - SimCLRv2 as converted to PyTorch (Separius/SimCLRv2-Pytorch): net.0.* (stem), net.G.blocks.B.net.*
  *   (the block's sequence of convs, BN-ReLUs and, with SK, the selective-kernel module),
  *   net.G.blocks.B.projection.*, fc (dropped), and the projection head head.layers.*;
@@ -49,6 +51,7 @@ export interface Layout {
   ignorable(key: string): string | null;
 }
 
+const HEAD = 'head.';
 const TORCH_BN: Record<string, string> = { gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var' };
 const BN_COUNTER = 'batch-norm step counters';
 
@@ -87,13 +90,31 @@ function widthFrom(stemChannels: number): number {
   return stemChannels / 64;
 }
 
+/**
+ * head_dense{i} / head_bn{i} → head.layers.{3(i − 1)} / .{3(i − 1) + 1}: a Sequential of
+ * Linear, BatchNorm1d, ReLU per layer, as the SimCLRv2 conversion and our exported trainer save it.
+ */
+function headModule(layer: string): { module: string; bn: boolean } | null {
+  const head = /^head_(dense|bn)(\d)$/.exec(layer);
+  return head && { module: `layers.${3 * (Number(head[2]) - 1) + (head[1] === 'bn' ? 1 : 0)}`, bn: head[1] === 'bn' };
+}
+
 const torchvision: Layout = {
   name: 'torchvision',
   title: 'a torchvision ResNet',
   markers: ['conv1.weight', 'layer1.0.conv1.weight'],
   shapeOf(keys) {
     const blocks = blockCounts(keys, (g, b) => `layer${g}.${b}.conv1.weight`);
-    return { depth: depthOf(blocks, keys.has('layer1.0.conv3.weight')), width: widthFrom(keys.shape('conv1.weight')[0]), sk: false, stem: 'standard' };
+    const stem = keys.shape('conv1.weight');
+    const head = `${HEAD}layers.6.weight`;
+    return {
+      depth: depthOf(blocks, keys.has('layer1.0.conv3.weight')),
+      width: widthFrom(stem[0]),
+      sk: false,
+      // A 3x3 conv1 is the small-image stem (stride 1, no max-pool), which our exported trainer uses up to 64 px.
+      stem: stem[2] === 3 ? 'small' : 'standard',
+      projectionDim: keys.has(head, true) ? keys.shape(head, true)[0] : undefined,
+    };
   },
   source(layer, layerClass, param) {
     const kernel = kernelFor(layerClass);
@@ -103,6 +124,10 @@ const torchvision: Layout = {
     if (block) return torchParam(`layer${block[1]}.${Number(block[2]) - 1}.${block[3]}${block[4]}`, layerClass, param, kernel);
     const shortcut = /^block(\d)_(\d+)_shortcut_(conv|bn)$/.exec(layer);
     if (shortcut) return torchParam(`layer${shortcut[1]}.${Number(shortcut[2]) - 1}.downsample.${shortcut[3] === 'conv' ? 0 : 1}`, layerClass, param, kernel);
+    const head = headModule(layer);
+    if (head) return torchParam(`${HEAD}${head.module}`, layerClass, param, linearKernel, true);
+    // The classifier's logits are torchvision's fc; only a classifier being imported has this layer.
+    if (layer === 'logits') return param === 'bias' ? { key: 'fc.bias', transform: identity, inHead: false } : torchParam('fc', layerClass, param, linearKernel);
     return null;
   },
   ignorable(key) {
@@ -130,8 +155,6 @@ function simclrBlockModule(base: string, part: string, sk: boolean, layerClass: 
   return null;
 }
 
-const HEAD = 'head.';
-
 const simclrv2: Layout = {
   name: 'simclrv2',
   title: 'a SimCLRv2 ResNet (PyTorch conversion)',
@@ -155,11 +178,8 @@ const simclrv2: Layout = {
     }
     const block = /^block(\d)_(\d+)_(.+)$/.exec(layer);
     if (block) return simclrBlockModule(`net.${block[1]}.blocks.${Number(block[2]) - 1}`, block[3], shape.sk, layerClass, param);
-    const head = /^head_(dense|bn)(\d)$/.exec(layer);
-    if (head) {
-      const index = 3 * (Number(head[2]) - 1) + (head[1] === 'bn' ? 1 : 0);
-      return torchParam(`${HEAD}layers.${index}`, layerClass, param, linearKernel, true);
-    }
+    const head = headModule(layer);
+    if (head) return torchParam(`${HEAD}${head.module}`, layerClass, param, linearKernel, true);
     return null;
   },
   ignorable(key) {

@@ -60,11 +60,13 @@ function tensorOf(reader: ByteReader, name: string, value: unknown, dataStart: n
   return { shape, dtype, read: () => decodeElements(reader.read(dataStart + begin, end - begin), dtype, count) };
 }
 
-export function readSafetensors(reader: ByteReader): Map<string, SourceTensor> {
+/** The tensors, and the header's string-to-string `__metadata__` (empty when there is none). */
+export function readSafetensors(reader: ByteReader): { tensors: Map<string, SourceTensor>; metadata: Record<string, unknown> } {
   const { header, dataStart } = parseHeader(reader);
   const tensors = new Map<string, SourceTensor>();
   for (const [name, value] of Object.entries(header)) {
     if (name !== '__metadata__') tensors.set(name, tensorOf(reader, name, value, dataStart));
   }
-  return tensors;
+  const metadata = header.__metadata__;
+  return { tensors, metadata: metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : {} };
 }

@@ -5,6 +5,7 @@ import PretrainedImport from './PretrainedImport.svelte';
 
 const result: ImportedWeights = {
   runId: 4,
+  kind: 'pretrain',
   name: 'R50 ImageNet',
   network: 'ResNet-50 ×1, 224 px, ImageNet mean/std input',
   layout: 'torchvision',
