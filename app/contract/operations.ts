@@ -319,7 +319,8 @@ export interface LabelQueue {
  * the host's alone, and dispatch refuses it to a guest whatever the UI shows.
  */
 const guest = true;
-const guestName = v.pipe(
+/** A teammate's name, as invitations and labels carry it. */
+export const guestNameSchema = v.pipe(
   v.string(),
   v.trim(),
   v.minLength(1, 'give the teammate a name'),
@@ -460,9 +461,9 @@ export const operations = {
   /** Starts or stops serving the labelling part of the studio on the local network. */
   'team.share': { input: v.object({ on: v.boolean() }), output: {} as TeamStatus },
   /** A personal link for one teammate; inviting a name again replaces its old link. */
-  'team.invite': { input: v.object({ name: guestName }), output: {} as NewInvitation },
+  'team.invite': { input: v.object({ name: guestNameSchema }), output: {} as NewInvitation },
   /** The link stops working at once, its open connections included. */
-  'team.revoke': { input: v.object({ name: guestName }), output: {} as { revoked: boolean } },
+  'team.revoke': { input: v.object({ name: guestNameSchema }), output: {} as { revoked: boolean } },
   'team.setOverlap': { input: v.object({ fraction: v.pipe(v.number(), v.minValue(0), v.maxValue(0.5)) }), output: {} as TeamStatus },
   'team.agreement': { input: v.object({}), output: {} as TeamAgreement },
   /** Images whose labellers disagree, for the host to settle. */

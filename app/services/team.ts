@@ -3,7 +3,9 @@
  * setting, agreement and the review queue. Everything runs in the host's one process, so leases
  * and presence live in memory; votes and invitations are kept in the project.
  */
+import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
+import type { ServerEvent } from '../contract/operations.ts';
 import { ACTIVITY_MINUTES, authorOf, type Caller, type NewInvitation, type TeamStatus } from '../contract/team.ts';
 import { addInvitation, hashToken, invitationsVersion, readInvitations, revokeInvitation } from '../store/invitations.ts';
 import { listClasses } from '../store/labels.ts';
@@ -202,4 +204,21 @@ export function teamHandlers(session: Session): Pick<Handlers, TeamOperations> {
       return { classes: listClasses(project().db) };
     },
   };
+}
+
+/**
+ * What a guest's WebSocket carries: label changes, the project's name and finished training (so
+ * new suggestions show), never a path, an import or a host's error message.
+ */
+export function eventForGuest(event: ServerEvent): ServerEvent | null {
+  switch (event.type) {
+    case 'labels.changed':
+      return event;
+    case 'project.changed':
+      return { type: 'project.changed', dir: event.dir === null ? null : path.basename(event.dir) };
+    case 'job.finished':
+      return { ...event, error: null };
+    default:
+      return null;
+  }
 }
