@@ -53,6 +53,10 @@ export interface TeamStatus {
 
 export const ACTIVITY_MINUTES = 10;
 
+/** WebSocket close code telling a guest tab its invitation is gone (4000-4999 are the application's). */
+export const REVOKED_CLOSE_CODE = 4003;
+export const REVOKED_MESSAGE = 'The host revoked this link: ask them for a new one. Every label you confirmed is saved.';
+
 /** Cohen's κ between two labellers over the images both labelled. */
 export interface PairAgreement {
   a: string;

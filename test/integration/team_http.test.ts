@@ -11,7 +11,8 @@ import WebSocket from 'ws';
 import { createHandlers } from '../../app/services/handlers.ts';
 import { Session } from '../../app/services/session.ts';
 import { importPaths } from '../../app/media/import.ts';
-import { REVOKED_CLOSE_CODE, TOKEN_HEADER, type RunningServer } from '../../app/transports/http/server.ts';
+import { REVOKED_CLOSE_CODE } from '../../app/contract/team.ts';
+import { TOKEN_HEADER, type RunningServer } from '../../app/transports/http/server.ts';
 import { startAtSavedAddress } from '../../app/transports/http/server_address.ts';
 import { runCli, writeImage } from '../helpers.ts';
 

@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError } from '../../contract/errors.ts';
-import { HOST_CALLER, type Caller } from '../../contract/team.ts';
+import { HOST_CALLER, REVOKED_CLOSE_CODE, type Caller } from '../../contract/team.ts';
 import { mediaOf, uiFileType } from '../../services/images.ts';
 import { SESSION_PATH, type ServerEvent } from '../../contract/operations.ts';
 import { eventForGuest, type SharingControl } from '../../services/team.ts';
@@ -37,8 +37,6 @@ const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const HOST = '127.0.0.1';
 /** How often open guest WebSockets are checked against the invitations, so a revoked one closes at once. */
 const REVOCATION_CHECK_MS = 250;
-/** WebSocket close code telling a guest tab its invitation is gone (4000-4999 are the application's). */
-export const REVOKED_CLOSE_CODE = 4003;
 
 export interface ServerOptions {
   session: Session;

@@ -21,6 +21,8 @@ import { projectKey } from './format.ts';
 import { assignClassKeys, chooseClassKey, type ClassKeys } from './label_keys.ts';
 
 export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'try' | 'export';
+/** A teammate browses and labels; the server refuses them the rest, so the UI does not offer it. */
+export const GUEST_SCREENS: ScreenName[] = ['gallery', 'label'];
 
 export interface Backend {
   api: Api;
@@ -70,6 +72,10 @@ class Studio {
   predictRunning = $state(false);
   predictResult: { summary: PredictSummary | null; error: string | null } | null = $state.raw(null);
   labelSequence: LabelSequence | null = $state.raw(null);
+  /** Who this tab works as: the host, or a teammate through their invitation link. */
+  me: { role: 'host' | 'guest'; name: string } = $state.raw({ role: 'host', name: 'host' });
+  /** Bumped when invitations, connections or overlap change, so the team dialog reloads. */
+  teamVersion = $state(0);
   // Deriveds notify only when their value changes, so effects keyed on them do not rerun on every
   // status refresh (which replaces the whole status object after each label).
   readonly projectDir: string | null = $derived(this.status?.project?.dir ?? null);
@@ -85,6 +91,18 @@ class Studio {
 
   get project() {
     return this.status?.project ?? null;
+  }
+
+  get isGuest(): boolean {
+    return this.me.role === 'guest';
+  }
+
+  async loadMe(): Promise<void> {
+    try {
+      this.me = await this.call('team.me', {});
+    } catch (error) {
+      this.showError(error);
+    }
   }
 
   get classes() {
@@ -141,7 +159,7 @@ class Studio {
       this.notify('info', 'Open or create a project first.');
       return;
     }
-    this.screen = screen;
+    this.screen = this.isGuest && !GUEST_SCREENS.includes(screen) ? 'label' : screen;
     if (typeof location !== 'undefined') history.replaceState(null, '', `#/${screen}`);
   }
 
@@ -218,6 +236,9 @@ class Studio {
         this.predictRunning = false;
         this.predictResult = { summary: event.summary, error: event.error };
         void this.refreshStatus();
+        break;
+      case 'team.changed':
+        this.teamVersion++;
         break;
       case 'labels.changed':
         this.labelsVersion++;
