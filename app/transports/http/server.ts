@@ -98,7 +98,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   let teamHost: string | null = null;
   let lanServer: http.Server | null = null;
-  const operationLimits = new RateLimiter(100, 50);
+  // A labelling tab makes a few calls per keypress (the label, details of the next images, the
+  // status); these leave room for several times a fast labeller and stop a runaway script.
+  const operationLimits = new RateLimiter(300, 100);
   const mediaLimits = new RateLimiter(1000, 500);
   const guestSockets = new Map<WebSocket, { token: string; name: string }>();
 

@@ -53,6 +53,7 @@ export interface LabelSequence {
 }
 
 let nextToast = 1;
+const LABELS_CHANGED_COALESCE_MS = 250;
 
 class Studio {
   backend: Backend = $state.raw(null as unknown as Backend);
@@ -191,6 +192,20 @@ class Studio {
     this.notify('error', readableError(error));
   }
 
+  private labelsTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * With teammates labelling, label changes arrive several a second: views reload once per burst,
+   * not once per label, or every tab would ask the server again for each teammate's keypress.
+   */
+  private labelsChangedSoon(): void {
+    this.labelsTimer ??= setTimeout(() => {
+      this.labelsTimer = null;
+      this.labelsVersion++;
+      void this.refreshStatus();
+    }, LABELS_CHANGED_COALESCE_MS);
+  }
+
   private handleEvent(event: ServerEvent): void {
     switch (event.type) {
       case 'job.progress':
@@ -241,8 +256,7 @@ class Studio {
         this.teamVersion++;
         break;
       case 'labels.changed':
-        this.labelsVersion++;
-        void this.refreshStatus();
+        this.labelsChangedSoon();
         break;
       case 'project.changed':
         // The last import's and folder prediction's progress and summary belong to the project that was open.
