@@ -58,7 +58,7 @@ before(async () => {
   session = new Session({ dataDir: home });
   projectDir = path.join(root, 'project');
   await importPaths(session.open(projectDir, true), [images], {});
-  ({ server } = await startAtSavedAddress(home, { session, handlers: createHandlers(session), staticDir, team: true }));
+  ({ server } = await startAtSavedAddress(home, { session, handlers: createHandlers(session), staticDir, team: true, guestCallLimit: { burst: 60, perSecond: 1 } }));
   await call('classes.add', { name: 'cat' }, server.token);
 });
 
@@ -132,7 +132,7 @@ describe('label as a team over HTTP', () => {
 
   it('rate-limits each guest link, not the host', async () => {
     const eve = invite('Eve');
-    const statuses = await Promise.all(Array.from({ length: 400 }, () => call('classes.list', {}, eve.token).then((r) => r.status)));
+    const statuses = await Promise.all(Array.from({ length: 100 }, () => call('classes.list', {}, eve.token).then((r) => r.status)));
     assert.ok(statuses.includes(429), 'a burst past the limit is slowed down');
     assert.equal((await call('classes.list', {}, server.token)).status, 200);
   });

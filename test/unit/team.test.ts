@@ -13,6 +13,7 @@ import { openProject } from '../../app/store/project.ts';
 import { castVotes, disagreements, resolveDisagreement, type SharedVote } from '../../app/store/votes.ts';
 import { addInvitation, readInvitations, revokeInvitation } from '../../app/store/invitations.ts';
 import type { Caller } from '../../app/contract/team.ts';
+import { RateLimiter } from '../../app/transports/http/rate_limit.ts';
 import { tempDir } from '../helpers.ts';
 
 function addImages(db: Database.Database, count: number): number[] {
@@ -173,4 +174,13 @@ test('guests are refused host operations, get no paths, and two at once are hand
   await handlers['labels.restore']({ changes: [{ imageId: anaIds[0], classId: null }] }, ana);
   assert.equal(project.db.prepare('SELECT COUNT(*) FROM labels').pluck().get(), 0);
   await session.dispose();
+});
+
+test('the per-link rate limit allows a burst, then its rate, and keeps links apart', () => {
+  const limiter = new RateLimiter(3, 2);
+  const at = 1_000_000;
+  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('ana', at)), [true, true, true, false]);
+  assert.equal(limiter.take('ben', at), true, "one link's burst does not slow another");
+  assert.equal(limiter.take('ana', at + 499), false);
+  assert.equal(limiter.take('ana', at + 500), true, 'half a second at 2/s earns one call');
 });

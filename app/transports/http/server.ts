@@ -47,7 +47,15 @@ export interface ServerOptions {
   token?: string;
   /** Share with teammates from the start (contrast serve --team). */
   team?: boolean;
+  /** Operations one guest link may call: a burst, then so many a second. */
+  guestCallLimit?: { burst: number; perSecond: number };
 }
+
+/**
+ * A labelling tab makes a few calls per keypress (the label, details of the next images, the
+ * status); this leaves room for several times a fast labeller and stops a runaway script.
+ */
+const GUEST_CALL_LIMIT = { burst: 300, perSecond: 100 };
 
 export interface RunningServer {
   url: string;
@@ -98,9 +106,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   let teamHost: string | null = null;
   let lanServer: http.Server | null = null;
-  // A labelling tab makes a few calls per keypress (the label, details of the next images, the
-  // status); these leave room for several times a fast labeller and stop a runaway script.
-  const operationLimits = new RateLimiter(300, 100);
+  const callLimit = options.guestCallLimit ?? GUEST_CALL_LIMIT;
+  const operationLimits = new RateLimiter(callLimit.burst, callLimit.perSecond);
   const mediaLimits = new RateLimiter(1000, 500);
   const guestSockets = new Map<WebSocket, { token: string; name: string }>();
 
