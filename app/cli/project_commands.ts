@@ -146,8 +146,8 @@ const exportLabelsCommand: Command = {
   name: 'export-labels',
   args: '<project>',
   summary: 'Write the labels as labels.csv or as one folder of images per class.',
-  options: { format: { type: 'string' }, out: { type: 'string' } },
-  optionHelp: { format: 'csv (default) or folders', out: 'the folder to write into' },
+  options: { format: { type: 'string' }, out: { type: 'string' }, 'with-author': { type: 'boolean' } },
+  optionHelp: { format: 'csv (default) or folders', out: 'the folder to write into', 'with-author': 'add an author column (host or the teammate who labelled)' },
   minArgs: 1,
   maxArgs: 1,
   async run({ positionals: [dir], values, io }) {
@@ -156,7 +156,7 @@ const exportLabelsCommand: Command = {
     if (typeof values.out !== 'string') throw new UserError('give the destination with --out <dir>', 'usage');
     const out = values.out;
     await withProject(dir, (project) => {
-      const { path: target, written, missing } = exportLabels(project, format, out);
+      const { path: target, written, missing } = exportLabels(project, format, out, Boolean(values['with-author']));
       if (format === 'csv') return void io.out(`wrote ${target}\n`);
       io.out(`copied ${written} images into ${out}\n`);
       for (const m of missing) io.err(`missing (moved or deleted since import): ${m}\n`);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { classAgreements, labellerStats, pairAgreements } from '../../app/services/agreement.ts';
@@ -8,6 +9,7 @@ import { createHandlers } from '../../app/services/handlers.ts';
 import { Session } from '../../app/services/session.ts';
 import { insertImage } from '../../app/store/images.ts';
 import { addClass } from '../../app/store/labels.ts';
+import { exportLabelsCsv } from '../../app/store/labels_csv.ts';
 import { migrations } from '../../app/store/migrations.ts';
 import { openProject } from '../../app/store/project.ts';
 import { castVotes, disagreements, resolveDisagreement, type SharedVote } from '../../app/store/votes.ts';
@@ -183,4 +185,17 @@ test('the per-link rate limit allows a burst, then its rate, and keeps links apa
   assert.equal(limiter.take('ben', at), true, "one link's burst does not slow another");
   assert.equal(limiter.take('ana', at + 499), false);
   assert.equal(limiter.take('ana', at + 500), true, 'half a second at 2/s earns one call');
+});
+
+test('the labels CSV carries an author column on request', () => {
+  const project = openProject(path.join(tempDir(), 'p'), { create: true });
+  const [a, b] = addImages(project.db, 2);
+  const cat = addClass(project.db, 'cat');
+  castVotes(project.db, [{ imageId: a, classId: cat }], 'Ana', 'human');
+  castVotes(project.db, [{ imageId: b, classId: cat }], 'host', 'human');
+  const out = tempDir();
+  const lines = fs.readFileSync(exportLabelsCsv(project.db, out, true), 'utf8').trim().split('\n');
+  assert.deepEqual(lines, ['path,class,source,split,author', '/data/img0.jpg,cat,human,,Ana', '/data/img1.jpg,cat,human,,host']);
+  assert.equal(fs.readFileSync(exportLabelsCsv(project.db, out), 'utf8').split('\n')[0], 'path,class,source,split');
+  project.close();
 });
