@@ -144,6 +144,7 @@ const exportLabelsCommand: Command = {
   options: {
     format: { type: 'string', help: 'csv (default) or folders' },
     out: { type: 'string', help: 'the folder to write into' },
+    'with-author': { type: 'boolean', help: 'add an author column (host or the teammate who labelled)' },
   },
   async run({ positionals: [dir], values, io }) {
     const format = (values.format as string | undefined) ?? 'csv';
@@ -151,7 +152,7 @@ const exportLabelsCommand: Command = {
     if (typeof values.out !== 'string') throw new UserError('give the destination with --out <dir>', 'usage');
     const out = values.out;
     await withProject(dir, (project) => {
-      const { path: target, written, missing } = exportLabels(project, format, out);
+      const { path: target, written, missing } = exportLabels(project, format, out, Boolean(values['with-author']));
       if (format === 'csv') return void io.out(`wrote ${target}\n`);
       io.out(`copied ${written} images into ${out}\n`);
       for (const m of missing) io.err(`missing (moved or deleted since import): ${m}\n`);

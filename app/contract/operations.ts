@@ -21,6 +21,7 @@ import type {
   StageEpoch,
   StageProgress,
 } from './domain.ts';
+import type { NewInvitation, ReviewItem, TeamAgreement, TeamStatus } from './team.ts';
 
 export type { ClassInfo, ClassProbability, FileProblem, ImportProgress, LabelChange, LabelSource, PredictProgress, ProjectCounts, RunKind, RunStatus, Stage, StageEpoch, StageProgress };
 
@@ -148,7 +149,8 @@ export interface ImagePage {
 
 export interface ImageDetail extends ImageItem {
   fileName: string;
-  path: string;
+  /** Where the original lies on the host's disk; null for guests, who never see paths. */
+  path: string | null;
   width: number;
   height: number;
   format: string;
@@ -178,6 +180,7 @@ export interface ProjectStatus {
   /** Null when no project is open (the Projects screen). */
   project:
     | (ProjectCounts & {
+        /** The project folder; for a guest, only its name (guests never see paths). */
         dir: string;
         name: string;
         /** The current model (services/current_model.ts), whose predictions the studio shows. */
@@ -328,9 +331,24 @@ export interface LabelQueue {
 
 // ---- operations ----
 
+/**
+ * Operations marked `guest: true` may be called by a guest (an invited teammate): browse, label,
+ * undo their own labels, the queue and the current model's suggestions. Every other operation is
+ * the host's alone, and dispatch refuses it to a guest whatever the UI shows.
+ */
+const guest = true;
+/** A teammate's name, as invitations and labels carry it. */
+export const guestNameSchema = v.pipe(
+  v.string(),
+  v.trim(),
+  v.minLength(1, 'give the teammate a name'),
+  v.maxLength(40, 'a name is at most 40 characters'),
+  v.regex(/^[\p{L}\p{N}][\p{L}\p{N} ._-]*$/u, 'a name may hold letters, digits, spaces, dots, dashes and underscores'),
+);
+
 export const operations = {
   // projects
-  'project.status': { input: v.object({}), output: {} as ProjectStatus },
+  'project.status': { input: v.object({}), output: {} as ProjectStatus, guest },
   'projects.recent': { input: v.object({}), output: {} as { projects: RecentProject[] } },
   'projects.create': { input: v.object({ dir: folder }), output: {} as ProjectStatus },
   'projects.open': { input: v.object({ dir: folder }), output: {} as ProjectStatus },
@@ -362,15 +380,17 @@ export const operations = {
       limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(5000)),
     }),
     output: {} as ImagePage,
+    guest,
   },
   /** Every id matching a filter in display order: the gallery places thumbnails by id before item details load. */
-  'images.ids': { input: v.object({ filter: imageFilterSchema, sort: imageSortSchema }), output: {} as { ids: number[] } },
-  'images.get': { input: v.object({ imageId: id }), output: {} as ImageDetail },
+  'images.ids': { input: v.object({ filter: imageFilterSchema, sort: imageSortSchema }), output: {} as { ids: number[] }, guest },
+  'images.get': { input: v.object({ imageId: id }), output: {} as ImageDetail, guest },
 
   // labels and classes
   'labels.set': {
     input: v.object({ imageIds, classId: v.nullable(id) }),
     output: {} as { changes: LabelChange[]; classes: ClassInfo[] },
+    guest,
   },
   /** Puts labels back as they were (undo): each image gets its own class or none. */
   'labels.restore': {
@@ -378,13 +398,15 @@ export const operations = {
       changes: v.pipe(v.array(v.object({ imageId: id, classId: v.nullable(id) })), v.minLength(1), v.maxLength(MAX_IMAGES_PER_CALL, tooMany)),
     }),
     output: {} as { classes: ClassInfo[] },
+    guest,
   },
   /** Labels images with their latest predicted class. */
   'predictions.accept': {
     input: v.object({ imageIds }),
     output: {} as { changes: LabelChange[]; classes: ClassInfo[] },
+    guest,
   },
-  'classes.list': { input: v.object({}), output: {} as { classes: ClassInfo[] } },
+  'classes.list': { input: v.object({}), output: {} as { classes: ClassInfo[] }, guest },
   'classes.add': { input: v.object({ name: className }), output: {} as { classId: number; classes: ClassInfo[] } },
   'classes.rename': { input: v.object({ classId: id, name: className }), output: {} as { classes: ClassInfo[] } },
   'classes.merge': { input: v.object({ classId: id, intoClassId: id }), output: {} as { moved: number; classes: ClassInfo[] } },
@@ -392,6 +414,7 @@ export const operations = {
   'queue.next': {
     input: v.object({ limit: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(500)) }),
     output: {} as LabelQueue,
+    guest,
   },
 
   // training
@@ -457,7 +480,25 @@ export const operations = {
   'predict.cancel': { input: v.object({}), output: {} as { cancelled: boolean } },
 
   // export
-  'export.labels': { input: v.object({ format: v.picklist(['csv', 'folders']) }), output: {} as ExportResult },
+  /** `withAuthor`: the CSV gets an author column (host or the teammate's name). */
+  'export.labels': { input: v.object({ format: v.picklist(['csv', 'folders']), withAuthor: v.optional(v.boolean()) }), output: {} as ExportResult },
+
+  // label as a team
+  /** Who this caller is: the host, or the teammate an invitation names. */
+  'team.me': { input: v.object({}), output: {} as { role: 'host' | 'guest'; name: string }, guest },
+  'team.status': { input: v.object({}), output: {} as TeamStatus },
+  /** Starts or stops serving the labelling part of the studio on the local network. */
+  'team.share': { input: v.object({ on: v.boolean() }), output: {} as TeamStatus },
+  /** A personal link for one teammate; inviting a name again replaces its old link. */
+  'team.invite': { input: v.object({ name: guestNameSchema }), output: {} as NewInvitation },
+  /** The link stops working at once, its open connections included. */
+  'team.revoke': { input: v.object({ name: guestNameSchema }), output: {} as { revoked: boolean } },
+  'team.setOverlap': { input: v.object({ fraction: v.pipe(v.number(), v.minValue(0), v.maxValue(0.5)) }), output: {} as TeamStatus },
+  'team.agreement': { input: v.object({}), output: {} as TeamAgreement },
+  /** Images whose labellers disagree, for the host to settle. */
+  'review.list': { input: v.object({ limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(500))) }), output: {} as { items: ReviewItem[] } },
+  /** The host's final label for a disputed image; every vote stays in its history. */
+  'review.resolve': { input: v.object({ imageId: id, classId: id }), output: {} as { classes: ClassInfo[] } },
   'export.predictions': { input: v.object({ runId: v.optional(id) }), output: {} as ExportResult },
   'export.model': { input: v.object({ runId: v.optional(id) }), output: {} as ExportResult },
 } as const;
@@ -466,6 +507,10 @@ export type OperationName = keyof typeof operations;
 export type Input<N extends OperationName> = v.InferOutput<(typeof operations)[N]['input']>;
 export type Output<N extends OperationName> = (typeof operations)[N]['output'];
 export const operationNames = Object.keys(operations) as OperationName[];
+
+export function guestMayCall(name: OperationName): boolean {
+  return 'guest' in operations[name] && operations[name].guest === true;
+}
 
 export type ServerEvent =
   | { type: 'job.started'; runId: number; kind: RunKind; backend: string; device: string; resumedFromStep: number | null }
@@ -482,7 +527,9 @@ export type ServerEvent =
   | { type: 'predict.finished'; summary: PredictSummary | null; error: string | null }
   /** Labels or classes changed (by another window or a job); views reload what they show. */
   | { type: 'labels.changed' }
-  | { type: 'project.changed'; dir: string | null };
+  | { type: 'project.changed'; dir: string | null }
+  /** Invitations, connections or overlap changed (the host's Invite teammates dialog reloads). */
+  | { type: 'team.changed' };
 
 /** How an operation failed: `code` is stable for programs, `message` is one readable line for people. */
 export interface ApiErrorBody {

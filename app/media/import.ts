@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { UserError } from '../contract/errors.ts';
 import type { FileProblem, ImportProgress } from '../contract/domain.ts';
 import { imageBySha, insertImage, isOriginalMissing, relinkImage } from '../store/images.ts';
+import { HOST_NAME } from '../contract/team.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { now, type Project } from '../store/project.ts';
 import { fileProblems } from '../store/gallery.ts';
@@ -226,7 +227,7 @@ class ResultWriter {
     const imageId = insertImage(this.db, { ...outcome.decoded, path: file.path, batchId: this.batchId, testSet: Boolean(this.options.testSet) }, at);
     this.recordFile(file, 'imported', imageId, null);
     if (this.options.labelsFromFolders && file.folderLabel) {
-      setLabels(this.db, [imageId], this.classId(file.folderLabel), 'folder', 'import');
+      setLabels(this.db, [imageId], this.classId(file.folderLabel), 'folder', HOST_NAME);
     }
     this.counts.added++;
   }

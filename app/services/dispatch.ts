@@ -5,7 +5,8 @@
  */
 import * as v from 'valibot';
 import { UserError } from '../contract/errors.ts';
-import { operations, type ApiErrorBody, type OperationName } from '../contract/operations.ts';
+import { guestMayCall, operations, type ApiErrorBody, type OperationName } from '../contract/operations.ts';
+import { HOST_CALLER, type Caller } from '../contract/team.ts';
 import type { Handlers } from './handlers.ts';
 
 export type DispatchResult = { status: 200; value: unknown } | { status: number; error: ApiErrorBody };
@@ -18,6 +19,7 @@ const statusByCode: Record<string, number> = {
   no_project: 409,
   project_locked: 409,
   busy: 409,
+  forbidden: 403,
   not_available: 501,
 };
 
@@ -25,17 +27,21 @@ export function isOperationName(name: string): name is OperationName {
   return Object.hasOwn(operations, name);
 }
 
-export async function dispatch(handlers: Handlers, name: string, rawInput: unknown): Promise<DispatchResult> {
+/** `caller` is who the transport found behind the call: a guest may call only the operations marked for guests. */
+export async function dispatch(handlers: Handlers, name: string, rawInput: unknown, caller: Caller = HOST_CALLER): Promise<DispatchResult> {
   if (!isOperationName(name)) {
     return { status: 404, error: { code: 'unknown_operation', message: `unknown operation "${name}"` } };
+  }
+  if (caller.role === 'guest' && !guestMayCall(name)) {
+    return { status: 403, error: { code: 'forbidden', message: `${name} is for the host only: a teammate may browse and label` } };
   }
   const parsed = v.safeParse(operations[name].input, rawInput ?? {});
   if (!parsed.success) {
     return { status: 400, error: { code: 'bad_input', message: `${name}: ${describeIssues(parsed.issues)}` } };
   }
   try {
-    const handler = handlers[name] as (input: unknown) => Promise<unknown>;
-    return { status: 200, value: await handler(parsed.output) };
+    const handler = handlers[name] as (input: unknown, caller: Caller) => Promise<unknown>;
+    return { status: 200, value: await handler(parsed.output, caller) };
   } catch (error) {
     return failure(name, error);
   }

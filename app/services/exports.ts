@@ -24,11 +24,11 @@ export function timestamp(): string {
 export function exportHandlers(session: Session): Pick<Handlers, 'export.labels' | 'export.predictions' | 'export.model'> {
   const project = () => session.requireProject();
   return {
-    async 'export.labels'({ format }) {
+    async 'export.labels'({ format, withAuthor }) {
       const labelled = countLabels(project());
       if (labelled === 0) throw new UserError('there are no labels to export yet', 'nothing_to_export');
       const target = format === 'csv' ? project().exportsDir : path.join(project().exportsDir, `labels-by-class-${timestamp()}`);
-      const { path: written, written: count, missing } = exportLabels(project(), format, target);
+      const { path: written, written: count, missing } = exportLabels(project(), format, target, withAuthor);
       if (missing.length > 0 && count === 0) throw new UserError(`none of the labelled files could be copied (first missing: ${missing[0]})`, 'originals_missing', { missing });
       return { path: written, count, skipped: missing.slice(0, 100) };
     },

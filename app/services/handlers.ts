@@ -3,6 +3,7 @@
  * typed set per domain at start-up. HTTP and Electron IPC dispatch into this; nothing else.
  */
 import type { Input, OperationName, Output } from '../contract/operations.ts';
+import type { Caller } from '../contract/team.ts';
 import { exportHandlers } from './exports.ts';
 import { predictHandlers } from './folder_predictions.ts';
 import { imageHandlers } from './images.ts';
@@ -12,11 +13,13 @@ import { pipelineHandlers } from './pipeline.ts';
 import { projectHandlers } from './projects.ts';
 import { resultHandlers } from './results.ts';
 import type { Session } from './session.ts';
+import { teamHandlers } from './team.ts';
 import { trainingHandlers } from './training.ts';
 import { tryItHandlers } from './try_it.ts';
 import { weightsHandlers } from './weights.ts';
 
-export type Handlers = { [N in OperationName]: (input: Input<N>) => Promise<Output<N>> };
+/** Each handler learns who calls it; most ignore it, as dispatch has already refused guests what is not theirs. */
+export type Handlers = { [N in OperationName]: (input: Input<N>, caller: Caller) => Promise<Output<N>> };
 
 export function createHandlers(session: Session): Handlers {
   return {
@@ -31,5 +34,6 @@ export function createHandlers(session: Session): Handlers {
     ...predictHandlers(session),
     ...exportHandlers(session),
     ...weightsHandlers(session),
+    ...teamHandlers(session),
   };
 }

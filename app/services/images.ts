@@ -39,11 +39,12 @@ export function imageHandlers(session: Session): Pick<Handlers, 'images.list' | 
     async 'images.ids'({ filter, sort }) {
       return { ids: listImageIds(db(), filter, sort, currentModelRunId(db())) };
     },
-    async 'images.get'({ imageId }) {
+    async 'images.get'({ imageId }, caller) {
       const runId = currentModelRunId(db());
       const detail = imageDetail(db(), imageId, runId, runId ? runClassIds(db(), runId) : []);
       if (!detail) throw new UserError(`no image ${imageId} in this project`, 'not_found', { imageId });
-      return detail;
+      // Where the host keeps the file is not a teammate's business: the name is enough to talk about it.
+      return caller.role === 'guest' ? { ...detail, path: null } : detail;
     },
   };
 }

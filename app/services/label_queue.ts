@@ -25,9 +25,11 @@ export function chooseNext(
   predictionRunId: number | null,
   embeddingRunId: number | null,
   seed = 1,
+  /** Images reserved for someone else (leases of teammates labelling at the same time). */
+  exclude: ReadonlySet<number> = new Set(),
 ): QueueChoice {
   const rng = new Rng(seed);
-  const unlabelled = unlabelledCandidates(db, predictionRunId);
+  const unlabelled = unlabelledCandidates(db, predictionRunId).filter((row) => !exclude.has(row.id));
   if (unlabelled.length === 0) return { strategy: predictionRunId ? 'uncertainty' : 'diverse', imageIds: [] };
 
   const vectors = embeddingRunId ? new Map(readEmbeddings(db, embeddingRunId).map((e) => [e.imageId, e.vector])) : new Map();

@@ -63,8 +63,11 @@ type ProjectOperations = 'project.status' | 'projects.recent' | 'projects.create
 
 export function projectHandlers(session: Session): Pick<Handlers, ProjectOperations> {
   return {
-    async 'project.status'() {
-      return studioStatus(session);
+    async 'project.status'(_input, caller) {
+      const status = studioStatus(session);
+      // A teammate's tab keys its image cache on the name: the folder's place is the host's to know.
+      if (caller.role === 'guest' && status.project) return { ...status, project: { ...status.project, dir: status.project.name } };
+      return status;
     },
     async 'projects.recent'() {
       return { projects: session.recentProjects() };

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../contract/errors.ts';
 import { importPaths } from '../media/import.ts';
 import { imagePaths } from '../store/images.ts';
+import { HOST_NAME } from '../contract/team.ts';
 import { classIdFor, setLabels } from '../store/labels.ts';
 import { isProjectDir, openProject, type Project } from '../store/project.ts';
 import type { Session } from './session.ts';
@@ -57,7 +58,7 @@ function labelFirstOfEachFolder(project: Project): void {
   }
   project.db.transaction(() => {
     for (const [name, ids] of byClass) {
-      setLabels(project.db, ids.slice(0, SAMPLE_LABELS_PER_CLASS), classIdFor(project.db, name), 'folder', 'sample');
+      setLabels(project.db, ids.slice(0, SAMPLE_LABELS_PER_CLASS), classIdFor(project.db, name), 'folder', HOST_NAME);
     }
   })();
 }

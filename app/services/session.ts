@@ -11,6 +11,7 @@ import { countProject } from '../store/status.ts';
 import { openProjectFor } from './projects.ts';
 import type { Launcher } from '../jobs/job.ts';
 import type { JobInfo, RecentProject, ServerEvent } from '../contract/operations.ts';
+import { TeamState } from './team.ts';
 
 export interface SessionOptions {
   /** Where the recent-projects list and the built sample project live. */
@@ -33,6 +34,11 @@ export class Session {
   private current: Project | null = null;
   private readonly listeners = new Set<(event: ServerEvent) => void>();
   private job: (JobInfo & { cancel: () => void; ended: Promise<unknown> }) | null = null;
+  /** Teammates' leases and connections, for the open project. */
+  readonly team = new TeamState(
+    () => this.current?.dir ?? null,
+    () => this.emit({ type: 'team.changed' }),
+  );
 
   constructor(options: SessionOptions = {}) {
     this.dataDir = path.resolve(options.dataDir ?? defaultDataDir());
@@ -55,6 +61,7 @@ export class Session {
     const next = openProjectFor(dir, { create });
     this.current?.close();
     this.current = next;
+    this.team.reset();
     this.remember(next.dir);
     this.emit({ type: 'project.changed', dir: next.dir });
     return next;
@@ -64,6 +71,7 @@ export class Session {
     if (this.job) throw new UserError(`a ${this.job.kind} job is running: wait for it or cancel it first`, 'busy');
     this.current?.close();
     this.current = null;
+    this.team.reset();
     this.emit({ type: 'project.changed', dir: null });
   }
 

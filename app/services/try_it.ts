@@ -18,7 +18,8 @@ import type { Project } from '../store/project.ts';
 import { openModel, uniqueFileName } from './folder_predictions.ts';
 import type { Handlers } from './handlers.ts';
 import { importFiles } from './imports.ts';
-import { requireClassId, STUDIO_AUTHOR } from './labels.ts';
+import { HOST_NAME } from '../contract/team.ts';
+import { requireClassId } from './labels.ts';
 import type { Session } from './session.ts';
 
 /** The project's folder for images added from Try it. */
@@ -96,7 +97,7 @@ export async function addTriedImage(project: Project, image: TryImage, classId: 
   const sha256 = createHash('sha256').update(read.bytes).digest('hex');
   const known = imageBySha(project.db, sha256);
   if (known && !isOriginalMissing(known.path)) {
-    setLabels(project.db, [known.id], classId, 'human', STUDIO_AUTHOR);
+    setLabels(project.db, [known.id], classId, 'human', HOST_NAME);
     return { imageId: known.id, added: false, path: known.path };
   }
   const file = await writeNewFile(path.join(project.dir, ADDED_FOLDER), addedFileName(image.name, read.format), read.bytes);
@@ -106,7 +107,7 @@ export async function addTriedImage(project: Project, image: TryImage, classId: 
     await fs.rm(file, { force: true });
     throw new UserError(`${image.name}: ${summary.problems[0]?.reason ?? 'it could not be imported'}`, 'not_an_image', { name: image.name });
   }
-  setLabels(project.db, [imported.id], classId, 'human', STUDIO_AUTHOR);
+  setLabels(project.db, [imported.id], classId, 'human', HOST_NAME);
   return { imageId: imported.id, added: true, path: file };
 }
 

@@ -138,7 +138,8 @@ export function imagesByIds(db: Database.Database, ids: number[], runId: number 
 }
 
 /** An ImageDetail as SQLite returns it: a 0/1 test flag and the raw probability vector. */
-interface DetailRow extends Omit<ImageDetail, 'fileName' | 'testSet' | 'probabilities'> {
+interface DetailRow extends Omit<ImageDetail, 'fileName' | 'testSet' | 'probabilities' | 'path'> {
+  path: string;
   testSet: number;
   probabilities: Buffer | null;
 }

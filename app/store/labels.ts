@@ -77,6 +77,8 @@ export function mergeClasses(db: Database.Database, from: string, into: string):
   if (source.id === target.id) throw new UserError('cannot merge a class into itself');
   return db.transaction(() => {
     const moved = db.prepare('UPDATE labels SET class_id = ? WHERE class_id = ?').run(target.id, source.id).changes;
+    db.prepare('UPDATE label_votes SET class_id = ? WHERE class_id = ?').run(target.id, source.id);
+    db.prepare('UPDATE label_reviews SET class_id = ? WHERE class_id = ?').run(target.id, source.id);
     db.prepare('DELETE FROM classes WHERE id = ?').run(source.id);
     return moved;
   })();
@@ -93,6 +95,29 @@ export function deleteClass(db: Database.Database, name: string): number {
   })();
 }
 
+/** The statements that write one image's final label, prepared once per batch. */
+export function labelWriter(db: Database.Database) {
+  const previous = db.prepare('SELECT class_id FROM labels WHERE image_id = ?').pluck();
+  const upsert = db.prepare(
+    `INSERT INTO labels (image_id, class_id, source, author, created_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(image_id) DO UPDATE SET class_id = excluded.class_id, source = excluded.source,
+       author = excluded.author, created_at = excluded.created_at`,
+  );
+  const remove = db.prepare('DELETE FROM labels WHERE image_id = ?');
+  const removeSplit = db.prepare("DELETE FROM splits WHERE image_id = ? AND split != 'test'");
+  return {
+    previous: (imageId: number) => (previous.get(imageId) as number | undefined) ?? null,
+    write(imageId: number, classId: number | null, source: LabelSource, author: string, at: string): void {
+      if (classId === null) {
+        remove.run(imageId);
+        removeSplit.run(imageId);
+      } else {
+        upsert.run(imageId, classId, source, author, at);
+      }
+    },
+  };
+}
+
 /** Labels images with one class (or removes their labels when classId is null). */
 export function setLabels(
   db: Database.Database,
@@ -101,25 +126,13 @@ export function setLabels(
   source: LabelSource,
   author: string,
 ): LabelChange[] {
-  const previous = db.prepare('SELECT class_id FROM labels WHERE image_id = ?');
-  const upsert = db.prepare(
-    `INSERT INTO labels (image_id, class_id, source, author, created_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT(image_id) DO UPDATE SET class_id = excluded.class_id, source = excluded.source,
-       author = excluded.author, created_at = excluded.created_at`,
-  );
-  const remove = db.prepare('DELETE FROM labels WHERE image_id = ?');
-  const removeSplit = db.prepare("DELETE FROM splits WHERE image_id = ? AND split != 'test'");
+  const writer = labelWriter(db);
   const at = now();
   return db.transaction(() =>
     imageIds.map((imageId) => {
-      const before = previous.get(imageId) as { class_id: number } | undefined;
-      if (classId === null) {
-        remove.run(imageId);
-        removeSplit.run(imageId);
-      } else {
-        upsert.run(imageId, classId, source, author, at);
-      }
-      return { imageId, previousClassId: before?.class_id ?? null };
+      const previousClassId = writer.previous(imageId);
+      writer.write(imageId, classId, source, author, at);
+      return { imageId, previousClassId };
     }),
   )();
 }

@@ -92,24 +92,28 @@ interface ExportRow {
   path: string;
   className: string;
   source: string;
+  author: string;
   split: string | null;
 }
 
 function labelRows(db: Database.Database): ExportRow[] {
   return db
     .prepare(
-      `SELECT i.id, i.path, c.name AS className, l.source, s.split
+      `SELECT i.id, i.path, c.name AS className, l.source, l.author, s.split
        FROM labels l JOIN images i ON i.id = l.image_id JOIN classes c ON c.id = l.class_id
        LEFT JOIN splits s ON s.image_id = i.id ORDER BY i.id`,
     )
     .all() as ExportRow[];
 }
 
-/** Writes labels.csv (path,class,source,split) into `outDir`; returns the file written. */
-export function exportLabelsCsv(db: Database.Database, outDir: string): string {
+/** Writes labels.csv (path,class,source,split[,author]) into `outDir`; returns the file written. */
+export function exportLabelsCsv(db: Database.Database, outDir: string, withAuthor = false): string {
   fs.mkdirSync(outDir, { recursive: true });
-  const lines = ['path,class,source,split'];
-  for (const row of labelRows(db)) lines.push([row.path, row.className, row.source, row.split ?? ''].map(csvField).join(','));
+  const lines = [withAuthor ? 'path,class,source,split,author' : 'path,class,source,split'];
+  for (const row of labelRows(db)) {
+    const fields = [row.path, row.className, row.source, row.split ?? ''];
+    lines.push((withAuthor ? [...fields, row.author] : fields).map(csvField).join(','));
+  }
   const file = path.join(outDir, 'labels.csv');
   fs.writeFileSync(file, lines.join('\n') + '\n');
   return file;

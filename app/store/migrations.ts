@@ -142,6 +142,31 @@ export const migrations: string[] = [
   DROP TABLE runs;
   ALTER TABLE runs_next RENAME TO runs;
   `,
+  // Label as a team. labels keeps the final label of each image; label_votes keeps what each
+  // person chose, so agreement can be measured and a settled disagreement keeps both votes.
+  // Labels made before teams existed were all made at the host's machine: they become the host's.
+  `
+  CREATE TABLE label_votes (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    author TEXT NOT NULL,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('human', 'suggestion')),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (image_id, author)
+  );
+  CREATE INDEX label_votes_time ON label_votes(created_at);
+
+  -- A disagreement the host settled: the class chosen, and when (a later vote reopens it).
+  CREATE TABLE label_reviews (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    resolved_at TEXT NOT NULL
+  );
+
+  UPDATE labels SET author = 'host';
+  INSERT INTO label_votes (image_id, author, class_id, source, created_at)
+    SELECT image_id, 'host', class_id, source, created_at FROM labels WHERE source IN ('human', 'suggestion');
+  `,
 ];
 
 /** Refuses a project written by a newer version, whose tables this build would misread or damage; returns its version. */

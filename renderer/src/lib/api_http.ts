@@ -18,6 +18,7 @@ import {
   type Output,
   type ServerEvent,
 } from '../../../app/contract/operations.ts';
+import { REVOKED_CLOSE_CODE, REVOKED_MESSAGE } from '../../../app/contract/team.ts';
 
 const TOKEN_KEY = 'contrast.token';
 const TOKEN_HEADER = 'x-contrast-token';
@@ -149,8 +150,13 @@ export class HttpApi implements Api {
       }
       for (const listener of this.listeners) listener(event);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       this.socket = null;
+      // A revoked invitation will not come back by retrying: say so and stay quiet.
+      if (event.code === REVOKED_CLOSE_CODE) {
+        this.setState('lost');
+        return this.showProblem(REVOKED_MESSAGE);
+      }
       // The server may come back as a new run: its cookie must be set again, or it may refuse our token.
       this.session = null;
       this.retryLater('offline');

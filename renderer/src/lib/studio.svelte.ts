@@ -21,6 +21,8 @@ import { projectKey } from './format.ts';
 import { assignClassKeys, chooseClassKey, type ClassKeys } from './label_keys.ts';
 
 export type ScreenName = 'projects' | 'import' | 'gallery' | 'label' | 'train' | 'results' | 'try' | 'export';
+/** A teammate browses and labels; the server refuses them the rest, so the UI does not offer it. */
+export const GUEST_SCREENS: ScreenName[] = ['gallery', 'label'];
 
 export interface Backend {
   api: Api;
@@ -51,6 +53,7 @@ export interface LabelSequence {
 }
 
 let nextToast = 1;
+const LABELS_CHANGED_COALESCE_MS = 250;
 
 class Studio {
   backend: Backend = $state.raw(null as unknown as Backend);
@@ -70,6 +73,10 @@ class Studio {
   predictRunning = $state(false);
   predictResult: { summary: PredictSummary | null; error: string | null } | null = $state.raw(null);
   labelSequence: LabelSequence | null = $state.raw(null);
+  /** Who this tab works as: the host, or a teammate through their invitation link. */
+  me: { role: 'host' | 'guest'; name: string } = $state.raw({ role: 'host', name: 'host' });
+  /** Bumped when invitations, connections or overlap change, so the team dialog reloads. */
+  teamVersion = $state(0);
   // Deriveds notify only when their value changes, so effects keyed on them do not rerun on every
   // status refresh (which replaces the whole status object after each label).
   readonly projectDir: string | null = $derived(this.status?.project?.dir ?? null);
@@ -85,6 +92,18 @@ class Studio {
 
   get project() {
     return this.status?.project ?? null;
+  }
+
+  get isGuest(): boolean {
+    return this.me.role === 'guest';
+  }
+
+  async loadMe(): Promise<void> {
+    try {
+      this.me = await this.call('team.me', {});
+    } catch (error) {
+      this.showError(error);
+    }
   }
 
   get classes() {
@@ -141,7 +160,7 @@ class Studio {
       this.notify('info', 'Open or create a project first.');
       return;
     }
-    this.screen = screen;
+    this.screen = this.isGuest && !GUEST_SCREENS.includes(screen) ? 'label' : screen;
     if (typeof location !== 'undefined') history.replaceState(null, '', `#/${screen}`);
   }
 
@@ -181,6 +200,20 @@ class Studio {
 
   showError(error: unknown): void {
     this.notify('error', readableError(error));
+  }
+
+  private labelsTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * With teammates labelling, label changes arrive several a second: views reload once per burst,
+   * not once per label, or every tab would ask the server again for each teammate's keypress.
+   */
+  private labelsChangedSoon(): void {
+    this.labelsTimer ??= setTimeout(() => {
+      this.labelsTimer = null;
+      this.labelsVersion++;
+      void this.refreshStatus();
+    }, LABELS_CHANGED_COALESCE_MS);
   }
 
   private handleEvent(event: ServerEvent): void {
@@ -229,9 +262,11 @@ class Studio {
         this.predictResult = { summary: event.summary, error: event.error };
         void this.refreshStatus();
         break;
+      case 'team.changed':
+        this.teamVersion++;
+        break;
       case 'labels.changed':
-        this.labelsVersion++;
-        void this.refreshStatus();
+        this.labelsChangedSoon();
         break;
       case 'project.changed':
         // The last import's and folder prediction's progress and summary belong to the project that was open.
