@@ -5,11 +5,10 @@
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { UserError } from '../contract/errors.ts';
-import { ARCHITECTURES, BACKEND_CHOICES, TRAIN_OPTIONS } from '../contract/train_options.ts';
+import { ARCHITECTURES } from '../contract/train_options.ts';
 import {
   measureEngine,
   measureReference,
-  type BackendName,
   type BenchConfig,
   type BenchMode,
   type EngineFigures,
@@ -17,6 +16,7 @@ import {
   type ReferenceFigures,
 } from '../services/bench.ts';
 import { numberOption, printJson, stringOption, type Command, type Invocation } from './command.ts';
+import { backendFlag, trainFlags } from './train_flags.ts';
 
 function readConfig(mode: BenchMode, call: Invocation): BenchConfig {
   const arch = stringOption(call, 'arch') ?? 'resnet18';
@@ -32,14 +32,6 @@ function readConfig(mode: BenchMode, call: Invocation): BenchConfig {
     steps: Math.round(numberOption(call, 'steps', 5, 1, 1000)),
     threads: Math.round(numberOption(call, 'threads', availableParallelism(), 1, 64)),
   };
-}
-
-function readBackend(call: Invocation): 'auto' | BackendName {
-  const backend = stringOption(call, 'backend') ?? 'auto';
-  if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
-    throw new UserError(`--backend must be ${BACKEND_CHOICES.slice(0, -1).join(', ')} or ${BACKEND_CHOICES.at(-1)}, got "${backend}"`, 'usage');
-  }
-  return backend as 'auto' | BackendName;
 }
 
 function describe(cfg: BenchConfig, engine: EngineFigures): string {
@@ -92,7 +84,7 @@ const bench: Command = {
     batch: { type: 'string', help: 'images per step; a train step sees each in two views (default 64)' },
     steps: { type: 'string', help: 'timed steps after warm-up; the median is reported (default 5)' },
     warmup: { type: 'string', help: 'untimed steps first (default 2)' },
-    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    ...trainFlags(['backend']),
     threads: { type: 'string', help: 'threads for wasm and for PyTorch (default: all cores)' },
     json: { type: 'boolean', help: 'print one JSON object with both figures and their ratio' },
     profile: { type: 'boolean', help: 'also time each kernel of one extra engine step (tf.profile)' },
@@ -101,7 +93,7 @@ const bench: Command = {
     const mode = call.positionals[0];
     if (mode !== 'train' && mode !== 'infer') throw new UserError(`bench what? expected "train" or "infer", got "${mode}"`, 'usage');
     const cfg = readConfig(mode, call);
-    const engine = await measureEngine(cfg, readBackend(call), Boolean(call.values.profile));
+    const engine = await measureEngine(cfg, (backendFlag(call) ?? 'auto'), Boolean(call.values.profile));
     const reference = measureReference(cfg);
     report(call, cfg, engine, reference);
     return engine.tensors.growth === 0 && !engine.gpuBuffers?.inUse.growth ? 0 : 1;

@@ -1,20 +1,15 @@
 import type { Stage } from '../contract/domain.ts';
 import { UserError } from '../contract/errors.ts';
 import type { RunInfo } from '../contract/operations.ts';
-import { BACKEND_CHOICES, TRAIN_OPTIONS, optionsForStage, type BackendChoice, type OptionDefinition, type TrainOptionName } from '../contract/train_options.ts';
+import { optionsForStage } from '../contract/train_options.ts';
 import { exportModelOf } from '../services/exports.ts';
 import { openModel, predictFolder } from '../services/folder_predictions.ts';
 import { createOneClickRun, planOneClick } from '../services/pipeline.ts';
 import type { Project } from '../services/projects.ts';
 import { createEvaluation, createStageRun, requireResumable, runHere, runOf, runsOf, type JobEvent, type Run } from '../services/training.ts';
-import { numberOption, printJson, stringOption, withProject, type CliIO, type Command, type Invocation, type OptionSpec } from './command.ts';
+import { numberOption, printJson, stringOption, withProject, type CliIO, type Command, type Invocation } from './command.ts';
+import { backendFlag, choice, trainFlagValues, trainFlags } from './train_flags.ts';
 import { formatDuration, progressBar } from './progress.ts';
-
-function choice(call: Invocation, name: string, allowed: string[]): string | undefined {
-  const value = stringOption(call, name);
-  if (value !== undefined && !allowed.includes(value)) throw new UserError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`, 'usage');
-  return value;
-}
 
 function runIdOption(call: Invocation, name: string): number | undefined {
   const raw = call.values[name];
@@ -28,34 +23,6 @@ function requiredRunId(call: Invocation, name: string): number {
   const id = runIdOption(call, name);
   if (id === undefined) throw new UserError(`--${name} is required`, 'usage');
   return id;
-}
-
-/** The flags of a stage, derived from the one definition of the training settings. */
-function stageFlags(stage: Stage): OptionSpec {
-  const options: OptionSpec = { json: { type: 'boolean', help: 'print events as JSON lines' } };
-  for (const name of optionsForStage(stage)) {
-    const definition: OptionDefinition = TRAIN_OPTIONS[name];
-    options[definition.flag] = { type: definition.type === 'boolean' ? 'boolean' : 'string', help: definition.help };
-  }
-  return options;
-}
-
-/** Reads a stage's flags as the settings record the services check; numbers in range, names as given. */
-function flagValues(call: Invocation, stage: Stage): Record<string, unknown> {
-  const record: Record<string, unknown> = {};
-  for (const name of optionsForStage(stage)) {
-    const definition: OptionDefinition = TRAIN_OPTIONS[name];
-    const raw = call.values[definition.flag];
-    if (raw === undefined) continue;
-    record[name] = definition.type === 'boolean' ? Boolean(raw) : definition.type === 'choice' ? choice(call, definition.flag, [...definition.choices]) : flagNumber(call, name, definition);
-  }
-  return record;
-}
-
-function flagNumber(call: Invocation, name: TrainOptionName, definition: Extract<OptionDefinition, { type: 'number' }>): number {
-  const value = numberOption(call, definition.flag, 0, definition.min, definition.max);
-  if (definition.integer && !Number.isInteger(value)) throw new UserError(`--${definition.flag} must be a whole number, got "${call.values[definition.flag]}"`, 'usage', { name });
-  return value;
 }
 
 /** The number that says how good a run is, for listings and final lines. */
@@ -162,9 +129,9 @@ function trainCommand(stage: Stage, summary: string): Command {
     name: stage,
     args: '<project>',
     summary,
-    options: stageFlags(stage),
+    options: { json: { type: 'boolean', help: 'print events as JSON lines' }, ...trainFlags(optionsForStage(stage)) },
     async run(call) {
-      const flags = flagValues(call, stage);
+      const flags = trainFlagValues(call, optionsForStage(stage));
       const json = Boolean(call.values.json);
       return withProject(call.positionals[0], async (project) => {
         const { runId, plan } = createStageRun(project, stage, flags);
@@ -187,13 +154,13 @@ const evaluate: Command = {
   options: {
     run: { type: 'string', help: 'the finetune or distill run to evaluate (required)' },
     split: { type: 'string', help: 'val (default) or test' },
-    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    ...trainFlags(['backend']),
     json: { type: 'boolean', help: 'print events as JSON lines' },
   },
   async run(call) {
     const modelRunId = requiredRunId(call, 'run');
     const split = (choice(call, 'split', ['val', 'test']) ?? 'val') as 'val' | 'test';
-    const backend = (choice(call, 'backend', [...BACKEND_CHOICES]) ?? 'auto') as BackendChoice;
+    const backend = backendFlag(call) ?? 'auto';
     const json = Boolean(call.values.json);
     return withProject(call.positionals[0], async (project) => {
       const runId = createEvaluation(project, modelRunId, split, backend);
@@ -280,14 +247,14 @@ const predict: Command = {
     out: { type: 'string', help: 'CSV file to write (required)' },
     'copy-to': { type: 'string', help: 'also copy each image into <folder>/<predicted class>/' },
     'link-to': { type: 'string', help: 'also link each image (a symbolic link) into <folder>/<predicted class>/' },
-    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    ...trainFlags(['backend']),
     json: { type: 'boolean', help: 'print progress and the summary as JSON lines' },
   },
   async run(call) {
     const runId = runIdOption(call, 'run');
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the CSV file to write', 'usage');
-    const backend = (choice(call, 'backend', [...BACKEND_CHOICES]) ?? 'auto') as BackendChoice;
+    const backend = backendFlag(call) ?? 'auto';
     const sortInto = sortOption(call);
     const json = Boolean(call.values.json);
     const [dir, ...paths] = call.positionals;
@@ -353,15 +320,15 @@ const train: Command = {
   options: {
     minutes: { type: 'string', help: 'the time budget, decoding and predicting included (required)' },
     from: { type: 'string', help: 'a finished pretrain run to fine-tune and distil, e.g. an imported network (default: the plan chooses)' },
-    seed: { type: 'string', help: TRAIN_OPTIONS.seed.help },
-    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    ...trainFlags(['seed']),
+    ...trainFlags(['backend']),
     json: { type: 'boolean', help: 'print the plan and events as JSON lines' },
   },
   async run(call) {
     if (call.values.minutes === undefined) throw new UserError('--minutes is required: the time budget', 'usage');
     const minutes = numberOption(call, 'minutes', 0, 0.1, 7 * 24 * 60);
     const seed = call.values.seed === undefined ? undefined : numberOption(call, 'seed', 0, 0, 2 ** 32 - 1);
-    const backend = choice(call, 'backend', [...BACKEND_CHOICES]) as BackendChoice | undefined;
+    const backend = backendFlag(call);
     const json = Boolean(call.values.json);
     const fromRunId = runIdOption(call, 'from');
     return withProject(call.positionals[0], async (project) => {

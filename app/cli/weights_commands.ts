@@ -1,7 +1,13 @@
 import { UserError } from '../contract/errors.ts';
-import { BACKEND_CHOICES, TRAIN_OPTIONS, type BackendChoice } from '../contract/train_options.ts';
 import { embedOutsideFiles, exportClusterTrainer, importWeights } from '../services/weights.ts';
 import { numberOption, printJson, stringOption, withProject, type Command, type Invocation } from './command.ts';
+import { backendFlag, trainFlagValues, trainFlags } from './train_flags.ts';
+
+/** --arch, --width, --size and --seed, in the ranges training allows. */
+function networkFlags(call: Invocation): { arch?: string; width?: number; imageSize?: number; seed?: number } {
+  const values = trainFlagValues(call, ['depth', 'width', 'imageSize', 'seed']);
+  return { arch: values.depth as string | undefined, width: values.width as number | undefined, imageSize: values.imageSize as number | undefined, seed: values.seed as number | undefined };
+}
 
 const importWeightsCommand: Command = {
   name: 'import-weights',
@@ -14,10 +20,9 @@ const importWeightsCommand: Command = {
     json: { type: 'boolean', help: 'print the result as JSON' },
   },
   async run(call) {
-    const size = call.values.size === undefined ? undefined : numberOption(call, 'size', 0, 8, 1024);
-    if (size !== undefined && !Number.isInteger(size)) throw new UserError(`--size must be a whole number of pixels, got "${call.values.size}"`, 'usage');
     const [dir, file] = call.positionals;
-    const imported = await withProject(dir, (project) => importWeights(project, { file, arch: stringOption(call, 'arch'), imageSize: size, name: stringOption(call, 'name') }));
+    const { arch, imageSize } = networkFlags(call);
+    const imported = await withProject(dir, (project) => importWeights(project, { file, arch, imageSize, name: stringOption(call, 'name') }));
     if (call.values.json) {
       printJson(call.io, imported);
       return;
@@ -42,17 +47,16 @@ const embed: Command = {
   options: {
     run: { type: 'string', help: 'the run whose network to use (required): pretrain, finetune or distill' },
     out: { type: 'string', help: 'CSV file to write (required)' },
-    backend: { type: 'string', help: TRAIN_OPTIONS.backend.help },
+    ...trainFlags(['backend']),
   },
   async run(call) {
     const runId = numberOption(call, 'run', 0, 1, Number.MAX_SAFE_INTEGER);
     if (call.values.run === undefined || !Number.isInteger(runId)) throw new UserError('--run is required: the id of the run whose network to use', 'usage');
     const out = stringOption(call, 'out');
     if (!out) throw new UserError('--out is required: the CSV file to write', 'usage');
-    const backend = stringOption(call, 'backend') ?? 'auto';
-    if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) throw new UserError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${backend}"`, 'usage');
+    const backend = backendFlag(call) ?? 'auto';
     const [dir, ...paths] = call.positionals;
-    const result = await withProject(dir, (project) => embedOutsideFiles(project, runId, paths, out, backend as BackendChoice), true);
+    const result = await withProject(dir, (project) => embedOutsideFiles(project, runId, paths, out, backend), true);
     for (const problem of result.problems) call.io.err(`skipped ${problem.path}: ${problem.reason}\n`);
     call.io.out(`wrote ${result.features} features for ${result.count} image(s) to ${out}\n`);
   },
@@ -71,11 +75,8 @@ const exportTrainerCommand: Command = {
   summary: 'Write a folder that trains this project on a GPU cluster (PyTorch DistributedDataParallel, torchrun): manifest, pixels, train.py, README; import-weights takes its weights back.',
   options: {
     out: { type: 'string', help: 'a new or empty folder to write (required)' },
-    run: { type: 'string', help: 'take the settings (network, epochs, batch, rates, seed) from this run and the runs it builds on' },
-    arch: { type: 'string', help: 'resnet18 (default), resnet34 or resnet50, when no --run is given' },
-    width: { type: 'string', help: 'channel width multiplier (default 0.5), when no --run is given' },
-    size: { type: 'string', help: 'image side in pixels (default 32), when no --run is given' },
-    seed: { type: 'string', help: 'seed of the training program (default: random)' },
+    run: { type: 'string', help: 'take the settings (network, epochs, batch, rates, seed) from this run and the runs it builds on; without it, --arch, --width and --size set the network' },
+    ...trainFlags(['depth', 'width', 'imageSize', 'seed']),
     'copy-images': { type: 'boolean', help: 'copy the original image files into the folder as well' },
     json: { type: 'boolean', help: 'print the result as JSON' },
   },
@@ -86,10 +87,7 @@ const exportTrainerCommand: Command = {
       outDir,
       copyImages: call.values['copy-images'] === true,
       runId: optionalInteger(call, 'run', 1, Number.MAX_SAFE_INTEGER),
-      arch: stringOption(call, 'arch'),
-      width: call.values.width === undefined ? undefined : numberOption(call, 'width', 0, 0, 4),
-      imageSize: optionalInteger(call, 'size', 8, 1024),
-      seed: optionalInteger(call, 'seed', 0, 2 ** 32 - 1),
+      ...networkFlags(call),
       warn: (message: string) => call.io.err(`warning: ${message}\n`),
     };
     const [dir] = call.positionals;

@@ -29,6 +29,15 @@ export function parseTrainOptions(stage: Stage, record: Record<string, unknown>)
   return options as TrainOptions;
 }
 
+/** Settings that are not a stage's (a network to import or to train elsewhere), checked by the same rules. */
+export function checkSettings(record: Partial<Record<TrainOptionName, unknown>>): Partial<TrainOptions> {
+  const options: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(record)) {
+    if (raw !== undefined) options[name] = name === 'depth' ? depthOf(raw) : checked(name as TrainOptionName, definitionOf(name), raw);
+  }
+  return options as Partial<TrainOptions>;
+}
+
 function definitionOf(name: string): OptionDefinition {
   if (!Object.hasOwn(TRAIN_OPTIONS, name)) {
     throw new UserError(`unknown training setting "${name}" (known: ${Object.keys(TRAIN_OPTIONS).join(', ')})`, 'bad_setting', { name });

@@ -7,13 +7,14 @@
 import path from 'node:path';
 import { UserError } from '../contract/errors.ts';
 import type { ImportedWeights } from '../contract/operations.ts';
-import { ARCHITECTURES, type BackendChoice } from '../contract/train_options.ts';
+import type { BackendChoice } from '../contract/train_options.ts';
 import { embedFiles } from '../engine/data/embed.ts';
 import { exportTrainer, type TrainerExport } from '../engine/trainer/export_trainer.ts';
 import { describeNetwork, importNetwork } from '../engine/weights/import_network.ts';
 import type { Project } from '../store/project.ts';
 import type { Handlers } from './handlers.ts';
 import type { Session } from './session.ts';
+import { checkSettings } from './train_options.ts';
 
 export interface WeightsRequest {
   file: string;
@@ -23,18 +24,9 @@ export interface WeightsRequest {
   name?: string;
 }
 
-function depthOf(arch: string | undefined): 18 | 34 | 50 | undefined {
-  if (arch === undefined) return undefined;
-  const depth = ARCHITECTURES[arch as keyof typeof ARCHITECTURES];
-  if (!depth) throw new UserError(`arch must be one of ${Object.keys(ARCHITECTURES).join(', ')}, got "${arch}"`, 'bad_setting', { name: 'arch' });
-  return depth;
-}
-
 export async function importWeights(project: Project, request: WeightsRequest): Promise<ImportedWeights> {
-  if (request.imageSize !== undefined && !(Number.isInteger(request.imageSize) && request.imageSize >= 8 && request.imageSize <= 1024)) {
-    throw new UserError(`size must be a whole number of pixels from 8 to 1024, got ${request.imageSize}`, 'bad_setting', { name: 'imageSize' });
-  }
-  const imported = await importNetwork(project, { file: request.file, depth: depthOf(request.arch), imageSize: request.imageSize, name: request.name });
+  const { depth, imageSize } = checkSettings({ depth: request.arch, imageSize: request.imageSize });
+  const imported = await importNetwork(project, { file: request.file, depth: depth as 18 | 34 | 50 | undefined, imageSize, name: request.name });
   const ignored = Object.values(imported.report.ignored).reduce((a, b) => a + b, 0);
   return {
     runId: imported.runId,
@@ -65,13 +57,7 @@ export function exportClusterTrainer(project: Project, request: TrainerRequest):
   if (request.runId !== undefined && (request.arch ?? request.width ?? request.imageSize) !== undefined) {
     throw new UserError('the network comes from the run given: leave out arch, width and size', 'bad_setting', { name: 'runId' });
   }
-  if (request.imageSize !== undefined && !(Number.isInteger(request.imageSize) && request.imageSize >= 8 && request.imageSize <= 1024)) {
-    throw new UserError(`size must be a whole number of pixels from 8 to 1024, got ${request.imageSize}`, 'bad_setting', { name: 'imageSize' });
-  }
-  if (request.width !== undefined && !(request.width > 0 && request.width <= 4)) {
-    throw new UserError(`width must be above 0 and at most 4, got ${request.width}`, 'bad_setting', { name: 'width' });
-  }
-  const options = { depth: depthOf(request.arch), width: request.width, imageSize: request.imageSize, seed: request.seed };
+  const options = checkSettings({ depth: request.arch, width: request.width, imageSize: request.imageSize, seed: request.seed });
   return exportTrainer(project, { outDir: path.resolve(request.outDir), copyImages: request.copyImages ?? false, runId: request.runId, options, warn: request.warn });
 }
 

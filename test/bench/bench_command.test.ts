@@ -58,7 +58,7 @@ test('bench rejects an unknown mode, architecture or backend with a usage error'
   for (const [args, message] of [
     [['bench', 'fly'], /expected "train" or "infer", got "fly"/],
     [['bench', 'train', '--arch', 'vgg'], /--arch must be one of resnet18, resnet34, resnet50, got "vgg"/],
-    [['bench', 'train', '--backend', 'gpu'], /--backend must be auto, tensorflow, webgpu, wasm or cpu, got "gpu"/],
+    [['bench', 'train', '--backend', 'gpu'], /--backend must be one of auto, tensorflow, webgpu, wasm, cpu, got "gpu"/],
     [['bench', 'train', '--batch', '1'], /--batch must be a number between 2 and 4096/],
   ] as const) {
     const { io, err } = capture();

@@ -14,16 +14,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodePixels } from '../../app/engine/data/dataset.ts';
-import { runCli, tempDir } from './train_fixtures.ts';
+import { cliSucceeds, runCli, SAMPLE_IMAGES, sampleProject, TORCH_PYTHON, whyTorchCannotRun } from './train_fixtures.ts';
 
-const PYTHON = '/usr/bin/python3';
-const SAMPLE = path.resolve(import.meta.dirname, '../../resources/sample');
 const TOLERANCE = 1e-4;
 const COMPARED = 50;
 
-const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-const torchMissing = probe.status === 0 ? false : `PyTorch is not installed for ${PYTHON} (apt-get install python3-torch): ${(probe.stderr || probe.error?.message || '').trim().split('\n').at(-1)}`;
-if (torchMissing) console.log(`# skipped: ${torchMissing}`);
+const torchMissing = whyTorchCannotRun(['torch', 'numpy'], 'python3-torch');
 
 /**
  * torchrun as `python3 -m torch.distributed.run`, so it need not be on PATH. --redirects 1 --tee 1:
@@ -38,17 +34,9 @@ function torchrunArgs(trainer: string, out: string, extra: string[]): string[] {
 let dir: string;
 let projectDir: string;
 
-function cli(args: string[]): string {
-  const result = runCli(args);
-  assert.equal(result.code, 0, `contrast ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
 
 before(() => {
-  dir = tempDir('contrast-export-trainer-');
-  projectDir = path.join(dir, 'project');
-  cli(['init', projectDir]);
-  cli(['import', projectDir, SAMPLE, '--labels-from-folders']);
+  ({ dir, projectDir } = sampleProject('contrast-export-trainer-'));
 });
 
 test('bad output folders and projects are one coded line each, exit 1', () => {
@@ -70,12 +58,12 @@ test('bad output folders and projects are one coded line each, exit 1', () => {
 
 test('the folder holds every image with its hash, label, split and the app\'s own pixels, and the originals when asked', async () => {
   const trainer = path.join(dir, 'copied');
-  const exported = JSON.parse(cli(['export-trainer', projectDir, '--out', trainer, '--copy-images', '--seed', '5', '--json']));
+  const exported = JSON.parse(cliSucceeds(['export-trainer', projectDir, '--out', trainer, '--copy-images', '--seed', '5', '--json']));
   assert.equal(exported.images, 200);
   assert.equal(exported.copiedImages, 200);
   assert.equal(exported.classes.length, 10);
   const manifest = JSON.parse(fs.readFileSync(path.join(trainer, 'manifest.json'), 'utf8'));
-  assert.equal(manifest.root, SAMPLE);
+  assert.equal(manifest.root, SAMPLE_IMAGES);
   assert.equal(manifest.stages.pretrain.seed, 5);
   assert.equal(manifest.stages.pretrain.temperature, 0.5);
   assert.deepEqual(manifest.stages.finetune.model, { depth: 18, width: 0.5, sk: false, imageSize: 32 });
@@ -84,7 +72,7 @@ test('the folder holds every image with its hash, label, split and the app\'s ow
   const pixels = fs.readFileSync(path.join(trainer, 'pixels-32.u8'));
   assert.equal(pixels.length, 200 * 32 * 32 * 3);
   for (const image of manifest.images.slice(0, 5)) {
-    const original = path.join(SAMPLE, image.path);
+    const original = path.join(SAMPLE_IMAGES, image.path);
     assert.equal(image.label, path.dirname(image.path));
     assert.equal(crypto.createHash('sha256').update(fs.readFileSync(original)).digest('hex'), image.sha256);
     assert.deepEqual(fs.readFileSync(path.join(trainer, 'images', image.path)), fs.readFileSync(original));
@@ -97,7 +85,7 @@ test('the folder holds every image with its hash, label, split and the app\'s ow
 
 /** Starts torchrun in its own process group and kills the whole group once the pretraining checkpoint exists. */
 async function killAfterFirstCheckpoint(trainer: string, out: string): Promise<void> {
-  const child = spawn(PYTHON, torchrunArgs(trainer, out, ['--checkpoint-steps', '1']), { detached: true, stdio: 'ignore' });
+  const child = spawn(TORCH_PYTHON, torchrunArgs(trainer, out, ['--checkpoint-steps', '1']), { detached: true, stdio: 'ignore' });
   const checkpoint = path.join(out, 'checkpoints', 'pretrain.pt');
   const started = Date.now();
   while (!fs.existsSync(checkpoint)) {
@@ -115,18 +103,18 @@ function readProgramPredictions(file: string): Map<string, { predicted: string; 
   const classes = header.split(',').slice(2);
   return new Map(lines.map((line) => {
     const [relative, predicted, ...values] = line.split(',');
-    return [path.join(SAMPLE, relative), { predicted, probabilities: new Map(classes.map((name, i) => [name, Number(values[i])])) }];
+    return [path.join(SAMPLE_IMAGES, relative), { predicted, probabilities: new Map(classes.map((name, i) => [name, Number(values[i])])) }];
   }));
 }
 
 test('torchrun with 2 processes trains, survives a SIGKILL, and the imported classifiers predict what the program predicts', { skip: torchMissing, timeout: 300_000 }, async (t) => {
   const trainer = path.join(dir, 'trainer');
-  cli(['export-trainer', projectDir, '--out', trainer, '--seed', '11']);
+  cliSucceeds(['export-trainer', projectDir, '--out', trainer, '--seed', '11']);
   const out = path.join(dir, 'output');
   await killAfterFirstCheckpoint(trainer, out);
   assert.ok(!fs.existsSync(path.join(out, 'pretrain.safetensors')), 'killed before pretraining finished');
 
-  const run = spawnSync(PYTHON, torchrunArgs(trainer, out, []), { encoding: 'utf8', timeout: 240_000 });
+  const run = spawnSync(TORCH_PYTHON, torchrunArgs(trainer, out, []), { encoding: 'utf8', timeout: 240_000 });
   assert.equal(run.status, 0, run.stderr);
   const resumed = /pretrain: resumed from .* at step (\d+) of (\d+)/.exec(run.stdout);
   assert.ok(resumed, `the restart continues from the checkpoint:\n${run.stdout}`);
@@ -135,11 +123,11 @@ test('torchrun with 2 processes trains, survives a SIGKILL, and the imported cla
 
   const photos = [...readProgramPredictions(path.join(out, 'finetune-predictions.csv')).keys()].filter((_, i) => i % 4 === 0).slice(0, COMPARED);
   for (const stage of ['finetune', 'distill']) {
-    const imported = JSON.parse(cli(['import-weights', projectDir, path.join(out, `${stage}.safetensors`), '--json']));
+    const imported = JSON.parse(cliSucceeds(['import-weights', projectDir, path.join(out, `${stage}.safetensors`), '--json']));
     assert.equal(imported.kind, stage);
     assert.equal(imported.layout, 'torchvision');
     assert.equal(imported.network, 'ResNet-18 ×0.5, 32 px');
-    const runs = JSON.parse(cli(['runs', projectDir, '--json'])) as { id: number; summary: Record<string, any> }[];
+    const runs = JSON.parse(cliSucceeds(['runs', projectDir, '--json'])) as { id: number; summary: Record<string, any> }[];
     const summary = runs.find((r) => r.id === imported.runId)!.summary;
     assert.equal(summary.exportedTrainer.stage, stage);
     assert.equal(summary.exportedTrainer.project.path, projectDir);
@@ -148,7 +136,7 @@ test('torchrun with 2 processes trains, survives a SIGKILL, and the imported cla
     assert.equal(summary.classes.length, 10);
 
     const csv = path.join(dir, `${stage}-app.csv`);
-    cli(['predict', projectDir, ...photos, '--run', String(imported.runId), '--out', csv]);
+    cliSucceeds(['predict', projectDir, ...photos, '--run', String(imported.runId), '--out', csv]);
     const program = readProgramPredictions(path.join(out, `${stage}-predictions.csv`));
     const rows = fs.readFileSync(csv, 'utf8').trim().split('\n').slice(1).map((line) => line.split(','));
     assert.equal(rows.length, COMPARED);
@@ -165,9 +153,9 @@ test('torchrun with 2 processes trains, survives a SIGKILL, and the imported cla
   }
 
   const other = path.join(dir, 'other-project');
-  cli(['init', other]);
+  cliSucceeds(['init', other]);
   const foreign = runCli(['import-weights', other, path.join(out, 'finetune.safetensors')]);
   assert.equal(foreign.code, 1);
   assert.match(foreign.stderr, /the classifier's classes "airplane", "automobile", .* are not in this project/);
-  assert.match(cli(['runs', other]), /no runs yet/, 'a refused classifier leaves no run');
+  assert.match(cliSucceeds(['runs', other]), /no runs yet/, 'a refused classifier leaves no run');
 });

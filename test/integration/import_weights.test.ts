@@ -21,19 +21,15 @@ import { initBackend } from '../../app/engine/runtime/backend.ts';
 import { runClassifier } from '../../app/engine/simclr/model.ts';
 import { loadTrainedClassifier } from '../../app/engine/stages/stage_common.ts';
 import { openProject } from '../../app/store/project.ts';
-import { runCli, tempDir } from './train_fixtures.ts';
+import { cliSucceeds, runCli, SAMPLE_IMAGES, sampleProject, TORCH_PYTHON, whyTorchCannotRun } from './train_fixtures.ts';
 
-const PYTHON = '/usr/bin/python3';
 const REFERENCE = path.resolve(import.meta.dirname, '../reference/torch_weights.py');
-const SAMPLE = path.resolve(import.meta.dirname, '../../resources/sample');
 /** The first photo of each of 8 classes. */
-const PHOTOS = fs.readdirSync(SAMPLE).filter((name) => fs.statSync(path.join(SAMPLE, name)).isDirectory()).sort().slice(0, 8)
-  .map((name) => path.join(SAMPLE, name, fs.readdirSync(path.join(SAMPLE, name)).sort()[0]));
+const PHOTOS = fs.readdirSync(SAMPLE_IMAGES).filter((name) => fs.statSync(path.join(SAMPLE_IMAGES, name)).isDirectory()).sort().slice(0, 8)
+  .map((name) => path.join(SAMPLE_IMAGES, name, fs.readdirSync(path.join(SAMPLE_IMAGES, name)).sort()[0]));
 const TOLERANCE = 1e-4;
 
-const probe = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
-const torchMissing = probe.status === 0 ? false : `PyTorch is not installed for ${PYTHON} (apt-get install python3-torch python3-torchvision): ${(probe.stderr || probe.error?.message || '').trim().split('\n').at(-1)}`;
-if (torchMissing) console.log(`# skipped: ${torchMissing}`);
+const torchMissing = whyTorchCannotRun(['torch', 'torchvision'], 'python3-torch python3-torchvision');
 
 interface Case {
   what: string;
@@ -58,11 +54,6 @@ const CASES: Case[] = [
 let dir: string;
 let projectDir: string;
 
-function cli(args: string[]): string {
-  const result = runCli(args);
-  assert.equal(result.code, 0, `contrast ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
 
 /** The photos as the engine decodes them, for PyTorch to read. */
 async function writePixels(file: string, size: number): Promise<void> {
@@ -74,7 +65,7 @@ async function torchReference(c: Case, prefix: string): Promise<{ features: Floa
   const size = c.size ?? 224;
   const pixels = `${prefix}.pixels.bin`;
   await writePixels(pixels, size);
-  const result = spawnSync(PYTHON, [REFERENCE, c.layout, String(c.depth), String(c.width), c.sk ? '1' : '0', prefix, pixels, String(PHOTOS.length), String(size)], { encoding: 'utf8', timeout: 600_000 });
+  const result = spawnSync(TORCH_PYTHON, [REFERENCE, c.layout, String(c.depth), String(c.width), c.sk ? '1' : '0', prefix, pixels, String(PHOTOS.length), String(size)], { encoding: 'utf8', timeout: 600_000 });
   assert.equal(result.status, 0, result.stderr);
   const bytes = fs.readFileSync(`${prefix}.features.bin`);
   return { features: new Float32Array(new Uint8Array(bytes).buffer), torchFloat32Error: JSON.parse(result.stdout).torchFloat32Error };
@@ -97,14 +88,11 @@ function relativeErrors(rows: number[][], reference: Float32Array): number[] {
 }
 
 function importWeights(file: string, args: string[] = []): { runId: number; network: string; layout: string; headLayers: string[] } {
-  return JSON.parse(cli(['import-weights', projectDir, file, '--json', ...args]));
+  return JSON.parse(cliSucceeds(['import-weights', projectDir, file, '--json', ...args]));
 }
 
 before(() => {
-  dir = tempDir('contrast-import-weights-');
-  projectDir = path.join(dir, 'project');
-  cli(['init', projectDir]);
-  cli(['import', projectDir, SAMPLE, '--labels-from-folders']);
+  ({ dir, projectDir } = sampleProject('contrast-import-weights-'));
 });
 
 test('the command line says in one line why a file is refused, exits 1 and records no run', () => {
@@ -117,7 +105,7 @@ test('the command line says in one line why a file is refused, exits 1 and recor
   assert.match(notResnet.stderr, /is not a ResNet this version reads: found 11 tensors/);
   const badSize = runCli(['import-weights', projectDir, path.join(fixtures, 'tiny_resnet18.pth'), '--size', '7']);
   assert.equal(badSize.code, 2);
-  assert.match(cli(['runs', projectDir]), /no runs yet/);
+  assert.match(cliSucceeds(['runs', projectDir]), /no runs yet/);
 });
 
 for (const c of CASES) {
@@ -129,7 +117,7 @@ for (const c of CASES) {
     assert.match(imported.network, new RegExp(`^ResNet-${c.depth} ×${c.width}${c.sk ? ' SK' : ''}, ${c.size ?? 224} px`));
     assert.equal(imported.headLayers.length, c.layout === 'simclrv2' ? 6 : 0, 'the SimCLRv2 projection head comes along');
     const csv = `${prefix}.csv`;
-    cli(['embed', projectDir, '--run', String(imported.runId), ...PHOTOS, '--out', csv]);
+    cliSucceeds(['embed', projectDir, '--run', String(imported.runId), ...PHOTOS, '--out', csv]);
     const { paths, rows } = readFeaturesCsv(csv);
     assert.deepEqual(paths, PHOTOS);
     const errors = relativeErrors(rows, reference.features);
@@ -143,13 +131,13 @@ test('a network imported at another size fine-tunes; its classifier exports to O
   if (!fs.existsSync(`${prefix}.pth`)) await torchReference(CASES[2], prefix);
   const imported = importWeights(`${prefix}.pth`, ['--size', '48', '--name', 'ImageNet R18 half']);
   assert.match(imported.network, /^ResNet-18 ×0\.5, 48 px, ImageNet mean\/std input$/);
-  const finetuned = JSON.parse(cli(['finetune', projectDir, '--from', String(imported.runId), '--epochs', '1', '--batch', '32', '--seed', '3', '--json']).trim().split('\n').at(-1)!);
+  const finetuned = JSON.parse(cliSucceeds(['finetune', projectDir, '--from', String(imported.runId), '--epochs', '1', '--batch', '32', '--seed', '3', '--json']).trim().split('\n').at(-1)!);
   assert.equal(finetuned.event, 'finished');
   assert.equal(finetuned.status, 'done');
   assert.equal(typeof finetuned.summary.valAccuracy, 'number');
 
   const exportDir = path.join(dir, 'export');
-  cli(['export', projectDir, '--run', String(finetuned.runId), '--out', exportDir]);
+  cliSucceeds(['export', projectDir, '--run', String(finetuned.runId), '--out', exportDir]);
   const labels = JSON.parse(fs.readFileSync(path.join(exportDir, 'labels.json'), 'utf8'));
   assert.equal(labels.architecture.padding, 'torch');
   assert.deepEqual(labels.architecture.inputNormalization.std, [0.229, 0.224, 0.225]);
@@ -173,7 +161,7 @@ test('a network imported at another size fine-tunes; its classifier exports to O
   assert.deepEqual(reimported.headLayers, ['head_dense1', 'head_bn1']);
   const [fromFinetune, fromExport] = [finetuned.runId, reimported.runId].map((runId) => {
     const csv = path.join(dir, `roundtrip-${runId}.csv`);
-    cli(['embed', projectDir, '--run', String(runId), ...PHOTOS, '--out', csv]);
+    cliSucceeds(['embed', projectDir, '--run', String(runId), ...PHOTOS, '--out', csv]);
     return readFeaturesCsv(csv).rows;
   });
   assert.deepEqual(fromExport, fromFinetune, 'the re-imported export computes exactly the fine-tuned encoder');

@@ -120,3 +120,33 @@ export async function shapesProject(perClass: number, labelledPerClass: number, 
   if (labelled.code !== 0) throw new Error(`contrast label failed: ${labelled.stderr}`);
   return { dir, project };
 }
+
+/** The bundled sample: ten CIFAR-10 classes, one folder each. */
+export const SAMPLE_IMAGES = path.resolve(import.meta.dirname, '../../resources/sample');
+/** Debian's PyTorch (python3-torch), which the PyTorch comparisons run with. */
+export const TORCH_PYTHON = '/usr/bin/python3';
+
+/** Runs `contrast <args>`, failing the test unless it succeeds; returns what it printed. */
+export function cliSucceeds(args: string[]): string {
+  const result = runCli(args);
+  if (result.code !== 0) throw new Error(`contrast ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** A new project holding the sample images, labelled by their folders. */
+export function sampleProject(prefix: string): { dir: string; projectDir: string } {
+  const dir = tempDir(prefix);
+  const projectDir = path.join(dir, 'project');
+  cliSucceeds(['init', projectDir]);
+  cliSucceeds(['import', projectDir, SAMPLE_IMAGES, '--labels-from-folders']);
+  return { dir, projectDir };
+}
+
+/** Why the PyTorch checks cannot run on this machine (printed as the skip reason), or false when they can. */
+export function whyTorchCannotRun(modules: string[], packages: string): string | false {
+  const probe = spawnSync(TORCH_PYTHON, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8' });
+  if (probe.status === 0) return false;
+  const reason = `PyTorch is not installed for ${TORCH_PYTHON} (apt-get install ${packages}): ${(probe.stderr || probe.error?.message || '').trim().split('\n').at(-1)}`;
+  console.log(`# skipped: ${reason}`);
+  return reason;
+}
