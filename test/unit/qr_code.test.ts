@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
+import { qrForTerminal } from '../../app/cli/terminal_qr.ts';
 import { encodeQr, encodeQrWithMask, formatBits, penalty, QR_MAX_BYTES, reedSolomonRemainder, type QrMatrix } from '../../app/contract/qr_code.ts';
 
 interface ReferenceSymbol {
@@ -73,5 +74,21 @@ describe('QR code encoder', () => {
     assert.equal(QR_MAX_BYTES, 213);
     assert.equal(encodeQr('x'.repeat(QR_MAX_BYTES)).length, 57);
     assert.throws(() => encodeQr('x'.repeat(QR_MAX_BYTES + 1)), /at most 213 bytes/);
+  });
+});
+
+describe('QR code in a terminal', () => {
+  it('draws two rows of modules to a line inside a four-module quiet zone, black on white in colour', () => {
+    const matrix = encodeQr('http://192.168.1.20:51234/#token=abc');
+    const lines = qrForTerminal(matrix, false).split('\n').slice(0, -1);
+    const size = matrix.length + 8;
+    assert.equal(lines.length, Math.ceil(size / 2));
+    const drawn = Array.from({ length: size }, (_, row) =>
+      [...lines[row >> 1]].map((block) => (row % 2 === 0 ? block === '█' || block === '▀' : block === '█' || block === '▄')),
+    );
+    const expected = Array.from({ length: size }, (_, row) => Array.from({ length: size }, (_, column) => matrix[row - 4]?.[column - 4] === true));
+    assert.deepEqual(drawn, expected);
+    const coloured = qrForTerminal(matrix, true).split('\n')[0];
+    assert.ok(coloured.startsWith('\x1b[30;47m') && coloured.endsWith('\x1b[0m'), JSON.stringify(coloured.slice(0, 12)));
   });
 });
