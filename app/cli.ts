@@ -27,6 +27,7 @@ const processIO: CliIO = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   tty: Boolean(process.stderr.isTTY),
+  outTty: Boolean(process.stdout.isTTY),
 };
 
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {

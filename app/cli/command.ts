@@ -9,6 +9,8 @@ export interface CliIO {
   err: (text: string) => void;
   /** True when stderr is a terminal, so progress bars can redraw in place. */
   tty: boolean;
+  /** True when stdout is a terminal, so `contrast invite` draws its link's QR code there. */
+  outTty?: boolean;
 }
 
 export interface Invocation {

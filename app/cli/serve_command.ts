@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { UserError } from '../contract/errors.ts';
+import { encodeQr } from '../contract/qr_code.ts';
 import { guestNameSchema } from '../contract/operations.ts';
 import { createHandlers } from '../services/handlers.ts';
 import { Session } from '../services/session.ts';
@@ -8,6 +9,7 @@ import { lanAddress } from '../transports/http/lan_address.ts';
 import { ensureRendererBuilt } from '../transports/http/renderer_build.ts';
 import { readServerAddress, startAtSavedAddress } from '../transports/http/server_address.ts';
 import { numberOption, printJson, stringOption, withProject, type Command } from './command.ts';
+import { qrForTerminal } from './terminal_qr.ts';
 
 const serve: Command = {
   name: 'serve',
@@ -46,6 +48,7 @@ const invite: Command = {
     name: { type: 'string', help: "the teammate's name, recorded on every label they set" },
     revoke: { type: 'string', help: 'the name whose link stops working, at once' },
     json: { type: 'boolean', help: 'print the invitation as JSON' },
+    qr: { type: 'boolean', help: 'draw the link as a QR code even when the output is not a terminal (it is drawn in a terminal anyway)' },
   },
   async run(call) {
     const [dir] = call.positionals;
@@ -63,10 +66,9 @@ const invite: Command = {
     if (!saved) throw new UserError(`the studio has not been served yet, so its port is unknown: start "contrast serve ${dir} --team" first`, 'not_serving');
     const invitation = await withProject(dir, (project) => inviteTeammate(project, person, `http://${lanAddress()}:${saved.port}/`), true);
     if (call.values.json) return printJson(call.io, invitation);
-    call.io.out(
-      `Link for ${person} (works while "contrast serve ${dir} --team" runs):\n${invitation.url}\n` +
-        `Revoke it with: contrast invite ${dir} --revoke ${JSON.stringify(person)}\n`,
-    );
+    call.io.out(`Link for ${person} (works while "contrast serve ${dir} --team" runs):\n${invitation.url}\n`);
+    if (call.io.outTty || call.values.qr) call.io.out(qrForTerminal(encodeQr(invitation.url), Boolean(call.io.outTty)));
+    call.io.out(`Revoke it with: contrast invite ${dir} --revoke ${JSON.stringify(person)}\n`);
   },
 };
 

@@ -10,6 +10,7 @@
  * utilityProcess (process.parentPort). If the parent goes away the run is cancelled, keeping its
  * checkpoint, rather than training on without anyone holding the project's lock.
  */
+import os from 'node:os';
 import { openProject } from '../store/project.ts';
 import type { JobEvent, ParentMessage } from './events.ts';
 import { executeRun } from './execute.ts';
@@ -45,8 +46,24 @@ function parentTransport(): Transport {
   };
 }
 
+/**
+ * Training takes every core it is given; at a lower priority it still does, but the process that
+ * answers the studio and teammates' label calls runs first whenever it has work. Set before the
+ * engine starts its worker threads, which inherit it.
+ */
+const TRAINING_NICENESS = 10;
+
+function yieldToTheServer(): void {
+  try {
+    os.setPriority(TRAINING_NICENESS);
+  } catch {
+    // A system that refuses the change trains at normal priority, as before.
+  }
+}
+
 async function main(): Promise<void> {
   const [projectDir, runIdText] = process.argv.slice(2);
+  yieldToTheServer();
   const transport = parentTransport();
   const controller = new AbortController();
   transport.onMessage((message) => {

@@ -7,7 +7,8 @@
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { Rng } from '../engine/simclr/random.ts';
-import { entropy, unlabelledCandidates } from '../store/gallery.ts';
+import { entropy, stillUnlabelled, unlabelledCandidates } from '../store/gallery.ts';
+import { imageCount } from '../store/images.ts';
 import { readEmbeddings } from '../store/runs.ts';
 
 export interface QueueChoice {
@@ -18,6 +19,45 @@ export interface QueueChoice {
 /** Caps the k-means work so a request stays well under a second on 50,000 images. */
 const MAX_CANDIDATES = 4000;
 const KMEANS_ITERATIONS = 12;
+
+/**
+ * How many images one ranking covers. Ranking reads every unlabelled image (and its prediction and
+ * embedding) and clusters them; done per request, it held the server's one thread for every
+ * teammate's "Label next". A ranking is kept and handed out in order until it runs short.
+ */
+const RANKED_POOL = 60;
+
+/**
+ * The ranked images of the open project, handed out batch by batch. Ranked again when it cannot
+ * fill a batch, when the model, the embeddings or the set of images change, or when labels are
+ * taken away (an unlabelled image may belong in it again).
+ */
+export class QueuePool {
+  private ranked: { key: string; strategy: QueueChoice['strategy']; imageIds: number[] } | null = null;
+
+  invalidate(): void {
+    this.ranked = null;
+  }
+
+  next(db: Database.Database, limit: number, predictionRunId: number | null, embeddingRunId: number | null, exclude: ReadonlySet<number>): QueueChoice {
+    const key = `${predictionRunId}|${embeddingRunId}|${imageCount(db)}`;
+    if (this.ranked?.key === key) {
+      const imageIds = this.available(db, exclude);
+      if (imageIds.length >= limit) return { strategy: this.ranked.strategy, imageIds: imageIds.slice(0, limit) };
+    }
+    const choice = chooseNext(db, Math.max(RANKED_POOL, limit), predictionRunId, embeddingRunId, 1, exclude);
+    this.ranked = { key, ...choice };
+    return { strategy: choice.strategy, imageIds: choice.imageIds.slice(0, limit) };
+  }
+
+  /** The ranked images nobody labelled since, in rank order, less those reserved for others. */
+  private available(db: Database.Database, exclude: ReadonlySet<number>): number[] {
+    const ranked = this.ranked!;
+    const unlabelled = stillUnlabelled(db, ranked.imageIds);
+    ranked.imageIds = ranked.imageIds.filter((id) => unlabelled.has(id));
+    return ranked.imageIds.filter((id) => !exclude.has(id));
+  }
+}
 
 export function chooseNext(
   db: Database.Database,
@@ -73,7 +113,9 @@ function byFolder<T extends { path: string }>(items: T[]): T[][] {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const folder = path.dirname(item.path);
-    groups.set(folder, [...(groups.get(folder) ?? []), item]);
+    const group = groups.get(folder);
+    if (group) group.push(item);
+    else groups.set(folder, [item]);
   }
   return [...groups.values()];
 }

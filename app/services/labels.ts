@@ -11,7 +11,6 @@ import { latestEmbeddingRunId } from '../store/gallery.ts';
 import { currentModelRunId } from './current_model.ts';
 import type { Handlers } from './handlers.ts';
 import { requireImages } from './images.ts';
-import { chooseNext } from './label_queue.ts';
 import type { Session } from './session.ts';
 import { secondOpinionImages } from './team.ts';
 
@@ -71,6 +70,7 @@ export function labelHandlers(session: Session): Pick<Handlers, LabelOperations>
     const author = authorOf(caller);
     const changes = castVotes(project().db, entries, author, source);
     session.team.release(entries.map((entry) => entry.imageId), author);
+    if (entries.some((entry) => entry.classId === null)) session.queue.invalidate();
     changed();
     return changes;
   };
@@ -117,6 +117,7 @@ export function labelHandlers(session: Session): Pick<Handlers, LabelOperations>
     },
     async 'classes.delete'({ classId }) {
       const { removed } = changeClasses(project(), { kind: 'delete', name: requireClassId(project(), classId).name });
+      session.queue.invalidate();
       changed();
       return { removed: removed!, ...classes() };
     },
@@ -127,7 +128,7 @@ export function labelHandlers(session: Session): Pick<Handlers, LabelOperations>
       const taken = session.team.leasedToOthers(holder);
       const predictionRunId = currentModelRunId(db);
       const secondOpinions = secondOpinionImages(project(), holder).filter((imageId) => !taken.has(imageId));
-      const choice = chooseNext(db, limit, predictionRunId, latestEmbeddingRunId(db), 1, taken);
+      const choice = session.queue.next(db, limit, predictionRunId, latestEmbeddingRunId(db), taken);
       const imageIds = [...new Set([...secondOpinions, ...choice.imageIds])].slice(0, limit);
       session.team.lease(imageIds, holder);
       return { strategy: choice.strategy, runId: predictionRunId, items: imagesByIds(db, imageIds, predictionRunId) };

@@ -12,6 +12,7 @@ import { openProjectFor } from './projects.ts';
 import type { Launcher } from '../jobs/job.ts';
 import type { JobInfo, RecentProject, ServerEvent } from '../contract/operations.ts';
 import { TeamState } from './team.ts';
+import { QueuePool } from './label_queue.ts';
 
 export interface SessionOptions {
   /** Where the recent-projects list and the built sample project live. */
@@ -40,6 +41,9 @@ export class Session {
     () => this.emit({ type: 'team.changed' }),
   );
 
+  /** The label queue's ranked images, for the open project. */
+  readonly queue = new QueuePool();
+
   constructor(options: SessionOptions = {}) {
     this.dataDir = path.resolve(options.dataDir ?? defaultDataDir());
     this.launcher = options.launcher;
@@ -62,6 +66,7 @@ export class Session {
     this.current?.close();
     this.current = next;
     this.team.reset();
+    this.queue.invalidate();
     this.remember(next.dir);
     this.emit({ type: 'project.changed', dir: next.dir });
     return next;
@@ -72,6 +77,7 @@ export class Session {
     this.current?.close();
     this.current = null;
     this.team.reset();
+    this.queue.invalidate();
     this.emit({ type: 'project.changed', dir: null });
   }
 

@@ -39,6 +39,12 @@ export function unlabelledCandidates(db: Database.Database, runId: number | null
     .all(runId) as { id: number; path: string; probabilities: Buffer | null }[];
 }
 
+/** Which of these images are still without a label: what the label queue checks before handing its ranked images out. */
+export function stillUnlabelled(db: Database.Database, ids: number[]): Set<number> {
+  const labelled = db.prepare('SELECT 1 FROM labels WHERE image_id = ?').pluck();
+  return new Set(ids.filter((id) => labelled.get(id) === undefined));
+}
+
 /**
  * Finished classifier runs (fine-tune or distillation) that wrote predictions, oldest first.
  * Evaluation runs are left out: they predict only their held-out split, not every image.

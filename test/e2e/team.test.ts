@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { encodeQr } from '../../app/contract/qr_code.ts';
 import { HOST_STOPPED_MESSAGE, REVOKED_MESSAGE } from '../../app/contract/team.ts';
 import { runCli } from '../helpers.ts';
 import { launchBrowser, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
@@ -117,6 +118,16 @@ describe('label as a team', () => {
       const row = host.page.locator(`[data-testid="teammate"][data-name="${name}"]`);
       await row.filter({ hasText: 'yes' }).filter({ hasText: String(count) }).waitFor();
     }
+    // A link made in the dialog comes with its QR code: the modules the encoder gives for that URL.
+    await host.page.getByTestId('invite-name').fill('Cy');
+    await host.page.getByRole('button', { name: 'Make a link' }).click();
+    const cyUrl = await host.page.getByTestId('new-link').locator('code').innerText();
+    assert.match(cyUrl, /^http:\/\/127\.0\.0\.1:\d+\/#token=/);
+    const drawn = (await host.page.getByTestId('invite-qr').locator('path').getAttribute('d'))!;
+    const quietZone = 4;
+    const drawnDark = [...drawn.matchAll(/M(\d+) (\d+)/g)].map((m) => `${Number(m[2]) - quietZone},${Number(m[1]) - quietZone}`);
+    const expectedDark = encodeQr(cyUrl).flatMap((row, r) => row.flatMap((dark, c) => (dark ? [`${r},${c}`] : [])));
+    assert.deepEqual(drawnDark, expectedDark);
     await host.page.keyboard.press('Escape');
     await host.page.locator('button[data-screen="results"]').click();
     await host.page.locator('[data-testid="labeller"][data-author="Ana"]').filter({ hasText: String(byAna) }).waitFor();

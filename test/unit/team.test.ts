@@ -178,6 +178,28 @@ test('guests are refused host operations, get no paths, and two at once are hand
   await session.dispose();
 });
 
+test('the queue hands out its kept ranking in order, skips what was labelled, and ranks again when a label is taken back', async () => {
+  const session = new Session({ dataDir: tempDir() });
+  const project = session.open(path.join(tempDir(), 'p'), true);
+  addImages(project.db, 30);
+  const handlers = createHandlers(session);
+  const host: Caller = { role: 'host' };
+  const cat = (await handlers['classes.add']({ name: 'cat' }, host)).classId;
+  const ids = async (limit: number) => (await handlers['queue.next']({ limit }, host)).items.map((item) => item.id);
+
+  const first = await ids(5);
+  await handlers['labels.set']({ imageIds: [first[0]], classId: cat }, host);
+  const second = await ids(5);
+  assert.deepEqual(second.slice(0, 4), first.slice(1), 'the rest of the ranking, in its order');
+  assert.ok(!second.includes(first[0]), 'a labelled image is never handed out');
+  // A batch larger than the images left ranks again and hands out every unlabelled image, once each.
+  assert.equal(new Set(await ids(40)).size, 29);
+
+  await handlers['labels.set']({ imageIds: [first[0]], classId: null }, host);
+  assert.deepEqual(await ids(5), first, 'taken back, the image is ranked as before');
+  await session.dispose();
+});
+
 test('the per-link rate limit allows a burst, then its rate, and keeps links apart', () => {
   const limiter = new RateLimiter(3, 2);
   const at = 1_000_000;
