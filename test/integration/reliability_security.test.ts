@@ -354,11 +354,16 @@ describe('select-all in a 50,000-image project', () => {
 });
 
 describe('restarting contrast serve for the same data folder', () => {
-  test('keeps its port and token, so an open tab reconnects; server.json is private to the user', async () => {
-    const root = tempDir('contrast-restart-');
+  /** A fresh data folder and what `contrast serve` would start with on it. */
+  const servedDataFolder = (prefix: string) => {
+    const root = tempDir(prefix);
     const dataDir = path.join(root, 'home');
     const session = new Session({ dataDir });
-    const options = { session, handlers: createHandlers(session), staticDir: root };
+    return { dataDir, options: { session, handlers: createHandlers(session), staticDir: root } };
+  };
+
+  test('keeps its port and token, so an open tab reconnects; server.json is private to the user', async () => {
+    const { dataDir, options } = servedDataFolder('contrast-restart-');
     const first = await startAtSavedAddress(dataDir, options);
     assert.equal(first.movedFrom, null);
     const { port, token } = first.server;
@@ -377,10 +382,7 @@ describe('restarting contrast serve for the same data folder', () => {
   });
 
   test('moves to a free port when its port is taken, says from where, and remembers the new one', async () => {
-    const root = tempDir('contrast-moved-');
-    const dataDir = path.join(root, 'home');
-    const session = new Session({ dataDir });
-    const options = { session, handlers: createHandlers(session), staticDir: root };
+    const { dataDir, options } = servedDataFolder('contrast-moved-');
     const first = await startAtSavedAddress(dataDir, options);
     const { port, token } = first.server;
     await first.server.close();

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createTrainingRun } from '../../app/engine/stages/stage_config.ts';
 import type { JobEvent } from '../../app/jobs/events.ts';
 import { forkLauncher, startJob, type Launcher } from '../../app/jobs/job.ts';
-import { openProject } from '../../app/store/project.ts';
+import { openProject, type Project } from '../../app/store/project.ts';
 import { getRun, latestCheckpoint, readEmbeddings } from '../../app/store/runs.ts';
 import { runCli, shapesProject, startCli } from './train_fixtures.ts';
 
@@ -28,91 +28,85 @@ async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
   return all;
 }
 
-test('a run in a child process streams started → progress → epochs → finished and records its results', async () => {
+/** Opens the test project for one test, and always closes it. */
+async function inOpenProject(work: (opened: Project) => Promise<void>): Promise<void> {
   const opened = openProject(project);
   try {
-    const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 2, seed: 1 });
-    const job = startJob(opened, runId, { isolation: 'process' });
-    const events = await collect(job);
-    assert.equal(events[0].type, 'started');
-    assert.equal(events.at(-1)!.type, 'finished');
-    assert.ok(events.some((e) => e.type === 'progress' && e.phase === 'training' && e.metrics.loss > 0));
-    assert.deepEqual(events.filter((e) => e.type === 'epoch').map((e) => (e as { epoch: number }).epoch), [1, 2]);
-    const finished = await job.done;
-    assert.equal(finished.status, 'done', finished.error ?? '');
-    const run = getRun(opened.db, runId)!;
-    assert.equal(run.status, 'done');
-    assert.equal(run.pid, null);
-    assert.ok(run.backend && run.device);
-    assert.equal(readEmbeddings(opened.db, runId).length, 80, 'every image gets an embedding');
-    assert.ok(fs.existsSync(path.join(opened.dir, latestCheckpoint(opened.db, runId)!.path)));
+    await work(opened);
   } finally {
     opened.close();
   }
-});
+}
 
-test('cancel stops a child-process run with its checkpoint kept; starting it again finishes it', async () => {
-  const opened = openProject(project);
-  try {
-    const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 6, seed: 2 });
-    const job = startJob(opened, runId, { isolation: 'process' });
-    job.on('event', (event: JobEvent) => {
-      if (event.type === 'epoch') job.cancel();
-    });
-    const cancelled = await job.done;
-    assert.equal(cancelled.status, 'cancelled');
-    assert.equal(getRun(opened.db, runId)!.status, 'cancelled');
-    const checkpoint = latestCheckpoint(opened.db, runId)!;
-    assert.ok(checkpoint.step > 0 && checkpoint.step < 6 * 2);
+test('a run in a child process streams started → progress → epochs → finished and records its results', () =>
+  inOpenProject(async (opened) => {
+  const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 2, seed: 1 });
+  const job = startJob(opened, runId, { isolation: 'process' });
+  const events = await collect(job);
+  assert.equal(events[0].type, 'started');
+  assert.equal(events.at(-1)!.type, 'finished');
+  assert.ok(events.some((e) => e.type === 'progress' && e.phase === 'training' && e.metrics.loss > 0));
+  assert.deepEqual(events.filter((e) => e.type === 'epoch').map((e) => (e as { epoch: number }).epoch), [1, 2]);
+  const finished = await job.done;
+  assert.equal(finished.status, 'done', finished.error ?? '');
+  const run = getRun(opened.db, runId)!;
+  assert.equal(run.status, 'done');
+  assert.equal(run.pid, null);
+  assert.ok(run.backend && run.device);
+  assert.equal(readEmbeddings(opened.db, runId).length, 80, 'every image gets an embedding');
+  assert.ok(fs.existsSync(path.join(opened.dir, latestCheckpoint(opened.db, runId)!.path)));
+  }));
 
-    const again = startJob(opened, runId);
-    const events = await collect(again);
-    assert.equal((events[0] as { resumedFromStep: number }).resumedFromStep, checkpoint.step);
-    assert.equal((await again.done).status, 'done');
-  } finally {
-    opened.close();
-  }
-});
+test('cancel stops a child-process run with its checkpoint kept; starting it again finishes it', () =>
+  inOpenProject(async (opened) => {
+  const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 6, seed: 2 });
+  const job = startJob(opened, runId, { isolation: 'process' });
+  job.on('event', (event: JobEvent) => {
+    if (event.type === 'epoch') job.cancel();
+  });
+  const cancelled = await job.done;
+  assert.equal(cancelled.status, 'cancelled');
+  assert.equal(getRun(opened.db, runId)!.status, 'cancelled');
+  const checkpoint = latestCheckpoint(opened.db, runId)!;
+  assert.ok(checkpoint.step > 0 && checkpoint.step < 6 * 2);
 
-test('a child process killed mid-run ends its job as interrupted; one that dies before starting fails its run', async () => {
-  const opened = openProject(project);
-  try {
-    const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 6, seed: 4 });
-    const job = startJob(opened, runId, { isolation: 'process' });
-    job.on('event', (event: JobEvent) => {
-      if (event.type === 'epoch') process.kill(getRun(opened.db, runId)!.pid!, 'SIGKILL');
-    });
-    const killed = await job.done;
-    assert.equal(killed.status, 'interrupted');
-    assert.match(killed.error!, /exited unexpectedly.*resume the run/);
-    assert.equal(getRun(opened.db, runId)!.status, 'interrupted');
+  const again = startJob(opened, runId);
+  const events = await collect(again);
+  assert.equal((events[0] as { resumedFromStep: number }).resumedFromStep, checkpoint.step);
+  assert.equal((await again.done).status, 'done');
+  }));
 
-    const crashing = path.join(path.dirname(project), 'crash.mjs');
-    fs.writeFileSync(crashing, 'process.exit(3);\n');
-    const queued = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 1, seed: 4 }).runId;
-    const launcher: Launcher = (_entry, args, env) => forkLauncher(crashing, args, env);
-    const failed = await startJob(opened, queued, { isolation: 'process', launcher }).done;
-    assert.equal(failed.status, 'failed');
-    assert.equal(getRun(opened.db, queued)!.error, 'the training process exited unexpectedly (code 3) before the run started');
-  } finally {
-    opened.close();
-  }
-});
+test('a child process killed mid-run ends its job as interrupted; one that dies before starting fails its run', () =>
+  inOpenProject(async (opened) => {
+  const { runId } = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 6, seed: 4 });
+  const job = startJob(opened, runId, { isolation: 'process' });
+  job.on('event', (event: JobEvent) => {
+    if (event.type === 'epoch') process.kill(getRun(opened.db, runId)!.pid!, 'SIGKILL');
+  });
+  const killed = await job.done;
+  assert.equal(killed.status, 'interrupted');
+  assert.match(killed.error!, /exited unexpectedly.*resume the run/);
+  assert.equal(getRun(opened.db, runId)!.status, 'interrupted');
 
-test('a project runs one job at a time', async () => {
-  const opened = openProject(project);
-  try {
-    const first = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 3, seed: 3 }).runId;
-    const second = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 1, seed: 3 }).runId;
-    const job = startJob(opened, first);
-    assert.throws(() => startJob(opened, second), { name: 'UserError', message: new RegExp(`run ${first} \\(pretrain\\) is still running`) });
-    job.cancel();
-    assert.equal((await job.done).status, 'cancelled');
-    assert.equal((await startJob(opened, second).done).status, 'done');
-  } finally {
-    opened.close();
-  }
-});
+  const crashing = path.join(path.dirname(project), 'crash.mjs');
+  fs.writeFileSync(crashing, 'process.exit(3);\n');
+  const queued = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 1, seed: 4 }).runId;
+  const launcher: Launcher = (_entry, args, env) => forkLauncher(crashing, args, env);
+  const failed = await startJob(opened, queued, { isolation: 'process', launcher }).done;
+  assert.equal(failed.status, 'failed');
+  assert.equal(getRun(opened.db, queued)!.error, 'the training process exited unexpectedly (code 3) before the run started');
+  }));
+
+test('a project runs one job at a time', () =>
+  inOpenProject(async (opened) => {
+  const first = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 3, seed: 3 }).runId;
+  const second = createTrainingRun(opened, 'pretrain', { ...TINY, epochs: 1, seed: 3 }).runId;
+  const job = startJob(opened, first);
+  assert.throws(() => startJob(opened, second), { name: 'UserError', message: new RegExp(`run ${first} \\(pretrain\\) is still running`) });
+  job.cancel();
+  assert.equal((await job.done).status, 'cancelled');
+  assert.equal((await startJob(opened, second).done).status, 'done');
+  }));
 
 function finalSummary(events: Record<string, unknown>[]): Record<string, unknown> {
   const finished = events.find((e) => e.event === 'finished')!;

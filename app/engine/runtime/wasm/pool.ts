@@ -12,11 +12,10 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 
 /** Control block: [generation, finished workers, failed flag, unused], then one slot per worker. */
+const [GENERATION, FINISHED, FAILED] = [0, 1, 2];
 const HEADER = 4;
+/** Words per worker slot: the kernel to run, its argument count, its arguments. */
 const SLOT = 64;
-const GENERATION = 0;
-const FINISHED = 1;
-const FAILED = 2;
 /** A kernel that never returns would otherwise hang training silently. */
 const CALL_TIMEOUT_MS = 120_000;
 
