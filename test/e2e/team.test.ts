@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { encodeQr } from '../../app/contract/qr_code.ts';
 import { HOST_STOPPED_MESSAGE, REVOKED_MESSAGE } from '../../app/contract/team.ts';
 import { runCli } from '../helpers.ts';
-import { launchBrowser, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
+import { launchBrowser, screenshot, serve, tempDir, watchPage, writeClassImages, type Served } from './helpers.ts';
 
 const IMAGES = 200;
 let root: string;
@@ -93,8 +93,10 @@ describe('label as a team', () => {
       await guest.page.getByTestId('guest-name').filter({ hasText: name }).waitFor();
       await guest.page.getByTestId('label-stage').and(guest.page.locator('[data-image-id]:not([data-image-id=""])')).waitFor();
       assert.deepEqual(await guest.page.locator('nav button.nav').evaluateAll((buttons) => buttons.map((b) => b.getAttribute('data-screen'))), ['gallery', 'label'], 'a guest is offered browsing and labelling only');
+      assert.equal(await guest.page.getByRole('button', { name: /New class|Classes…/ }).count(), 0, 'classes are the host\'s to change');
     }
 
+    await screenshot(ana.page, 'team-guest-label');
     const unlabelled = async () => (await hostCall('project.status', {})).project.unlabelled as number;
     // Keys follow the class order (blue, red): Ana presses 1, Ben 2.
     const [byAna, byBen] = await Promise.all([labelAll(ana.page, '1', unlabelled), labelAll(ben.page, '2', unlabelled)]);
@@ -128,9 +130,11 @@ describe('label as a team', () => {
     const drawnDark = [...drawn.matchAll(/M(\d+) (\d+)/g)].map((m) => `${Number(m[2]) - quietZone},${Number(m[1]) - quietZone}`);
     const expectedDark = encodeQr(cyUrl).flatMap((row, r) => row.flatMap((dark, c) => (dark ? [`${r},${c}`] : [])));
     assert.deepEqual(drawnDark, expectedDark);
+    await screenshot(host.page, 'team-invite-dialog');
     await host.page.keyboard.press('Escape');
     await host.page.locator('button[data-screen="results"]').click();
     await host.page.locator('[data-testid="labeller"][data-author="Ana"]').filter({ hasText: String(byAna) }).waitFor();
+    await screenshot(host.page, 'team-results');
 
     // Guests' own calls for what is the host's are refused by the server, whatever the page shows.
     const refused = await ana.page.evaluate(async () => {
