@@ -12,6 +12,9 @@ import { dispatch, failure } from '../app/services/dispatch.ts';
 import { createHandlers } from '../app/services/handlers.ts';
 import { Session } from '../app/services/session.ts';
 import { mediaOf } from '../app/services/images.ts';
+import type { SharingControl } from '../app/services/team.ts';
+import { UserError } from '../app/contract/errors.ts';
+import { startServer, type RunningServer } from '../app/transports/http/server.ts';
 import type { CoreToMain, MainToCore, MediaReply } from './core_messages.ts';
 import { bundledJobLauncher } from './job_launcher.ts';
 import type { IpcResult } from './preload_api.ts';
@@ -50,8 +53,12 @@ const parent = parentChannel();
 // The Electron main process names the bundled job entry; without it (tests) jobs start the
 // runner's default way, from the TypeScript entry through tsx.
 const jobEntry = process.argv[2];
+// The built studio page, which teammates load over HTTP once the host shares the project.
+const rendererDir = process.argv[3];
 const session = new Session({ launcher: jobEntry ? bundledJobLauncher(jobEntry) : undefined });
 const handlers = createHandlers(session);
+let served: RunningServer | null = null;
+if (rendererDir) session.team.sharing = shareOnDemand(rendererDir);
 const eventPorts = new Set<EventPort>();
 
 session.onEvent((event: ServerEvent) => {
@@ -85,8 +92,35 @@ parent.onMessage((message, ports) => {
   }
 });
 
-/** Releases the project's writer lock and stops a running job before the process goes. */
+/**
+ * "Invite teammates" in the desktop app: the window talks to this process over IPC, so nothing
+ * listens until the host starts sharing. Then the same HTTP transport as `contrast serve`
+ * starts here, on this session, and guests reach it on the LAN address while the host keeps IPC.
+ */
+function shareOnDemand(staticDir: string): SharingControl {
+  const control: SharingControl = {
+    get lanUrl() {
+      if (!served) throw new UserError('share the project first (Invite teammates → Start sharing)', 'not_sharing');
+      return served.sharing.lanUrl;
+    },
+    get active() {
+      return served?.sharing.active ?? false;
+    },
+    async start() {
+      served ??= await startServer({ session, handlers, staticDir });
+      session.team.sharing = control; // startServer installed its own; this one stays in charge
+      await served.sharing.start();
+    },
+    async stop() {
+      await served?.sharing.stop();
+    },
+  };
+  return control;
+}
+
+/** Releases the project's writer lock, stops a running job and any sharing before the process goes. */
 function shutdown(): never {
+  void served?.close();
   session.dispose();
   process.exit(0);
 }

@@ -140,7 +140,7 @@ export class StudioWindow {
 
   private startCore(): void {
     const jobEntry = path.join(this.paths.bundleDir, 'job_process.mjs');
-    this.core = utilityProcess.fork(path.join(this.paths.bundleDir, 'core_host.utility.mjs'), [jobEntry], {
+    this.core = utilityProcess.fork(path.join(this.paths.bundleDir, 'core_host.utility.mjs'), [jobEntry, this.paths.rendererDir], {
       serviceName: 'Contrast Studio core',
       env: { ...process.env, CONTRAST_SQLITE_BINDING: this.paths.sqliteBinding },
       stdio: 'inherit',

@@ -25,10 +25,11 @@ class CoreClient {
   private readonly waiting = new Map<number, (message: CoreToMain) => void>();
   readonly ready: Promise<void>;
 
-  constructor(dataDir: string) {
-    this.child = fork(hostEntry, [], {
+  /** args: the job entry and the built studio page, as the main process passes them. */
+  constructor(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
+    this.child = fork(hostEntry, args, {
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, CONTRAST_HOME: dataDir },
+      env: { ...process.env, CONTRAST_HOME: dataDir, ...env },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -129,6 +130,34 @@ describe('core host process', () => {
     assert.deepEqual(unknown, { ok: false, status: 404, error: { code: 'not_found', message: `no image ${imageId + 1000} in this project` } });
     assert.equal(await core.shutdown(), 0);
     assert.equal(fs.existsSync(path.join(projectDir, 'project.lock')), false, 'shutdown releases the writer lock');
+  });
+
+  test('shares the open project over HTTP only once the host starts sharing, beside the window\'s IPC', async () => {
+    const page = path.join(root, 'studio-page');
+    fs.mkdirSync(page, { recursive: true });
+    fs.writeFileSync(path.join(page, 'index.html'), '<!doctype html><title>studio</title>');
+    // The LAN listener on loopback, so the test reaches it (see CONTRAST_TEAM_ADDRESS in the README).
+    const core = new CoreClient(path.join(root, 'data-team'), ['', page], { CONTRAST_TEAM_ADDRESS: '127.0.0.1' });
+    await core.ready;
+    await core.startup(projectDir);
+    const early = await core.call('team.invite', { name: 'Ana' });
+    assert.deepEqual(early.ok ? null : early.error.code, 'not_sharing', 'nothing listens before sharing starts, so there is no link to give');
+
+    const shared = await core.call('team.share', { on: true });
+    const sharingUrl = (shared as { value: { sharingUrl: string } }).value.sharingUrl;
+    assert.match(sharingUrl, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const ana = (await core.call('team.invite', { name: 'Ana' })) as { value: { url: string; token: string } };
+    assert.equal(ana.value.url, `${sharingUrl}#token=${ana.value.token}`);
+    const asAna = () =>
+      fetch(`${sharingUrl}api/team.me`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-contrast-token': ana.value.token }, body: '{}' });
+    const me = await asAna();
+    assert.deepEqual([me.status, await me.json()], [200, { role: 'guest', name: 'Ana' }]);
+    const page200 = await fetch(sharingUrl);
+    assert.deepEqual([page200.status, await page200.text()], [200, '<!doctype html><title>studio</title>']);
+
+    await core.call('team.share', { on: false });
+    assert.equal((await asAna()).status, 401);
+    assert.equal(await core.shutdown(), 0);
   });
 
   test('an original swapped for a link to another file is refused, as contrast serve refuses it', async () => {
