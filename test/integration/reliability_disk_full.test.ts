@@ -97,6 +97,8 @@ test('an import stopped by SQLite finding the database full says "disk full" too
 test('a checkpoint that does not fit says so, leaves no torn file and keeps the last checkpoint', async (t) => {
   const disk = smallDisk();
   if ('unavailable' in disk) return t.skip(disk.unavailable);
+  // Any backend holds these tensors; the plain one needs no set-up, where wasm must load first.
+  await tf.setBackend('cpu');
   const project = openProject(path.join(disk.dir, 'p'), { create: true });
   try {
     const runId = createRun(project.db, 'pretrain', null, {});
