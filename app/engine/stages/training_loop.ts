@@ -2,8 +2,9 @@
  * The step loop every training stage shares: seeded data order, learning-rate schedule, metrics
  * (through the context's recorder), progress with ETA, checkpoints (each epoch, every few
  * minutes, and on cancel) and exact continuation from a checkpoint taken anywhere in an epoch.
- * Runs are planned in steps, so a time budget may end inside an epoch; a deadline stops the
- * loop early when the steps take longer than measured.
+ * Runs are planned in steps, so a time budget may end inside an epoch. A budgeted run re-plans its
+ * step count from the pace it keeps (judging included), so it neither stops early when the steps
+ * run faster than first measured nor overruns when they slow down; the deadline is the safety net.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LoopState } from '../data/checkpoint.ts';
@@ -23,6 +24,8 @@ const PROGRESS_EVERY_MS = 250;
 const TRAIN_TO_JUDGE_RATIO = 4;
 /** Metric points logged per epoch (plus the last step), enough for smooth curves. */
 const POINTS_PER_EPOCH = 20;
+/** A budgeted run re-plans at each judged epoch and at least this often, for epochs of many steps. */
+const REPLAN_EVERY_MS = 15_000;
 
 export class Cancelled extends Error {
   constructor() {
@@ -74,11 +77,23 @@ function orderFor(loop: TrainingLoop, epoch: number): number[] {
   return epochOrder(loop.examples, rng, loop.balancedLabels && { labels: loop.balancedLabels });
 }
 
-function schedule(loop: TrainingLoop, totalSteps: number) {
+/**
+ * The rate at each step for a run of `totalSteps`. Warm-up keeps the length first planned, so a
+ * re-plan moves only where the cosine decay ends.
+ */
+function schedule(loop: TrainingLoop, warmupSteps: number, totalSteps: number) {
   // The loop is given the peak rate already scaled for its batch, so the schedule takes it as is.
-  const warmupSteps = Math.round(loop.warmupFraction * totalSteps);
+  const warmup = Math.min(warmupSteps, totalSteps);
   return (step: number) =>
-    learningRateAt(step, { baseLearningRate: loop.peakLearningRate, batchSize: 1, scaling: 'sqrt', warmupSteps, totalSteps });
+    learningRateAt(step, { baseLearningRate: loop.peakLearningRate, batchSize: 1, scaling: 'sqrt', warmupSteps: warmup, totalSteps });
+}
+
+/**
+ * Steps a budgeted run can still take before its deadline at the pace kept so far (wall time per
+ * step since the loop began, epoch judging included), keeping back one judging for the last epoch.
+ */
+export function stepsLeftAtPace(options: { msToDeadline: number; msPerStep: number; lastJudgingMs: number }): number {
+  return Math.max(0, Math.floor((options.msToDeadline - options.lastJudgingMs) / options.msPerStep));
 }
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -87,8 +102,9 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, start: LoopState | null): Promise<LoopState> {
   const perEpoch = stepsPerEpoch(loop.examples, loop.batchSize);
   let totalSteps = loop.totalSteps;
-  const epochs = epochsOf(totalSteps, perEpoch);
-  const rateAt = schedule(loop, totalSteps);
+  let epochs = epochsOf(totalSteps, perEpoch);
+  const warmupSteps = Math.round(loop.warmupFraction * totalSteps);
+  let rateAt = schedule(loop, warmupSteps, totalSteps);
   const logEvery = Math.max(1, Math.floor(perEpoch / POINTS_PER_EPOCH));
   let step = start?.step ?? 0;
   if (start) {
@@ -104,6 +120,17 @@ export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, sta
   let counted = 0;
   const judging = { lastEnded: performance.now(), lastMs: 0 };
   const judgeDue = () => loop.deadline === undefined || performance.now() - judging.lastEnded >= TRAIN_TO_JUDGE_RATIO * judging.lastMs;
+  let lastReplan = performance.now();
+  const replan = () => {
+    lastReplan = performance.now();
+    if (loop.deadline === undefined || speed.steps === 0) return;
+    const msPerStep = (performance.now() - speed.started) / speed.steps;
+    const planned = step + Math.max(1, stepsLeftAtPace({ msToDeadline: loop.deadline - Date.now(), msPerStep, lastJudgingMs: judging.lastMs }));
+    if (planned === totalSteps) return;
+    totalSteps = loop.totalSteps = planned;
+    epochs = epochsOf(totalSteps, perEpoch);
+    rateAt = schedule(loop, warmupSteps, totalSteps);
+  };
 
   const endEpoch = async (epoch: number) => {
     const started = performance.now();
@@ -148,10 +175,15 @@ export async function runTrainingLoop(ctx: StageContext, loop: TrainingLoop, sta
       ctx.progress({ phase: 'training', step, totalSteps, epoch: step / perEpoch, epochs, metrics, etaSeconds });
     }
     const epochDone = step % perEpoch === 0;
-    if ((epochDone && judgeDue()) || step === totalSteps) await endEpoch(step / perEpoch);
-    else if (performance.now() - lastSave > CHECKPOINT_EVERY_MS) {
-      await loop.save(state(), false);
-      lastSave = performance.now();
+    if ((epochDone && judgeDue()) || step === totalSteps) {
+      await endEpoch(step / perEpoch);
+      if (step < totalSteps) replan();
+    } else {
+      if (performance.now() - lastSave > CHECKPOINT_EVERY_MS) {
+        await loop.save(state(), false);
+        lastSave = performance.now();
+      }
+      if (performance.now() - lastReplan > REPLAN_EVERY_MS) replan();
     }
   }
   // Stopped by the deadline inside an epoch: judge and keep the weights reached.
