@@ -70,7 +70,7 @@ const trainRequest = v.object({
   preset: presetSchema,
   budgetMinutes,
   advanced: v.optional(advancedSchema),
-  /** Run to build on (a pretrain for finetune, a finetune for distill); default: the latest done one. */
+  /** Run to build on (a pretrain to continue or to fine-tune, a finetune for distill); default for finetune and distill: the latest done one. */
   parentRunId: v.optional(id),
 });
 export type TrainRequest = v.InferOutput<typeof trainRequest>;
@@ -247,13 +247,16 @@ export interface TrainPlan {
   warnings: string[];
 }
 
+/** Which stages one-click training runs, chosen by its budget plan. */
+export type PipelineRecipe = 'simclr' | 'reuse-pretraining' | 'continue-pretraining' | 'labels-then-distil' | 'labels-only';
+
 /** One-click training's plan, shown before Start. */
 export interface PipelinePlanView {
   /** e.g. "labels only 6 min (≈40 epochs), distil 4 min (≈1.2 epochs), predict and score 20 s". */
   text: string;
   /** Why these stages (pretraining would not pay off yet, a pretraining is reused, ...). */
   reason: string;
-  recipe: 'simclr' | 'reuse-pretraining' | 'labels-then-distil' | 'labels-only';
+  recipe: PipelineRecipe;
   budgetSeconds: number;
   stages: { label: string; seconds: number; epochs: number }[];
 }

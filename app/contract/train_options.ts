@@ -34,7 +34,7 @@ export type OptionDefinition =
 const ALL: readonly Stage[] = ['pretrain', 'finetune', 'distill'];
 
 export const TRAIN_OPTIONS = {
-  parentRunId: { flag: 'from', label: 'from run', help: 'run to build on (default: the latest finished run of the previous stage)', stages: ['finetune', 'distill'], inForm: false, type: 'number', min: 1, max: Number.MAX_SAFE_INTEGER, integer: true },
+  parentRunId: { flag: 'from', label: 'from run', help: 'run to build on: a pretraining to continue, a pretraining to fine-tune, a teacher to distil (default for fine-tune and distil: the latest finished run of the previous stage)', stages: ['pretrain', 'finetune', 'distill'], inForm: false, type: 'number', min: 1, max: Number.MAX_SAFE_INTEGER, integer: true },
   /** Given by name (resnet18) or depth (18); stored as the depth. */
   depth: { flag: 'arch', label: 'network', help: 'resnet18 (default), resnet34 or resnet50', stages: ['pretrain', 'finetune', 'distill'], fixedByParent: ['finetune'], type: 'choice', choices: Object.keys(ARCHITECTURES) },
   width: { flag: 'width', label: 'width', help: 'channel width multiplier (default 0.5)', stages: ['pretrain', 'finetune', 'distill'], fixedByParent: ['finetune'], type: 'number', min: 0, max: 4, exclusiveMin: true },

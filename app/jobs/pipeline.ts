@@ -72,14 +72,16 @@ export async function executePipeline(ctx: StageContext, runChild: RunChild): Pr
 function createStage(ctx: StageContext, plan: PipelinePlan, index: number, children: number[], seconds: number): number {
   const config = ctx.run.config as unknown as PipelineConfig;
   const stage = plan.stages[index];
-  const previous = index > 0 ? children[index - 1] : plan.reusedPretrainRunId ?? undefined;
+  const previous = index > 0 ? children[index - 1] : plan.basePretrainRunId ?? undefined;
+  const architecture = { depth: config.model.depth, width: config.model.width, sk: config.model.sk, imageSize: config.model.imageSize };
+  // A first pretraining builds the network; one continuing an earlier pretraining, and every later stage, inherit it.
+  const fresh = stage.supervised || (stage.stage === 'pretrain' && previous === undefined);
   const options = {
     minutes: seconds / 60,
     seed: config.seed,
     backend: config.backend,
-    ...(stage.stage === 'pretrain' ? { depth: config.model.depth, width: config.model.width, sk: config.model.sk, imageSize: config.model.imageSize } : {}),
-    ...(stage.supervised ? { supervised: true, depth: config.model.depth, width: config.model.width, sk: config.model.sk, imageSize: config.model.imageSize } : {}),
-    ...(stage.stage !== 'pretrain' && !stage.supervised ? { parentRunId: previous } : {}),
+    ...(fresh ? architecture : { parentRunId: previous }),
+    ...(stage.supervised ? { supervised: true } : {}),
   };
   return createTrainingRun(ctx.project, stage.stage, options, { pipelineRunId: ctx.run.id, deferOutputs: stage.stage !== 'pretrain' }).runId;
 }

@@ -99,3 +99,22 @@ test('a pipeline killed mid-stage resumes from that stage and step', async () =>
   assert.ok((firstEpochAfterResume.epoch as number) > judgedEpoch, `the stage continued after its checkpoint at epoch ${judgedEpoch}, at epoch ${firstEpochAfterResume.epoch}`);
   assert.equal(runs(project).find((r) => r.id === pipelineId)!.status, 'done');
 });
+
+test('a Train after many new images continues the last pretraining from its weights', () => {
+  const grown = path.join(tempDir('contrast-pipeline-grown-'), 'p');
+  for (const args of [['init', grown], ['import', grown, path.join(SAMPLE, 'cat')]]) assert.equal(runCli(args).code, 0);
+  const first = runCli(['pretrain', grown, '--epochs', '1', '--seed', '1', '--json']);
+  assert.equal(first.code, 0, first.stderr);
+  const firstId = first.events.find((e) => e.event === 'created')!.runId as number;
+  const imported = runCli(['import', grown, SAMPLE, '--labels-from-folders']);
+  assert.equal(imported.code, 0, imported.stderr);
+  const result = runCli(['train', grown, '--minutes', '0.5', '--seed', '2', '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  const plan = result.events.find((e) => e.event === 'plan')!;
+  assert.equal(plan.recipe, 'continue-pretraining');
+  assert.match(String(plan.reason), new RegExp(`continues pretraining run ${firstId} from its weights: it saw only 20 of the 2\\d\\d images`));
+  const pipelineId = result.events.find((e) => e.event === 'created')!.runId as number;
+  const continued = runs(grown).find((r) => r.config.pipelineRunId === pipelineId && r.kind === 'pretrain')!;
+  assert.equal(continued.parentId, firstId);
+  assert.equal(continued.status, 'done');
+});

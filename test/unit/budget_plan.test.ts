@@ -45,17 +45,25 @@ test('a budget that buys enough passes pretrains, and the split follows the reci
 test('a second Train after new labels reuses a pretraining that saw most of the images', () => {
   const reused = planPipeline(10, figures({ lastPretrain: { runId: 7, images: 7000 } }));
   assert.equal(reused.recipe, 'reuse-pretraining');
-  assert.equal(reused.reusedPretrainRunId, 7);
+  assert.equal(reused.basePretrainRunId, 7);
   assert.deepEqual(reused.stages.map((s) => [s.stage, s.supervised]), [['finetune', false], ['distill', false]]);
   assert.match(reused.reason, /reuses pretraining run 7, which saw 7000 of the 8000 images/);
+});
+
+test('a second Train after many new images continues the last pretraining from its weights, then fine-tunes and distils', () => {
   const stale = planPipeline(10, figures({ lastPretrain: { runId: 7, images: 4000 } }));
-  assert.notEqual(stale.recipe, 'reuse-pretraining', 'half the images are new: that pretraining is not reused as it is');
+  assert.equal(stale.recipe, 'continue-pretraining', 'half the images are new: that pretraining is not reused as it is');
+  assert.equal(stale.basePretrainRunId, 7);
+  assert.deepEqual(stale.stages.map((s) => s.stage), ['pretrain', 'finetune', 'distill']);
+  assert.match(stale.reason, /continues pretraining run 7 from its weights: it saw only 4000 of the 8000 images/);
+  // 600 s less 8 s of decoding, 40 s of predictions and 3 × 8 s of stage overhead, shared 40:20:40.
+  assert.deepEqual(stale.stages.map((s) => Math.round(s.seconds - 8)), [211, 106, 211]);
 });
 
 test('a pipeline told to start from a network (an imported one, which saw none of these images) fine-tunes and distils it', () => {
   const plan = planPipeline(10, figures({ lastPretrain: { runId: 3, images: 0, chosen: 'resnet50.pth (run 3)' } }));
   assert.equal(plan.recipe, 'reuse-pretraining');
-  assert.equal(plan.reusedPretrainRunId, 3);
+  assert.equal(plan.basePretrainRunId, 3);
   assert.deepEqual(plan.stages.map((s) => [s.stage, s.supervised]), [['finetune', false], ['distill', false]]);
   assert.equal(plan.reason, 'fine-tunes and distils resnet50.pth (run 3), the network chosen to start from');
 });

@@ -5,9 +5,11 @@
  * Contrastive pretraining pays for itself only after many passes over the images; with fewer,
  * the minutes buy more accuracy as labels-only training followed by self-distillation through
  * every image (the unlabelled ones included). A pretraining that already ran on (nearly) these
- * images costs nothing to reuse, so a second Train after new labels fine-tunes and distils only.
+ * images costs nothing to reuse, so a second Train after new labels fine-tunes and distils only;
+ * after many new images it continues that pretraining from its weights instead of starting over.
  */
 import type { Stage } from '../../contract/domain.ts';
+import type { PipelineRecipe } from '../../contract/operations.ts';
 
 /** Passes over the images below which pretraining buys less than the same minutes spent on labels (see docs/study.md). */
 export const PRETRAIN_PAYS_AFTER_EPOCHS = 40;
@@ -37,7 +39,7 @@ export interface ProjectFigures {
   lastPretrain: { runId: number; images: number; chosen?: string } | null;
 }
 
-export type Recipe = 'simclr' | 'reuse-pretraining' | 'labels-then-distil' | 'labels-only';
+export type Recipe = PipelineRecipe;
 
 export interface StagePlan {
   stage: Stage;
@@ -57,8 +59,8 @@ export interface PipelinePlan {
   stages: StagePlan[];
   /** Predicting every image with the chosen model and scoring it, after training. */
   finishSeconds: number;
-  /** The pretraining reused as it is, when the recipe reuses one. */
-  reusedPretrainRunId: number | null;
+  /** The pretraining the plan builds on: reused as it is, or continued from its weights. */
+  basePretrainRunId: number | null;
 }
 
 /** Shares of the training time by stage, per recipe. */
@@ -71,6 +73,12 @@ const SHARES: Record<Recipe, { stage: Stage; supervised: boolean; share: number 
   'reuse-pretraining': [
     { stage: 'finetune', supervised: false, share: 0.4 },
     { stage: 'distill', supervised: false, share: 0.6 },
+  ],
+  // Starting from trained weights, the pretraining needs fewer passes than from scratch.
+  'continue-pretraining': [
+    { stage: 'pretrain', supervised: false, share: 0.4 },
+    { stage: 'finetune', supervised: false, share: 0.2 },
+    { stage: 'distill', supervised: false, share: 0.4 },
   ],
   'labels-then-distil': [
     { stage: 'finetune', supervised: true, share: 0.6 },
@@ -88,6 +96,9 @@ function chooseRecipe(trainingSeconds: number, figures: ProjectFigures): { recip
   if (last?.chosen) return { recipe: 'reuse-pretraining', reason: `fine-tunes and distils ${last.chosen}, the network chosen to start from` };
   if (last && last.images >= REUSE_PRETRAIN_COVERAGE * figures.images) {
     return { recipe: 'reuse-pretraining', reason: `reuses pretraining run ${last.runId}, which saw ${last.images} of the ${figures.images} images` };
+  }
+  if (last) {
+    return { recipe: 'continue-pretraining', reason: `continues pretraining run ${last.runId} from its weights: it saw only ${last.images} of the ${figures.images} images` };
   }
   const pretrainSeconds = SHARES.simclr[0].share * trainingSeconds;
   const epochs = pretrainSeconds / (figures.images * figures.secondsPerImage.pretrain);
@@ -129,7 +140,7 @@ export function planPipeline(budgetMinutes: number, figures: ProjectFigures): Pi
     decodeSeconds,
     stages,
     finishSeconds,
-    reusedPretrainRunId: recipe === 'reuse-pretraining' ? figures.lastPretrain!.runId : null,
+    basePretrainRunId: recipe === 'reuse-pretraining' || recipe === 'continue-pretraining' ? figures.lastPretrain!.runId : null,
   };
 }
 

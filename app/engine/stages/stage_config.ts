@@ -87,8 +87,7 @@ function requireDoneParent(project: Project, id: number, kinds: RunKind[], role:
 
 function findParent(project: Project, kind: Stage, options: TrainOptions): Run | null {
   if (kind === 'pretrain') {
-    if (options.parentRunId !== undefined) throw new UserError('pretraining starts from scratch: it takes no parent run', 'bad_setting', { name: 'parentRunId' });
-    return null;
+    return options.parentRunId === undefined ? null : requireDoneParent(project, options.parentRunId, ['pretrain'], 'the pretraining to continue');
   }
   if (kind === 'finetune') {
     if (options.supervised) {
