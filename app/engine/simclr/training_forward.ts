@@ -50,9 +50,9 @@ export function runTrainingForward(model: tf.LayersModel, images: tf.Tensor): tf
     const out = model.apply(images, { training: true });
     return Array.isArray(out) ? out as tf.Tensor[] : [out as tf.Tensor];
   }
-  const values = new Map<number, tf.Tensor>([[plan.input, images]]);
-  for (const step of plan.steps) runStep(step, values);
-  return plan.outputs.map((id) => valueOf(values, id));
+  const run: Run = { values: new Map([[plan.input, images]]), producedAt: new Map([[plan.input, -1]]), release: new GradientRelease() };
+  plan.steps.forEach((step, index) => runStep(step, index, run));
+  return plan.outputs.map((id) => valueOf(run.values, id));
 }
 
 /** Whether runTrainingForward fuses this model's batch norms (false: it falls back to model.apply). */
@@ -68,16 +68,60 @@ function valueOf(values: Map<number, tf.Tensor>, id: number): tf.Tensor {
   return value;
 }
 
-function runStep(step: Step, values: Map<number, tf.Tensor>): void {
+/** One forward pass: the tensors so far, the step that made each, and what frees gradients in its backward pass. */
+interface Run {
+  values: Map<number, tf.Tensor>;
+  producedAt: Map<number, number>;
+  release: GradientRelease;
+}
+
+function runStep(step: Step, index: number, run: Run): void {
+  const { values, producedAt } = run;
   if (step.kind === 'norm') {
+    const place: OpPlace = { step: index, inputFrom: producedAt.get(step.input)!, skipFrom: step.skip === null ? -1 : producedAt.get(step.skip)!, release: run.release };
     const skip = step.skip === null ? null : valueOf(values, step.skip);
-    values.set(step.output, fusedBatchNorm(valueOf(values, step.input), step.norm, skip, step.relu));
+    values.set(step.output, fusedBatchNorm(valueOf(values, step.input), step.norm, skip, step.relu, place));
+    producedAt.set(step.output, index);
     return;
   }
   const inputs = step.inputs.map((id) => valueOf(values, id));
   const out = step.layer.apply(inputs.length === 1 ? inputs[0] : inputs, { training: true });
   const outs = Array.isArray(out) ? out : [out];
-  step.outputs.forEach((id, i) => values.set(id, outs[i] as tf.Tensor));
+  step.outputs.forEach((id, i) => {
+    values.set(id, outs[i] as tf.Tensor);
+    producedAt.set(id, index);
+  });
+}
+
+/**
+ * Frees gradients the tape no longer needs. TF.js keeps every gradient it computes until the
+ * whole backward pass ends; the tape runs the steps in reverse, so once it reaches step k every
+ * later step has had its backward, and a gradient of a tensor that a later step made (the input
+ * gradient a fused op handed to the convolution before it) is dead. A gradient that the tape
+ * has already added into another is disposed twice, which TF.js ignores.
+ */
+class GradientRelease {
+  private pending: { grad: tf.Tensor; producer: number }[] = [];
+
+  /** `grad` is the gradient of a tensor made by step `producer`. */
+  handOut(grad: tf.Tensor, producer: number): void {
+    this.pending.push({ grad, producer });
+  }
+
+  /** The tape is at step `step`: frees the gradients of tensors made after it. */
+  reached(step: number): void {
+    const dead = this.pending.filter((p) => p.producer > step);
+    this.pending = this.pending.filter((p) => p.producer <= step);
+    for (const { grad } of dead) grad.dispose();
+  }
+}
+
+/** Where a fused op stands in its forward pass: its step, the steps that made its input and skip. */
+interface OpPlace {
+  step: number;
+  inputFrom: number;
+  skipFrom: number;
+  release: GradientRelease;
 }
 
 // ---------------------------------------------------------------- planning
@@ -188,7 +232,7 @@ function updateMovingAverage(variable: tf.LayerVariable, batch: tf.Tensor, momen
  * relu?(BN(x) + skip?) with batch statistics, as one op. Gamma and beta are inputs of the op
  * so their gradients reach tf.variableGrads (variables read only inside it would get none).
  */
-function fusedBatchNorm(x: tf.Tensor, norm: NormWeights, skip: tf.Tensor | null, relu: boolean): tf.Tensor {
+function fusedBatchNorm(x: tf.Tensor, norm: NormWeights, skip: tf.Tensor | null, relu: boolean, place: OpPlace): tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [input, gamma, beta, residual] = args as tf.Tensor[];
@@ -204,11 +248,23 @@ function fusedBatchNorm(x: tf.Tensor, norm: NormWeights, skip: tf.Tensor | null,
     save([input, gamma, mean, variance, out]);
     return {
       value: out,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => fusedBatchNormGrad(dy as tf.Tensor, saved, norm.epsilon, relu, residual !== undefined),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => releasingGrad(dy as tf.Tensor, fusedBatchNormGrad(dy as tf.Tensor, saved, norm.epsilon, relu, residual !== undefined), place),
     };
   });
   const inputs = [x, norm.gamma.read(), norm.beta.read(), ...(skip ? [skip] : [])];
   return op(...inputs);
+}
+
+/**
+ * Frees this op's output gradient (only this op reads it) and the dead gradients of later
+ * steps, and hands out its input and skip gradients for freeing once the tape passes their makers.
+ */
+function releasingGrad(dy: tf.Tensor, grads: tf.Tensor[], place: OpPlace): tf.Tensor[] {
+  if (!grads.includes(dy)) dy.dispose();
+  place.release.reached(place.step);
+  place.release.handOut(grads[0], place.inputFrom);
+  if (grads.length > 3) place.release.handOut(grads[3], place.skipFrom);
+  return grads;
 }
 
 /**
