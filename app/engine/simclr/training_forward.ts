@@ -256,6 +256,18 @@ function fusedBatchNorm(x: tf.Tensor, norm: NormWeights, skip: tf.Tensor | null,
 }
 
 /**
+ * dy where the ReLU passed its input. Frees the mask and dy at once (only this op reads dy, see
+ * GradientRelease): the backward pass peaks at the first layers, where each full-size
+ * temporary adds straight to the peak.
+ */
+function masked(dy: tf.Tensor, out: tf.Tensor): tf.Tensor {
+  const mask = tf.step(out);
+  const g = tf.mul(dy, mask);
+  tf.dispose([mask, dy]);
+  return g;
+}
+
+/**
  * Frees this op's output gradient (only this op reads it) and the dead gradients of later
  * steps, and hands out its input and skip gradients for freeing once the tape passes their makers.
  */
@@ -275,7 +287,7 @@ function releasingGrad(dy: tf.Tensor, grads: tf.Tensor[], place: OpPlace): tf.Te
 function fusedBatchNormGrad(dy: tf.Tensor, saved: tf.Tensor[], epsilon: number, relu: boolean, hasSkip: boolean): tf.Tensor[] {
   const [x, gamma, mean, variance, out] = saved;
   return tf.tidy(() => {
-    const g = relu ? tf.mul(dy, tf.step(out)) : dy;
+    const g = relu ? masked(dy, out) : dy;
     const [sumG, sumGCentred] = batchNormGradientSums(g, x, mean);
     const n = x.size / mean.size;
     const r = tf.rsqrt(tf.add(variance, epsilon));
@@ -285,7 +297,9 @@ function fusedBatchNormGrad(dy: tf.Tensor, saved: tf.Tensor[], epsilon: number, 
     const offset = tf.mul(tf.mul(scaleR, sumG), -1 / n);
     const scale = tf.mul(tf.mul(tf.mul(scaleR, r), sumGCentred), -1 / n);
     const centredTerm = tf.batchNorm(x, mean, variance, offset, scale, epsilon);
-    const dx = tf.add(tf.mul(g, scaleR), centredTerm);
+    const scaled = tf.mul(g, scaleR);
+    const dx = tf.add(scaled, centredTerm);
+    tf.dispose([scaled, centredTerm]);
     const grads = [dx, tf.mul(r, sumGCentred), sumG];
     return hasSkip ? [...grads, g] : grads;
   });
