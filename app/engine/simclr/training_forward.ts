@@ -248,7 +248,11 @@ function fusedBatchNorm(x: tf.Tensor, norm: NormWeights, skip: tf.Tensor | null,
     save([input, gamma, mean, variance, out]);
     return {
       value: out,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => releasingGrad(dy as tf.Tensor, fusedBatchNormGrad(dy as tf.Tensor, saved, norm.epsilon, relu, residual !== undefined), place),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        // First free what the steps after this one no longer need, so this op's temporaries do not stack on top of it.
+        place.release.reached(place.step);
+        return handOutGrads(dy as tf.Tensor, fusedBatchNormGrad(dy as tf.Tensor, saved, norm.epsilon, relu, residual !== undefined), place);
+      },
     };
   });
   const inputs = [x, norm.gamma.read(), norm.beta.read(), ...(skip ? [skip] : [])];
@@ -268,12 +272,11 @@ function masked(dy: tf.Tensor, out: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Frees this op's output gradient (only this op reads it) and the dead gradients of later
- * steps, and hands out its input and skip gradients for freeing once the tape passes their makers.
+ * Frees this op's output gradient (only this op reads it) and hands out its input and skip
+ * gradients for freeing once the tape has passed the steps that made those tensors.
  */
-function releasingGrad(dy: tf.Tensor, grads: tf.Tensor[], place: OpPlace): tf.Tensor[] {
+function handOutGrads(dy: tf.Tensor, grads: tf.Tensor[], place: OpPlace): tf.Tensor[] {
   if (!grads.includes(dy)) dy.dispose();
-  place.release.reached(place.step);
   place.release.handOut(grads[0], place.inputFrom);
   if (grads.length > 3) place.release.handOut(grads[3], place.skipFrom);
   return grads;
