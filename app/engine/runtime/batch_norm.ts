@@ -17,7 +17,7 @@ function leadingAxes(x: tf.Tensor): number[] {
 }
 
 /** [Σ dy, Σ dy·(x − mean)] per channel, in one pass where the backend has our fused kernel. */
-function gradientSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
+export function batchNormGradientSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
   if (mean.rank === 1 && tf.getKernel(BATCH_NORM_GRAD_SUMS, tf.getBackend())) {
     const sums = tf.engine().runKernel(BATCH_NORM_GRAD_SUMS, { dy, x, mean }, {}) as tf.Tensor2D;
     const [sumDy, sumDyCentred] = tf.unstack(sums) as tf.Tensor1D[];
@@ -47,7 +47,7 @@ const fusedBatchNormGrad: tf.GradConfig = {
     const scaleR = scale ? tf.mul(scale, r) : r;
     // Computed here, not in the lazy functions: the engine runs each of those in its own
     // tidy, which would dispose sums shared between them. The backward pass's scope frees these.
-    const [sumDy, sumDyCentred] = gradientSums(dyT, x, mean);
+    const [sumDy, sumDyCentred] = batchNormGradientSums(dyT, x, mean);
     const shaped = (t: tf.Tensor, like: tf.Tensor) => tf.reshape(t, like.shape);
     return {
       x: () => tf.mul(dyT, scaleR),

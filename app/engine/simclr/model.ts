@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerFactory, applyEncoder, encoderOutputWidth, imageInput, type ModelConfig } from './resnet.ts';
+import { runTrainingForward } from './training_forward.ts';
 
 export type { ModelConfig } from './resnet.ts';
 
@@ -70,13 +71,18 @@ export type ClassifierOutputs = { logits: tf.Tensor2D; embedding: tf.Tensor2D };
 
 /** training: BN uses batch statistics and updates its moving averages. */
 export function runPretrainModel(model: tf.LayersModel, images: tf.Tensor4D, training: boolean): PretrainOutputs {
-  const [projection, features] = model.apply(images, { training }) as tf.Tensor2D[];
+  const [projection, features] = runModel(model, images, training);
   return { projection, features };
 }
 
 export function runClassifier(model: tf.LayersModel, images: tf.Tensor4D, training: boolean): ClassifierOutputs {
-  const [logits, embedding] = model.apply(images, { training }) as tf.Tensor2D[];
+  const [logits, embedding] = runModel(model, images, training);
   return { logits, embedding };
+}
+
+/** Training runs the fused batch norms of training_forward.ts (far less memory held for the backward pass); inference is model.apply. */
+function runModel(model: tf.LayersModel, images: tf.Tensor4D, training: boolean): tf.Tensor2D[] {
+  return (training ? runTrainingForward(model, images) : model.apply(images, { training })) as tf.Tensor2D[];
 }
 
 /**
