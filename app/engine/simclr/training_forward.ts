@@ -44,8 +44,7 @@ const plans = new WeakMap<tf.LayersModel, Plan | null>();
  * (a layer used more than once, several inputs) run through model.apply.
  */
 export function runTrainingForward(model: tf.LayersModel, images: tf.Tensor): tf.Tensor[] {
-  if (!plans.has(model)) plans.set(model, planModel(model));
-  const plan = plans.get(model)!;
+  const plan = planFor(model);
   if (!plan) {
     const out = model.apply(images, { training: true });
     return Array.isArray(out) ? out as tf.Tensor[] : [out as tf.Tensor];
@@ -57,8 +56,13 @@ export function runTrainingForward(model: tf.LayersModel, images: tf.Tensor): tf
 
 /** Whether runTrainingForward fuses this model's batch norms (false: it falls back to model.apply). */
 export function fusesBatchNorms(model: tf.LayersModel): boolean {
+  return planFor(model)?.steps.some((step) => step.kind === 'norm') ?? false;
+}
+
+/** Planned once per model: the graph of a built model does not change. */
+function planFor(model: tf.LayersModel): Plan | null {
   if (!plans.has(model)) plans.set(model, planModel(model));
-  return plans.get(model)?.steps.some((step) => step.kind === 'norm') ?? false;
+  return plans.get(model)!;
 }
 
 /** A planned tensor; missing means the plan ran a step before its input (a bug, so it stops loudly). */
