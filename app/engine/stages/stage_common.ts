@@ -182,6 +182,19 @@ export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: L
 
 export type ValidationJudge = ReturnType<typeof validationJudge>;
 
+/**
+ * A budgeted run re-plans its steps as it goes (training_loop.ts); each checkpoint keeps the newest
+ * plan, and so does the summary, so what a resumed run will do and what the run says agree.
+ */
+function budgetedSaver(ctx: StageContext, save: TrainingLoop['save'], current: () => TrainingLoop): TrainingLoop['save'] {
+  if (trainConfig(ctx).minutes === null) return save;
+  return async (state, best) => {
+    const { totalSteps, examples, batchSize } = current();
+    mergeSummary(ctx.project.db, ctx.run.id, { plannedSteps: totalSteps, epochs: epochsOf(totalSteps, stepsPerEpoch(examples, batchSize)) });
+    await save(state, best);
+  };
+}
+
 /** What a stage itself decides about its loop; the rest comes from the run's settings. */
 export type StageLoopParts = Pick<TrainingLoop, 'examples' | 'batchSize' | 'step' | 'balancedLabels'>;
 
@@ -199,7 +212,7 @@ export function stageLoop(ctx: StageContext, stage: Stage, model: tf.LayersModel
     seed: config.seed,
     rng: new Rng(config.seed),
     endEpoch: judge?.endEpoch,
-    save: checkpointSaver(ctx, model, optimizer),
+    save: budgetedSaver(ctx, checkpointSaver(ctx, model, optimizer), () => loop),
     extra: () => ({ totalSteps: loop.totalSteps, ...(judge ? { bestAccuracy: judge.best } : {}) }),
   };
   return loop;
