@@ -11,7 +11,7 @@
  * how a training step runs them changes. Layers that are not fused run through layer.apply.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormGradientSums } from '../runtime/batch_norm.ts';
+import { batchNormGradientSums } from './batch_norm_sums.ts';
 
 type Layer = tf.layers.Layer;
 

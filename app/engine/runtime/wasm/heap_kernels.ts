@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { BATCH_NORM_GRAD_SUMS } from '../batch_norm.ts';
+import { BATCH_NORM_GRAD_SUMS } from '../../simclr/batch_norm_sums.ts';
 import { address, backendSimd } from './simd.ts';
 
 type Args = { inputs: Record<string, tf.TensorInfo>; attrs: Record<string, unknown>; backend: BackendWasm };
