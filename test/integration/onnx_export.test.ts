@@ -14,6 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import { decodePixels } from '../../app/engine/data/dataset.ts';
 import { runClassifier } from '../../app/engine/simclr/model.ts';
+import { mirrorAveraged } from '../mirror_average.ts';
 import { loadTrainedClassifier } from '../../app/engine/stages/stage_common.ts';
 import { openProject, type Project } from '../../app/store/project.ts';
 import { readOnnx } from './onnx_fixtures.ts';
@@ -88,14 +89,14 @@ async function onnxProbabilities(model: Trained, files: string[]): Promise<numbe
   return files.map((_, i) => flat.slice(i * classes, (i + 1) * classes));
 }
 
-/** The studio's predict path: the run's classifier on the same decoded pixels, in inference mode. */
+/** The studio's predict path: the run's classifier on the same decoded pixels, in inference mode, averaged with the mirror images. */
 async function studioProbabilities(model: Trained, files: string[]): Promise<number[][]> {
   const { model: classifier } = loadTrainedClassifier(project, model.runId);
   try {
     const pixels = Buffer.concat(await Promise.all(files.map((file) => decodePixels(file, model.size))));
     const probabilities = tf.tidy(() => {
       const images = tf.div(tf.tensor4d(new Uint8Array(pixels), [files.length, model.size, model.size, 3], 'int32'), 255) as tf.Tensor4D;
-      return tf.softmax(runClassifier(classifier, images, false).logits);
+      return mirrorAveraged((views) => tf.softmax(runClassifier(classifier, views, false).logits), images);
     });
     const rows = (await probabilities.array()) as number[][];
     probabilities.dispose();
@@ -154,7 +155,7 @@ test('the export folder describes itself: labels.json, ONNX metadata and a READM
   assert.deepEqual(labels.classes, classes);
   assert.equal(labels.runId, run.runId);
   assert.equal(labels.kind, 'finetune');
-  assert.deepEqual(labels.metrics, { valAccuracy: run.summary.valAccuracy, valImages: 40, trainImages: 160, epochs: 2 });
+  assert.deepEqual(labels.metrics, { valAccuracy: run.summary.valAccuracy, valImages: 20, trainImages: 180, epochs: 2 });
   assert.equal(labels.trainedAt, runRecord.finishedAt);
   assert.ok(Date.now() - Date.parse(labels.exportedAt) < 10 * 60_000, `exported at ${labels.exportedAt}`);
   assert.deepEqual(labels.architecture, { depth: 18, width: 0.25, sk: false, imageSize: size });
@@ -181,12 +182,13 @@ test('the export folder describes itself: labels.json, ONNX metadata and a READM
 
   const readme = fs.readFileSync(path.join(run.exportDir, 'README.md'), 'utf8');
   assert.match(readme, new RegExp(`^# Image classifier: run ${run.runId} \\(finetune\\)`));
-  assert.ok(readme.includes(`| validation accuracy | ${(100 * run.summary.valAccuracy).toFixed(1)}% on 40 images |`));
+  assert.ok(readme.includes(`| validation accuracy | ${(100 * run.summary.valAccuracy).toFixed(1)}% on 20 images |`));
   assert.ok(readme.includes(`| run | ${run.runId} (finetune), finished ${runRecord.finishedAt} |`));
   assert.ok(readme.includes(classes.map((name, i) => `${i}. ${name}`).join('\n')), 'classes listed in output order');
   assert.ok(readme.includes(`scale the image so its shorter side is ${size} px (Lanczos-3), then keep the centred ${size}x${size} square`));
   assert.ok(readme.includes(`ImageOps.fit(image, (${size}, ${size}), Image.Resampling.LANCZOS)`), 'the Python example resizes to the input size');
   assert.ok(readme.includes('session.run(["probabilities"], {"images": images})'));
+  assert.ok(readme.includes('average `model.predict(x)` and `model.predict(tf.reverse(x, 2))`'), 'says how to match the studio with the TF.js model');
 
   const photo = CHECKED[37];
   const [printedClass, printedProbability] = runJavascriptExample(run.exportDir, readme, photo).split(' ');

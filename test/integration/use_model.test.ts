@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { decodePixels } from '../../app/engine/data/dataset.ts';
 import { runClassifier } from '../../app/engine/simclr/model.ts';
+import { mirrorAveraged } from '../mirror_average.ts';
 import { loadTrainedClassifier } from '../../app/engine/stages/stage_common.ts';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import type { Output, ServerEvent } from '../../app/contract/operations.ts';
@@ -46,13 +47,15 @@ before(async () => {
   await initBackend('auto');
 });
 
-/** What the run's classifier gives each file, computed here without the service: training's decode, one batch. */
+/** What the run's classifier gives each file, computed here without the service: training's decode, one batch, averaged with the mirror images. */
 async function expectedProbabilities(files: string[]): Promise<{ classes: string[]; rows: number[][] }> {
   const project = openProject(projectDir, { readonly: true });
   try {
     const { model, classes } = loadTrainedClassifier(project, runId);
     const pixels = Buffer.concat(await Promise.all(files.map((file) => decodePixels(file, SIZE))));
-    const probabilities = tf.tidy(() => tf.softmax(runClassifier(model, tf.div(tf.tensor4d(new Uint8Array(pixels), [files.length, SIZE, SIZE, 3], 'int32'), 255) as tf.Tensor4D, false).logits));
+    const images = tf.div(tf.tensor4d(new Uint8Array(pixels), [files.length, SIZE, SIZE, 3], 'int32'), 255) as tf.Tensor4D;
+    const probabilities = mirrorAveraged((views) => tf.softmax(runClassifier(model, views, false).logits), images);
+    images.dispose();
     const rows = (await probabilities.array()) as number[][];
     probabilities.dispose();
     model.dispose();

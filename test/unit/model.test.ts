@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import {
-  buildClassifier, buildPretrainModel, copyWeightsByName, namedTrainableVariables, runClassifier, runPretrainModel,
+  buildClassifier, buildPretrainModel, classifyImages, copyWeightsByName, namedTrainableVariables, runClassifier, runPretrainModel,
   type ModelConfig,
 } from '../../app/engine/simclr/model.ts';
 
@@ -81,6 +81,23 @@ test('copying a pretrain model into a classifier fine-tunes from the first head 
   tf.dispose([images, expected, logits, embedding]);
   pretrain.dispose();
   classifier.dispose();
+});
+
+test('inference averages the probabilities of an image and its mirror image; the embedding is the image\'s own', () => {
+  // A 1x2 one-channel image [a, b]; logits [2a, b], so the two views disagree.
+  const input = tf.input({ shape: [1, 2, 1] });
+  const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;
+  const logitsLayer = tf.layers.dense({ units: 2, useBias: false, weights: [tf.tensor2d([[2, 0], [0, 1]])] });
+  const model = tf.model({ inputs: input, outputs: [logitsLayer.apply(flat) as tf.SymbolicTensor, flat] });
+  const image = tf.tensor4d([1, 0], [1, 1, 2, 1]);
+  const { logits, embedding } = classifyImages(model, image);
+  // Image [1, 0]: logits [2, 0], softmax [0.8808, 0.1192]; mirror [0, 1]: logits [0, 1], softmax [0.2689, 0.7311].
+  const softmax = tf.softmax(logits);
+  const probabilities = softmax.dataSync();
+  assert.ok(Math.abs(probabilities[0] - 0.57485) < 1e-4 && Math.abs(probabilities[1] - 0.42515) < 1e-4, `${probabilities}`);
+  assert.deepEqual(Array.from(embedding.dataSync()), [1, 0]);
+  tf.dispose([image, logits, embedding, softmax]);
+  model.dispose();
 });
 
 test('copying between different architectures is refused', () => {

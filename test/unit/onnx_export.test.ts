@@ -12,6 +12,7 @@ import { onnxModelBytes } from '../../app/engine/export/onnx_export.ts';
 import { samePads } from '../../app/engine/export/onnx_layers.ts';
 import { buildClassifier, type ModelConfig } from '../../app/engine/simclr/model.ts';
 import { readOnnx, type OnnxSummary } from '../integration/onnx_fixtures.ts';
+import { mirrorAveraged } from '../mirror_average.ts';
 
 /**
  * Random weights with BN statistics far from their initial 0/1, so a wrong fold, axis or
@@ -32,18 +33,24 @@ function randomiseWeights(model: tf.LayersModel, seed: number): void {
   }
 }
 
+async function onnxProbabilities(bytes: Uint8Array, input: tf.Tensor4D): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  const result = await session.run({ images: new ort.Tensor('float32', input.dataSync() as Float32Array, input.shape) });
+  return result.probabilities.data as Float32Array;
+}
+
+const maxDifference = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((max, value, i) => Math.max(max, Math.abs(value - b[i])), 0);
+
+/** onnxruntime on the export against TF.js averaging each image with its mirror image, as the studio predicts. */
 async function compareWithOnnxRuntime(model: tf.LayersModel, batch: number): Promise<{ maxDiff: number; ops: string[]; onnxModel: OnnxSummary }> {
   const bytes = onnxModelBytes(model, { purpose: 'test' }, 'unit test');
-  const shape = [batch, ...(model.inputs[0].shape.slice(1) as number[])];
-  const input = tf.randomUniform(shape, 0, 1, 'float32', 11);
-  const expected = (model.predict(input) as tf.Tensor).dataSync();
-  const session = await ort.InferenceSession.create(bytes);
-  const result = await session.run({ images: new ort.Tensor('float32', input.dataSync() as Float32Array, shape) });
-  const actual = result.probabilities.data as Float32Array;
+  const shape = [batch, ...(model.inputs[0].shape.slice(1) as number[])] as [number, number, number, number];
+  const input = tf.randomUniform(shape, 0, 1, 'float32', 11) as tf.Tensor4D;
+  const expected = mirrorAveraged((images) => model.predict(images) as tf.Tensor, input).dataSync();
+  const actual = await onnxProbabilities(bytes, input);
   assert.equal(actual.length, expected.length);
-  const maxDiff = actual.reduce((max, value, i) => Math.max(max, Math.abs(value - expected[i])), 0);
   const onnxModel = readOnnx(bytes);
-  return { maxDiff, ops: onnxModel.nodes.map((n) => n.op), onnxModel };
+  return { maxDiff: maxDifference(actual, expected), ops: onnxModel.nodes.map((n) => n.op), onnxModel };
 }
 
 function padsOf(onnxModel: OnnxSummary, node: string): number[] | undefined {
@@ -91,7 +98,7 @@ test('every supported layer converts: onnxruntime gives what TF.js gives, batch 
   assert.deepEqual(padsOf(onnxModel, 'c1/preactivation'), [1, 0, 1, 1], '9x10 input, 3x3 stride 2: one extra column on the right');
   assert.deepEqual(padsOf(onnxModel, 'c2'), [1, 0, 0, 2], 'ZeroPadding2D [[1,0],[0,2]] as the conv pads');
   assert.deepEqual(padsOf(onnxModel, 'avg'), [0, 0, 1, 0], 'odd height: the extra row at the bottom');
-  for (const op of ['Clip', 'Sum', 'Mul', 'Reshape', 'Sigmoid', 'Tanh', 'Softmax', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Gemm']) {
+  for (const op of ['Slice', 'Concat', 'ReduceMean', 'Clip', 'Sum', 'Mul', 'Reshape', 'Sigmoid', 'Tanh', 'Softmax', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Gemm']) {
     assert.ok(ops.includes(op), `${op} in ${ops.join(' ')}`);
   }
 });
@@ -122,6 +129,20 @@ for (const [what, cfg] of ENCODERS) {
     classifier.dispose();
   });
 }
+
+test('the export answers the same for an image and its mirror image, and not what one view alone gives', async () => {
+  await tf.setBackend('cpu');
+  const classifier = buildClassifier({ depth: 18, width: 0.25, sk: false, imageSize: 16 }, 4, 5);
+  const model = tf.model({ inputs: classifier.inputs, outputs: tf.layers.activation({ activation: 'softmax' }).apply(classifier.outputs[0]) as tf.SymbolicTensor });
+  randomiseWeights(model, 3);
+  const bytes = onnxModelBytes(model, {}, '');
+  const images = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
+  const plain = await onnxProbabilities(bytes, images);
+  const mirrored = await onnxProbabilities(bytes, tf.reverse(images, 2));
+  assert.ok(maxDifference(plain, mirrored) < 1e-6, 'mirror-invariant');
+  assert.ok(maxDifference(plain, (model.predict(images) as tf.Tensor).dataSync()) > 1e-3, 'not the one-view answer');
+  classifier.dispose();
+});
 
 test('layers ONNX export does not know are refused, all named in one message', () => {
   const images = tf.input({ shape: [8, 8, 3], name: 'images' });

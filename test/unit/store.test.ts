@@ -8,7 +8,7 @@ import { migrations } from '../../app/store/migrations.ts';
 import { openProject } from '../../app/store/project.ts';
 import { insertImage } from '../../app/store/images.ts';
 import {
-  addClass, deleteClass, ensureSplits, labelledImages, listClasses, mergeClasses, renameClass, setLabels,
+  addClass, deleteClass, ensureSplits, labelledImages, listClasses, mergeClasses, renameClass, setLabels, validationShare,
 } from '../../app/store/labels.ts';
 import { applyLabelCsv, exportLabelsCsv, parseCsv } from '../../app/store/labels_csv.ts';
 import { tempDir } from '../helpers.ts';
@@ -88,7 +88,7 @@ test('setLabels returns the previous class of each image so a label can be undon
   project.close();
 });
 
-test('splits are stratified, about 20% validation per class, and never move when labels are added', () => {
+test('splits are stratified, about 10% validation per class, and never move when labels are added', () => {
   const project = openProject(path.join(tempDir(), 'p'), { create: true });
   const { db } = project;
   const ids = addImages(db, 200);
@@ -98,14 +98,18 @@ test('splits are stratified, about 20% validation per class, and never move when
   ensureSplits(db);
   const first = new Map(labelledImages(db, 'val').map((l) => [l.imageId, l.classId]));
   const valPerClass = (classId: number) => labelledImages(db, 'val').filter((l) => l.classId === classId).length;
-  assert.equal(valPerClass(cat), 10);
-  assert.equal(valPerClass(dog), 10);
+  assert.equal(valPerClass(cat), 5);
+  assert.equal(valPerClass(dog), 5);
   setLabels(db, ids.slice(50, 100), cat, 'human', 'ann');
   ensureSplits(db);
   for (const [imageId] of first) assert.ok(labelledImages(db, 'val').some((l) => l.imageId === imageId), 'val image moved');
-  assert.equal(valPerClass(cat), 20);
+  assert.equal(valPerClass(cat), 10);
   assert.equal(labelledImages(db, 'train').length + labelledImages(db, 'val').length, 150);
   project.close();
+});
+
+test('validation holds a tenth of a class, but one image from five labels on, so every class is scored', () => {
+  assert.deepEqual([0, 4, 5, 8, 19, 20, 80].map((labelled) => validationShare(labelled)), [0, 0, 1, 1, 1, 2, 8]);
 });
 
 test('label CSV: quoted fields, relative paths against the CSV folder, unknown paths reported', () => {

@@ -5,10 +5,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { clearRunOutputs, writeEmbeddings, writePredictions, type Prediction } from '../../store/runs.ts';
 import type { LabelledRows, PixelCache } from './dataset.ts';
-import { runClassifier, runPretrainModel } from '../simclr/model.ts';
+import { classifyImages, runPretrainModel } from '../simclr/model.ts';
 import type { StageContext } from '../stages/stage_context.ts';
 
 export const INFERENCE_BATCH = 256;
+
+/**
+ * What predicting one image costs beside one training example: two forward passes (the image and
+ * its mirror image, classifyImages), each about a third of a training step (no backward pass, no
+ * optimiser).
+ */
+export const PREDICTION_COST_PER_TRAINING_EXAMPLE = 2 / 3;
 
 /**
  * Images per forward pass at this size: 256 at 32 px, and the same number of pixels above it
@@ -70,7 +77,7 @@ export async function scoreClassifier(model: tf.LayersModel, cache: PixelCache, 
     async (positions) => {
       const [hits, losses] = tf.tidy(() => {
         const images = cache.batch(positions.map((p) => set.rows[p]));
-        const { logits } = runClassifier(model, images, false);
+        const { logits } = classifyImages(model, images);
         const labels = tf.tensor1d(positions.map((p) => set.labels[p]), 'int32');
         const logProbabilities = tf.logSoftmax(logits);
         const picked = tf.sum(tf.mul(logProbabilities, tf.oneHot(labels, logits.shape[1])), 1);
@@ -91,9 +98,9 @@ function allRows(cache: PixelCache): number[] {
 
 /**
  * Predicts every cached image and stores class, confidence, probabilities (in `classIds` order)
- * and the penultimate embedding under the run, replacing what an earlier attempt wrote.
+ * and the penultimate embedding under `runId` (the model's run; a pipeline writes them for the
+ * model it chose), replacing what an earlier attempt wrote.
  */
-/** Predictions and embeddings of every image, stored under `runId` (the model's run; a pipeline writes them for the model it chose). */
 export async function writeClassifierOutputs(
   ctx: StageContext,
   model: tf.LayersModel,
@@ -105,7 +112,7 @@ export async function writeClassifierOutputs(
   await forEachBatch(allRows(cache), cache.imageSize, async (rows, done) => {
     ctx.signal.throwIfAborted();
     const [probabilities, embedding] = tf.tidy(() => {
-      const outputs = runClassifier(model, cache.batch(rows), false);
+      const outputs = classifyImages(model, cache.batch(rows));
       return [tf.softmax(outputs.logits), outputs.embedding];
     });
     const probabilityRows = (await probabilities.array()) as number[][];

@@ -12,7 +12,7 @@ import type { ClassProbability } from '../../contract/domain.ts';
 import type { BackendChoice } from '../../contract/train_options.ts';
 import { initBackend } from '../runtime/backend.ts';
 import { pixelsFromBytes } from './dataset.ts';
-import { runClassifier } from '../simclr/model.ts';
+import { classifyImages } from '../simclr/model.ts';
 import { loadTrainedClassifier } from '../stages/stage_common.ts';
 
 export type { ClassProbability };
@@ -47,7 +47,7 @@ export async function openPredictor(project: Project, runId: number, backend: Ba
       const result = tf.tidy(() => {
         const bytes = new Uint8Array(Buffer.concat(pixels));
         const images = tf.div(tf.tensor4d(bytes, [pixels.length, size, size, 3], 'int32'), 255) as tf.Tensor4D;
-        return tf.softmax(runClassifier(model, images, false).logits);
+        return tf.softmax(classifyImages(model, images).logits);
       });
       try {
         return (await result.array()) as number[][];

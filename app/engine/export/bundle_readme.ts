@@ -65,8 +65,10 @@ Exported from Contrast Studio on ${labels.exportedAt}.
 ## Files
 
 - \`model.onnx\`: ONNX, opset ${ONNX_OPSET}. Input \`${labels.input.name}\`: float32 \`[batch, ${size}, ${size}, 3]\` (NHWC, RGB in [0, 1]).
-  Output \`${ONNX_OUTPUT}\`: float32 \`[batch, ${labels.classes.length}]\`, summing to 1. Its metadata holds the classes and the preprocessing.
-- \`model.json\` + \`weights.bin\`: the same model for TensorFlow.js (\`tf.loadLayersModel\`), same input and output.
+  Output \`${ONNX_OUTPUT}\`: float32 \`[batch, ${labels.classes.length}]\`, summing to 1: the mean of the network's probabilities for each
+  image and for its left-right mirror image, as the studio predicts. Its metadata holds the classes and the preprocessing.
+- \`model.json\` + \`weights.bin\`: the same network for TensorFlow.js (\`tf.loadLayersModel\`), same input and output, for one
+  view: to get the studio's probabilities, average \`model.predict(x)\` and \`model.predict(tf.reverse(x, 2))\`.
 - \`labels.json\`: class names in output order, the input and preprocessing, and the run's metrics.
 
 ## Classes, in output order

@@ -9,6 +9,7 @@ import type { onnx as Proto } from 'onnx-proto';
 import { foldBatchNorms, foldPads } from './onnx_fold.ts';
 import type { OnnxAttribute, OnnxGraph, OnnxInitializer, OnnxNode, OnnxValueInfo } from './onnx_graph.ts';
 import { layersModelToOnnxGraph } from './onnx_layers.ts';
+import { averageOverMirror } from './onnx_mirror.ts';
 import { ONNX_INPUT, ONNX_OUTPUT } from './preprocessing.ts';
 
 const { onnx } = onnxProto;
@@ -72,12 +73,14 @@ function encode(graph: OnnxGraph, name: string, metadata: Record<string, string>
 }
 
 /**
- * The serialized ONNX model of `model` (one NHWC float32 input, one output), batch norms folded
- * into the layers before them and zero paddings into the convolutions after them.
+ * The serialized ONNX model of `model` (one NHWC float32 input, one [batch, classes] output of
+ * probabilities), batch norms folded into the layers before them and zero paddings into the
+ * convolutions after them, averaging each image with its mirror image as the studio does.
  */
 export function onnxModelBytes(model: tf.LayersModel, metadata: Record<string, string>, docString: string): Uint8Array {
   const graph = layersModelToOnnxGraph(model, ONNX_INPUT, ONNX_OUTPUT);
   foldBatchNorms(graph);
   foldPads(graph);
+  averageOverMirror(graph);
   return encode(graph, model.name, metadata, docString);
 }

@@ -30,7 +30,7 @@ export interface ProjectFigures {
   validation: number;
   /** Images without pixels in the cache at the network's size yet (decoded once, then reused). */
   uncachedImages: number;
-  /** Seconds per image for one training example of each stage, a forward pass, and a decode. */
+  /** Seconds per image for one training example of each stage, a prediction, and a decode. */
   secondsPerImage: { pretrain: number; finetune: number; distill: number; forward: number; decode: number };
   /**
    * The newest finished pretraining at this network and size, and how many images it saw; or the

@@ -6,6 +6,7 @@
 import { truthLabels } from '../../store/ground_truth.ts';
 import { imageCount } from '../../store/images.ts';
 import { ensureSplits } from '../../store/labels.ts';
+import { PREDICTION_COST_PER_TRAINING_EXAMPLE } from '../data/inference.ts';
 import type { Project } from '../../store/project.ts';
 import { listRuns, type Run } from '../../store/runs.ts';
 import { cachedImageCount } from '../data/dataset.ts';
@@ -62,8 +63,7 @@ export function projectFigures(project: Project, model: ModelConfig, fromRunId?:
       pretrain: measured(runs, 'pretrain', model) ?? scaled('pretrain'),
       finetune,
       distill: measured(runs, 'distill', model) ?? scaled('distill'),
-      // A forward pass costs about a third of a training step (no backward pass, no optimizer).
-      forward: finetune / 3,
+      forward: finetune * PREDICTION_COST_PER_TRAINING_EXAMPLE,
       decode: REFERENCE_SECONDS_PER_IMAGE.decode,
     },
     lastPretrain: lastPretrain ? { runId: lastPretrain.id, images: Number(lastPretrain.summary?.images ?? 0), ...(chosen ? { chosen: chosenName(chosen) } : {}) } : null,

@@ -13,7 +13,7 @@ import {
   type NamedTensor,
 } from '../data/checkpoint.ts';
 import { openPixelCache, type LabelledRows, type PixelCache } from '../data/dataset.ts';
-import { recalibrateBatchNorm, scoreClassifier, writeClassifierOutputs } from '../data/inference.ts';
+import { PREDICTION_COST_PER_TRAINING_EXAMPLE, recalibrateBatchNorm, scoreClassifier, writeClassifierOutputs } from '../data/inference.ts';
 import type { LarsOptimizer } from '../simclr/lars_optimizer.ts';
 import type { Stage } from '../../contract/domain.ts';
 import { Rng } from '../simclr/random.ts';
@@ -137,8 +137,7 @@ export async function chooseSteps(
   if (typeof kept === 'number') return kept;
   ctx.progress({ phase: 'measuring', step: 0, totalSteps: 1, epoch: 0, epochs: 0, metrics: {}, etaSeconds: null });
   const secondsPerStep = await measureStepSeconds(model, loop);
-  // A forward pass costs about a third of a training step (no backward pass, no optimizer).
-  const forwardSecondsPerImage = secondsPerStep / loop.batchSize / 3;
+  const forwardSecondsPerImage = (secondsPerStep / loop.batchSize) * PREDICTION_COST_PER_TRAINING_EXAMPLE;
   const finalSeconds = finalImages * forwardSecondsPerImage;
   const budgetEnds = ctx.startedAt + config.minutes! * 60_000;
   const steps = stepsForBudget({

@@ -648,10 +648,12 @@ class Trainer:
 
     @torch.no_grad()
     def probabilities(self, net, rows):
+        """As the studio predicts: the mean of the probabilities of each image and its mirror image."""
         net.eval()
         out = []
         for start in range(0, len(rows), 256):
-            out.append(F.softmax(net(self.pixels.batch(rows[start:start + 256], self.world.device)), 1).cpu())
+            x = self.pixels.batch(rows[start:start + 256], self.world.device)
+            out.append(((F.softmax(net(x), 1) + F.softmax(net(x.flip(3)), 1)) / 2).cpu())
         return torch.cat(out) if out else torch.zeros(0, len(self.classes))
 
     def accuracy(self, net):

@@ -88,7 +88,8 @@ contrast import-weights <project> output/finetune.safetensors   # a finetune run
 contrast import-weights <project> output/distill.safetensors    # a distill run
 \`\`\`
 
-The classifiers also write \`OUT/<stage>-predictions.csv\`: every image's class probabilities, which
-\`contrast predict --run RUN\` on the imported run reproduces.
+The classifiers also write \`OUT/<stage>-predictions.csv\`: every image's class probabilities (the mean over
+the image and its mirror image, as the studio predicts), which \`contrast predict --run RUN\` on the imported
+run reproduces.
 `;
 }
