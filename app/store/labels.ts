@@ -162,8 +162,8 @@ function stableFraction(sha256: string): number {
 
 /**
  * How many of a class's `labelled` images validation holds: a tenth, so training keeps 90% of the few
- * labels there are (the label study: 720 training labels instead of 640 is worth more than a narrower
- * interval), but at least one from five labels on, so every class is scored and models can be compared.
+ * labels there are (the PyTorch reference the label study compares with trains on all of them), but at
+ * least one from five labels on, so every class is scored and models can be compared.
  */
 export function validationShare(labelled: number, fraction = 0.1): number {
   return Math.max(labelled >= 5 ? 1 : 0, Math.floor(fraction * labelled));

@@ -19,6 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { decodePixels } from '../../app/engine/data/dataset.ts';
 import { initBackend } from '../../app/engine/runtime/backend.ts';
 import { runClassifier } from '../../app/engine/simclr/model.ts';
+import { mirrorAveraged } from '../mirror_average.ts';
 import { loadTrainedClassifier } from '../../app/engine/stages/stage_common.ts';
 import { openProject } from '../../app/store/project.ts';
 import { cliSucceeds, runCli, SAMPLE_IMAGES, sampleProject, TORCH_PYTHON, whyTorchCannotRun } from './train_fixtures.ts';
@@ -147,7 +148,9 @@ test('a network imported at another size fine-tunes; its classifier exports to O
   const { model } = loadTrainedClassifier(project, finetuned.runId);
   project.close();
   const pixels = Float32Array.from(Buffer.concat(await Promise.all(PHOTOS.map((photo) => decodePixels(photo, 48)))), (v) => v / 255);
-  const ours = tf.tidy(() => tf.softmax(runClassifier(model, tf.tensor4d(pixels, [PHOTOS.length, 48, 48, 3]), false).logits).arraySync());
+  const images = tf.tensor4d(pixels, [PHOTOS.length, 48, 48, 3]);
+  const ours = tf.tidy(() => mirrorAveraged((views) => tf.softmax(runClassifier(model, views, false).logits), images).arraySync());
+  images.dispose();
   model.dispose();
   const session = await ort.InferenceSession.create(path.join(exportDir, 'model.onnx'));
   const output = await session.run({ images: new ort.Tensor('float32', pixels, [PHOTOS.length, 48, 48, 3]) });
