@@ -82,7 +82,7 @@ export function runClassifier(model: tf.LayersModel, images: tf.Tensor4D, traini
 
 /**
  * A classifier's answer at inference: the class probabilities of each image and of its mirror image,
- * averaged (worth +1.25 points held out for the same network in the label study), as log-probabilities
+ * averaged (+0.15 to +1.25 points held out for the label study's networks, docs/engine.md), as log-probabilities
  * so they stand wherever logits do. The embedding is the image's own. Distillation's teacher runs one
  * view (runClassifier), since it runs every step.
  */
