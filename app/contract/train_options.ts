@@ -50,6 +50,7 @@ export const TRAIN_OPTIONS = {
   temperature: { flag: 'temperature', label: 'temperature', help: 'NT-Xent temperature (default 0.5 up to 64 px, else 0.1)', stages: ['pretrain'], type: 'number', min: 0, max: 100, exclusiveMin: true },
   balanced: { flag: 'balanced', label: 'balanced classes', help: 'draw every class equally often', stages: ['finetune'], type: 'boolean' },
   supervised: { flag: 'supervised', label: 'labels only', help: 'train from random weights instead (a baseline to compare with)', stages: ['finetune'], type: 'boolean' },
+  mixup: { flag: 'mixup', label: 'mixup α', help: 'blend labelled images and their labels in pairs, share ~ Beta(α, α) (default 1 with --supervised, else 0: off)', stages: ['finetune'], type: 'number', min: 0, max: 10 },
   tau: { flag: 'tau', label: 'τ', help: 'softmax temperature of teacher and student (default 1)', stages: ['distill'], type: 'number', min: 0, max: 100, exclusiveMin: true },
   labelWeight: { flag: 'label-weight', label: 'label weight', help: 'weight of an extra cross-entropy on labelled images (default 0)', stages: ['distill'], type: 'number', min: 0, max: 100 },
 } as const satisfies Record<string, OptionDefinition>;
@@ -73,6 +74,7 @@ export interface TrainOptions {
   temperature?: number;
   balanced?: boolean;
   supervised?: boolean;
+  mixup?: number;
   tau?: number;
   labelWeight?: number;
 }

@@ -31,6 +31,31 @@ test('values stay in range and are roughly uniform', () => {
   assert.ok(Math.abs(heads / 10000 - 0.2) < 0.02);
 });
 
+/** Sample mean and variance of n draws. */
+function moments(n: number, draw: () => number): { mean: number; variance: number } {
+  const xs = Array.from({ length: n }, draw);
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  return { mean, variance: xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1) };
+}
+
+test('normal, gamma and beta draws have their distributions\' mean and variance', () => {
+  const rng = new Rng(11);
+  const normal = moments(20000, () => rng.normal());
+  assert.ok(Math.abs(normal.mean) < 0.03 && Math.abs(normal.variance - 1) < 0.04, JSON.stringify(normal));
+  // Gamma(k, 1): mean k, variance k; the shape below 1 takes the boosted path.
+  for (const shape of [0.4, 1, 3.5]) {
+    const g = moments(20000, () => rng.gamma(shape));
+    assert.ok(Math.abs(g.mean - shape) < 0.04 * shape + 0.02, `gamma(${shape}) mean ${g.mean}`);
+    assert.ok(Math.abs(g.variance - shape) < 0.1 * shape, `gamma(${shape}) variance ${g.variance}`);
+  }
+  // Beta(a, a): mean 1/2, variance 1 / (4(2a + 1)): 0.1389 at a = 0.4, 1/12 at a = 1.
+  for (const [a, variance] of [[0.4, 0.25 / 1.8], [1, 1 / 12]]) {
+    const b = moments(20000, () => rng.beta(a, a));
+    assert.ok(Math.abs(b.mean - 0.5) < 0.01 && Math.abs(b.variance - variance) < 0.005, `beta(${a}) ${JSON.stringify(b)}`);
+  }
+  assert.throws(() => rng.gamma(0), /positive/);
+});
+
 test('state round-trips so a resumed run continues the same sequence', () => {
   const rng = new Rng(5);
   rng.next();

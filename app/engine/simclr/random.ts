@@ -34,6 +34,40 @@ export class Rng {
     return this.next() < p;
   }
 
+  /** Standard normal (Box–Muller; 1 − u keeps the logarithm finite). */
+  normal(): number {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
+  }
+
+  /**
+   * Gamma(shape, 1) by Marsaglia and Tsang's squeeze; a shape below 1 draws Gamma(shape + 1) and
+   * scales it by u^(1/shape), the standard boost.
+   */
+  gamma(shape: number): number {
+    if (!(shape > 0)) throw new Error(`gamma shape must be positive, got ${shape}`);
+    if (shape < 1) return this.gamma(shape + 1) * Math.pow(1 - this.next(), 1 / shape);
+    const d = shape - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      const x = this.normal();
+      const v = (1 + c * x) ** 3;
+      if (v <= 0) continue;
+      const u = 1 - this.next();
+      if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v;
+    }
+  }
+
+  /**
+   * Beta(a, b), as the share of one gamma draw in the sum of two. Tiny shapes can underflow both
+   * draws to 0; Beta then tends to Bernoulli(a / (a + b)), which is what it returns.
+   */
+  beta(a: number, b: number): number {
+    const x = this.gamma(a);
+    const sum = x + this.gamma(b);
+    if (sum > 0) return x / sum;
+    return this.bernoulli(a / (a + b)) ? 1 : 0;
+  }
+
   /** A fresh 32-bit seed, e.g. for a TF.js initialiser or a child generator. */
   seed(): number {
     return Math.floor(this.next() * 4294967296) >>> 0;

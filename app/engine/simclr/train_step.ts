@@ -22,6 +22,8 @@ export interface PretrainStepConfig {
 export interface ClassifierStepConfig {
   imageSize: number;
   learningRate: number;
+  /** Mixup's α: views and targets blended in pairs with a share drawn from Beta(α, α); 0 or absent: off. */
+  mixup?: number;
 }
 
 export interface DistillStepConfig {
@@ -93,10 +95,33 @@ function numClassesOf(classifier: tf.LayersModel): number {
   return classifier.outputs[0].shape[1] as number;
 }
 
-/** Supervised step (fine-tuning, or the supervised-only baseline): crop + flip, cross-entropy. */
+/**
+ * Mixup (Zhang et al. 2018): every view becomes λ·itself + (1 − λ)·a partner's view from the same
+ * batch, and its target the same blend of the two labels, with one λ ~ Beta(α, α) per batch. On a
+ * few hundred labels a network otherwise learns them by heart long before the budget ends.
+ */
+export function mixPairs(views: tf.Tensor4D, targets: tf.Tensor2D, alpha: number, rng: Rng): { views: tf.Tensor4D; targets: tf.Tensor2D } {
+  const lambda = rng.beta(alpha, alpha);
+  const partners = rng.shuffled(Array.from({ length: views.shape[0] }, (_, i) => i));
+  return tf.tidy(() => {
+    const order = tf.tensor1d(partners, 'int32');
+    const blend = <T extends tf.Tensor>(x: T) => tf.add(tf.mul(x, lambda), tf.mul(tf.gather(x, order), 1 - lambda)) as T;
+    return { views: blend(views), targets: blend(targets) };
+  });
+}
+
+/**
+ * Supervised step (fine-tuning, or the supervised-only baseline): crop + flip, optionally mixup,
+ * cross-entropy. With mixup the accuracy is against each blend's larger share.
+ */
 export async function classifierStep(model: tf.LayersModel, optimizer: LarsOptimizer, batch: LabelledBatch, cfg: ClassifierStepConfig, rng: Rng): Promise<{ loss: number; accuracy: number }> {
-  const targets = oneHotLabels(batch.labels, numClassesOf(model));
-  const views = augmentFinetune(batch.images, cfg.imageSize, rng);
+  let targets = oneHotLabels(batch.labels, numClassesOf(model));
+  let views = augmentFinetune(batch.images, cfg.imageSize, rng);
+  if (cfg.mixup) {
+    const mixed = mixPairs(views, targets, cfg.mixup, rng);
+    tf.dispose([views, targets]);
+    ({ views, targets } = mixed);
+  }
   let correct: tf.Scalar | undefined;
   const loss = await minimise(model, optimizer, cfg.learningRate, () => {
     const { logits } = runClassifier(model, views, true);

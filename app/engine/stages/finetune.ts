@@ -61,7 +61,7 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
           const images = cache.batch(positions.map((p) => train.rows[p]));
           try {
             const labels = positions.map((p) => train.labels[p]);
-            return await classifierStep(model, optimizer, { images, labels }, { imageSize: config.model.imageSize, learningRate }, rng);
+            return await classifierStep(model, optimizer, { images, labels }, { imageSize: config.model.imageSize, learningRate, mixup: config.mixup }, rng);
           } finally {
             images.dispose();
           }

@@ -474,6 +474,14 @@ class World:
             dist.barrier()
 
 
+def mix_pairs(views, targets, alpha, rng):
+    """Mixup as the app does it: one share ~ Beta(alpha, alpha) per batch, each view blended with a shuffled partner."""
+    share = rng.betavariate(alpha, alpha)
+    partners = list(range(views.shape[0]))
+    rng.shuffle(partners)
+    return share * views + (1 - share) * views[partners], share * targets + (1 - share) * targets[partners]
+
+
 def epoch_order(count, seed, epoch, balanced_labels=None):
     """The same order on every rank; with balanced labels every class is drawn equally often (with replacement)."""
     rng = random.Random(seed * 1_000_003 + epoch)
@@ -688,11 +696,17 @@ class Trainer:
         labels = torch.tensor(self.train_labels)
         size = stage.model['imageSize']
 
+        alpha = stage.config.get('mixup', 0)
+
         def step(positions, rng):
             images = self.pixels.batch([self.train_rows[p] for p in positions], self.world.device)
-            target = labels[positions].to(self.world.device)
-            logits = ddp(finetune_view(images, size, rng))
-            return F.cross_entropy(logits, target), f'accuracy {(logits.argmax(1) == target).float().mean().item():.3f}'
+            target = F.one_hot(labels[positions], len(self.classes)).float().to(self.world.device)
+            views = finetune_view(images, size, rng)
+            if alpha > 0:
+                views, target = mix_pairs(views, target, alpha, rng)
+            logits = ddp(views)
+            loss = -(target * F.log_softmax(logits, 1)).sum(1).mean()
+            return loss, f'accuracy {(logits.argmax(1) == target.argmax(1)).float().mean().item():.3f}'
 
         state = self.loop(stage, net, ddp, step, calibration=self.train_rows)
         return net, stage, state

@@ -11,7 +11,8 @@ function stageLine(kind: Stage, config: TrainConfig): string {
   const epochs = config.epochs === null ? `the app's default epochs (the run had a ${config.minutes}-minute budget)` : `${config.epochs} epochs`;
   const batch = config.batchSize ?? 128;
   const rate = config.learningRate ?? `${{ pretrain: 0.075, finetune: 0.05, distill: 0.05 }[kind]}·√batch`;
-  const extra = kind === 'pretrain' ? `, temperature ${config.temperature}` : kind === 'distill' ? `, τ ${config.tau}, label weight ${config.labelWeight}` : config.supervised ? ', from random weights (labels only)' : '';
+  const mixup = config.mixup ? `, mixup α ${config.mixup}` : '';
+  const extra = kind === 'pretrain' ? `, temperature ${config.temperature}` : kind === 'distill' ? `, τ ${config.tau}, label weight ${config.labelWeight}` : `${config.supervised ? ', from random weights (labels only)' : ''}${mixup}`;
   return `| ${kind} | ${network(config.model)} | ${epochs} | ${batch} | ${rate} | ${config.weightDecay} | ${config.seed}${extra} |`;
 }
 
