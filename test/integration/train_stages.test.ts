@@ -56,6 +56,7 @@ test('without --batch a run takes 128, or fewer when there are fewer images, and
 test('two runs with the same seed on one backend are identical, down to every probability', async () => {
   const first = await train('finetune', { supervised: true, epochs: 2, seed: 21 });
   const second = await train('finetune', { supervised: true, epochs: 2, seed: 21 });
+  assert.equal(getRun(project.db, first.runId)!.config.mixup, 1, 'labels-only runs mix by default');
   const curve = (runId: number) => metricSeries(project.db, runId, 'loss').map((p) => p.value);
   assert.ok(curve(first.runId).length > 0);
   assert.deepEqual(curve(second.runId), curve(first.runId));
@@ -100,4 +101,19 @@ test('batch-norm statistics are measured at each epoch end, so a short run from 
   const { runId } = await train('finetune', { supervised: true, epochs: 1, seed: 5 });
   const summary = getRun(project.db, runId)!.summary!;
   assert.ok((summary.valAccuracy as number) >= 0.8, `validation accuracy ${summary.valAccuracy}`);
+});
+
+test('a mixup run keeps its last epoch; without mixup the best on validation is kept', async () => {
+  const kept = async (mixup: number) => {
+    const { runId } = await train('finetune', { supervised: true, epochs: 5, seed: 3, mixup });
+    const scores = metricSeries(project.db, runId, 'valAccuracy').map((p) => p.value);
+    assert.equal(scores.length, 5, 'every epoch is judged');
+    const summary = getRun(project.db, runId)!.summary!;
+    return { scores, bestEpoch: summary.bestEpoch, valAccuracy: summary.valAccuracy };
+  };
+  const mixed = await kept(1);
+  assert.deepEqual([mixed.bestEpoch, mixed.valAccuracy], [5, mixed.scores[4]]);
+  const plain = await kept(0);
+  const top = Math.max(...plain.scores);
+  assert.deepEqual([plain.bestEpoch, plain.valAccuracy], [plain.scores.indexOf(top) + 1, top]);
 });

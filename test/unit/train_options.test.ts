@@ -27,6 +27,9 @@ test('one definition gives each stage its settings, the CLI its flags and the st
   assert.ok(formOptions('distill', true).includes('width'), 'a student may be narrower than its teacher');
   assert.ok(!formOptions('distill', true).includes('imageSize'), 'a student sees the teacher\'s image size');
   assert.ok(!formOptions('pretrain', false).includes('minutes'), 'the budget has its own field');
+  assert.deepEqual(['pretrain', 'finetune', 'distill'].map((stage) => optionsForStage(stage as 'finetune').includes('mixup')), [false, true, false]);
+  assert.deepEqual(parseTrainOptions('finetune', { mixup: 0.4 }), { mixup: 0.4 });
+  assert.throws(() => parseTrainOptions('finetune', { mixup: -1 }), { code: 'bad_setting', message: /mixup must be a number from 0 to 10/ });
   const flags = Object.values(TRAIN_OPTIONS).map((o) => o.flag);
   assert.equal(new Set(flags).size, flags.length, 'every setting has its own flag');
 });

@@ -124,19 +124,19 @@ test('labels outside the classifier\'s classes are refused', async () => {
   classifier.dispose();
 });
 
-test('mixup blends each view and its target with one partner by the same share', () => {
+test('mixup blends each view and its target with one partner, by a share drawn for that view', () => {
   // Three 1x1 images (one channel value each, repeated over RGB) of classes 0, 1, 2.
   const views = tf.tensor4d([0, 0, 0, 0.5, 0.5, 0.5, 1, 1, 1], [3, 1, 1, 3]);
   const targets = tf.oneHot(tf.tensor1d([0, 1, 2], 'int32'), 3) as tf.Tensor2D;
   const mixed = mixPairs(views, targets, 0.4, new Rng(3));
-  // The same draws, replayed: the share first, then the partner order.
+  // The same draws, replayed: one share per view, then the partner order.
   const replay = new Rng(3);
-  const share = replay.beta(0.4, 0.4);
+  const shares = [0, 1, 2].map(() => replay.beta(0.4, 0.4));
   const partners = replay.shuffled([0, 1, 2]);
   assert.notDeepEqual(partners, [0, 1, 2], 'seed 3 should pair at least one image with another');
   const pixel = [0, 0.5, 1];
-  const expectedViews = pixel.flatMap((v, i) => Array(3).fill(share * v + (1 - share) * pixel[partners[i]]));
-  const expectedTargets = [0, 1, 2].flatMap((i) => [0, 1, 2].map((c) => share * Number(c === i) + (1 - share) * Number(c === partners[i])));
+  const expectedViews = pixel.flatMap((v, i) => Array(3).fill(shares[i] * v + (1 - shares[i]) * pixel[partners[i]]));
+  const expectedTargets = [0, 1, 2].flatMap((i) => [0, 1, 2].map((c) => shares[i] * Number(c === i) + (1 - shares[i]) * Number(c === partners[i])));
   const close = (actual: Float32Array | Int32Array | Uint8Array, expected: number[]) =>
     expected.forEach((e, k) => assert.ok(Math.abs(actual[k] - e) < 1e-6, `element ${k}: ${actual[k]} vs ${e}`));
   close(mixed.views.dataSync(), expectedViews);

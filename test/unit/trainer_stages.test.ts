@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { importPaths } from '../../app/media/import.ts';
+import { FINETUNE_CROP_AREA, PRETRAIN_CROP_AREA } from '../../app/engine/simclr/data_util.ts';
 import { createTrainingRun, trainerStageConfigs } from '../../app/engine/stages/stage_config.ts';
 import { importNetwork } from '../../app/engine/weights/import_network.ts';
 import { openProject, type Project } from '../../app/store/project.ts';
@@ -53,4 +54,18 @@ it('from a run: its own config for its stage, the defaults on its network after 
 it('an imported network is refused: the program trains from random weights', async () => {
   const imported = await importNetwork(project, { file: TINY_RESNET, imageSize: 32 });
   assert.throws(() => trainerStageConfigs(project, { runId: imported.runId }), (error: Error & { code?: string }) => error.code === 'trainer_imported_run');
+});
+
+it('the exported program crops as the app does, and a default fine-tune mixes no labels', () => {
+  const program = fs.readFileSync(path.resolve(import.meta.dirname, '../../app/engine/trainer/simclr_trainer.py'), 'utf8');
+  const area = (name: string) => {
+    const found = new RegExp(`^${name} = \\(([\\d.]+), ([\\d.]+)\\)$`, 'm').exec(program);
+    assert.ok(found, `${name} in simclr_trainer.py`);
+    return [Number(found[1]), Number(found[2])];
+  };
+  assert.deepEqual(area('PRETRAIN_CROP_AREA'), PRETRAIN_CROP_AREA);
+  assert.deepEqual(area('FINETUNE_CROP_AREA'), FINETUNE_CROP_AREA);
+  const { stages } = trainerStageConfigs(project, { seed: 1 });
+  assert.equal(stages.finetune.mixup, 0);
+  assert.equal(stages.finetune.supervised, false);
 });

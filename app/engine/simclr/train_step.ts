@@ -97,15 +97,21 @@ function numClassesOf(classifier: tf.LayersModel): number {
 
 /**
  * Mixup (Zhang et al. 2018): every view becomes λ·itself + (1 − λ)·a partner's view from the same
- * batch, and its target the same blend of the two labels, with one λ ~ Beta(α, α) per batch. On a
- * few hundred labels a network otherwise learns them by heart long before the budget ends.
+ * batch, and its target the same blend of the two labels. Each view draws its own λ ~ Beta(α, α):
+ * one λ for the whole batch makes every step's gradient as noisy as its single draw, which a run of a
+ * few hundred steps does not average out. On a few hundred labels a network otherwise learns them by
+ * heart long before the budget ends.
  */
 export function mixPairs(views: tf.Tensor4D, targets: tf.Tensor2D, alpha: number, rng: Rng): { views: tf.Tensor4D; targets: tf.Tensor2D } {
-  const lambda = rng.beta(alpha, alpha);
-  const partners = rng.shuffled(Array.from({ length: views.shape[0] }, (_, i) => i));
+  const n = views.shape[0];
+  const shares = Array.from({ length: n }, () => rng.beta(alpha, alpha));
+  const partners = rng.shuffled(Array.from({ length: n }, (_, i) => i));
   return tf.tidy(() => {
     const order = tf.tensor1d(partners, 'int32');
-    const blend = <T extends tf.Tensor>(x: T) => tf.add(tf.mul(x, lambda), tf.mul(tf.gather(x, order), 1 - lambda)) as T;
+    const blend = <T extends tf.Tensor>(x: T) => {
+      const share = tf.tensor(shares, [n, ...x.shape.slice(1).map(() => 1)]);
+      return tf.add(tf.mul(x, share), tf.mul(tf.gather(x, order), tf.sub(1, share))) as T;
+    };
     return { views: blend(views), targets: blend(targets) };
   });
 }

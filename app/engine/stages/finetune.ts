@@ -52,7 +52,7 @@ export async function finetune(ctx: StageContext): Promise<Record<string, unknow
       const train = labelledRows(ctx.project, cache, 'train', classes);
       const val = labelledRows(ctx.project, cache, 'val', classes);
       const batchSize = effectiveBatch(ctx, requestedBatch, train.rows.length, 'labelled training images');
-      const judge = validationJudge(model, cache, val, train.rows, batchSize);
+      const judge = validationJudge(model, cache, val, train.rows, batchSize, config.mixup ? 'last' : 'best');
       const loop = stageLoop(ctx, 'finetune', model, optimizer, {
         examples: train.rows.length,
         batchSize,

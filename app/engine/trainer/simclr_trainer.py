@@ -43,7 +43,7 @@ LR_PER_SQRT_BATCH = {'pretrain': 0.075, 'finetune': 0.05, 'distill': 0.05}
 HEAD_INIT_STDDEV = 0.01
 CALIBRATION_BATCHES = 16
 PRETRAIN_CROP_AREA = (0.08, 1.0)
-FINETUNE_CROP_AREA = (0.25, 1.0)
+FINETUNE_CROP_AREA = (0.5, 1.0)
 LUMA = (0.2989, 0.587, 0.114)
 BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3]}
 STAGES = ('pretrain', 'finetune', 'distill')
@@ -475,11 +475,13 @@ class World:
 
 
 def mix_pairs(views, targets, alpha, rng):
-    """Mixup as the app does it: one share ~ Beta(alpha, alpha) per batch, each view blended with a shuffled partner."""
-    share = rng.betavariate(alpha, alpha)
-    partners = list(range(views.shape[0]))
+    """Mixup as the app does it: each view blended with a shuffled partner by its own share ~ Beta(alpha, alpha)."""
+    n = views.shape[0]
+    shares = torch.tensor([rng.betavariate(alpha, alpha) for _ in range(n)], device=views.device)
+    partners = list(range(n))
     rng.shuffle(partners)
-    return share * views + (1 - share) * views[partners], share * targets + (1 - share) * targets[partners]
+    s4, s2 = shares.view(n, 1, 1, 1), shares.view(n, 1)
+    return s4 * views + (1 - s4) * views[partners], s2 * targets + (1 - s2) * targets[partners]
 
 
 def epoch_order(count, seed, epoch, balanced_labels=None):
@@ -634,7 +636,7 @@ class Trainer:
                 world.log(f'{stage.kind} step {state["step"]}/{stage.total_steps} loss {loss.item():.4f} {metric} lr {lr:.4g}')
             epoch_done = state['step'] % stage.per_epoch == 0 or state['step'] == stage.total_steps
             if epoch_done and calibration is not None:
-                self.end_classifier_epoch(net, state, calibration, stage.batch)
+                self.end_classifier_epoch(net, state, calibration, stage.batch, keep_last=bool(stage.config.get('mixup')))
             if epoch_done or (args.checkpoint_steps and state['step'] % args.checkpoint_steps == 0) \
                     or time.time() - last_save > 60 * args.checkpoint_minutes:
                 save()
@@ -645,10 +647,11 @@ class Trainer:
         return state
 
     @torch.no_grad()
-    def end_classifier_epoch(self, net, state, calibration, batch):
+    def end_classifier_epoch(self, net, state, calibration, batch, keep_last):
+        """Keeps the best epoch on validation, or with mixup the last one, as the app does (EpochKept)."""
         recalibrate_batch_norm(net, self.pixels, calibration, batch, self.world.device)
         accuracy = self.accuracy(net) if self.val_rows else None
-        if accuracy is None or accuracy > state['best']:
+        if accuracy is None or keep_last or accuracy > state['best']:
             state['best'] = -1.0 if accuracy is None else accuracy
             state['best_weights'] = {k: v.clone() for k, v in flat_state(net).items()}
         if accuracy is not None:
