@@ -29,16 +29,18 @@ function runs(project: string): RunRow[] {
 
 const project = sampleProject();
 
-test('a 1-minute Train ends within its budget with a current model that predicts', () => {
+// 90 s is the shortest budget whose plan for the 200 sample images both trains on the labels and
+// distils: from the reference figures, distillation gets ≈5.4 passes, past the 5 it needs to run.
+test('a 90-second Train ends within its budget with a current model that predicts', () => {
   const started = performance.now();
-  const result = runCli(['train', project, '--minutes', '1', '--seed', '1', '--json']);
+  const result = runCli(['train', project, '--minutes', '1.5', '--seed', '1', '--json']);
   const seconds = (performance.now() - started) / 1000;
   assert.equal(result.code, 0, result.stderr);
   const plan = result.events.find((e) => e.event === 'plan')!;
   assert.equal(plan.recipe, 'labels-then-distil', 'a minute is far too short for pretraining to pay');
   assert.match(String(plan.text), /^(decode images \d+ s, )?labels only \d+ s \(≈[\d.]+ epochs\), distil \d+ s/);
   // Generous: the machine is shared; the benchmark (npm run bench:labels) records the real spread.
-  assert.ok(seconds > 40 && seconds < 90, `a 60 s budget took ${seconds.toFixed(1)} s`);
+  assert.ok(seconds > 60 && seconds < 135, `a 90 s budget took ${seconds.toFixed(1)} s`);
   const pipeline = runs(project).find((r) => r.kind === 'pipeline')!;
   assert.equal(pipeline.status, 'done');
   const children = pipeline.summary!.children as number[];
