@@ -49,7 +49,7 @@ test('one click: the pipeline keeps its best classifier, and that model is curre
   const pipeline = createRun(p.db, 'pipeline', null, { minutes: 5 });
   const labelsOnly = classifier(p, 'finetune', null, 0.36, { pipelineRunId: pipeline });
   const student = classifier(p, 'distill', labelsOnly, 0.31, { pipelineRunId: pipeline });
-  const plan = planPipeline(30, {
+  const plan = planPipeline(60, {
     images: 8000, labelledTrain: 640, validation: 46, uncachedImages: 0, lastPretrain: null,
     secondsPerImage: { pretrain: 0.045, finetune: 0.016, distill: 0.021, forward: 0.004, decode: 0.001 },
   });
