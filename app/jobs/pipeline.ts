@@ -64,7 +64,7 @@ export async function executePipeline(ctx: StageContext, runChild: RunChild): Pr
     if (finished.status !== 'done') throw new UserError(`the ${labelOf(stage)} step failed: ${finished.error}`, 'run_failed', { runId: childId });
   }
 
-  const choice = chooseModel(children.map((id) => requireRun(db, id)), plan);
+  const choice = chooseModel(children.map((id) => requireRun(db, id)));
   await predictEveryImage(ctx, choice.runId, deadline);
   return { plan, children, currentModelRunId: choice.runId, choice, wallSeconds: (saved.spentSeconds ?? 0) + (Date.now() - ctx.startedAt) / 1000 };
 }
@@ -104,14 +104,13 @@ function forwardTo(ctx: StageContext, label: string, index: number, plan: Pipeli
 /**
  * The model to keep: the best on validation among the pipeline's classifiers. Ties go to the
  * later one (it learned from more images); without validation images, the last one is kept.
+ * Each run's role comes from its own kind and config, so any list of runs can be judged.
  */
-export function chooseModel(runs: Run[], plan: PipelinePlan): ModelChoice {
-  const classifiers = runs
-    .map((run, index) => ({ run, stage: plan.stages[index] }))
-    .filter(({ run }) => run.kind === 'finetune' || run.kind === 'distill');
-  const candidates = classifiers.map(({ run, stage }) => ({
+export function chooseModel(runs: Run[]): ModelChoice {
+  const classifiers = runs.filter((run) => run.kind === 'finetune' || run.kind === 'distill');
+  const candidates = classifiers.map((run) => ({
     runId: run.id,
-    role: stage.supervised ? 'labels-only network' : run.kind === 'distill' ? 'distilled student' : 'fine-tuned teacher',
+    role: roleOf(run),
     valAccuracy: typeof run.summary?.valAccuracy === 'number' ? run.summary.valAccuracy : null,
     valImages: Number(run.summary?.valImages ?? 0),
   }));
@@ -128,6 +127,11 @@ export function chooseModel(runs: Run[], plan: PipelinePlan): ModelChoice {
     `kept the ${best.role}: ${percent(best.valAccuracy!)} on ${n} validation images (95% interval ${percent(interval.low)}–${percent(interval.high)})` +
     (others.length ? ` against ${others.join(', ')}` : '');
   return { runId: best.runId, reason, candidates: candidates.map(({ valImages: _n, ...c }) => c) };
+}
+
+function roleOf(run: Run): string {
+  if (run.kind === 'distill') return 'distilled student';
+  return run.config?.supervised === true ? 'labels-only network' : 'fine-tuned teacher';
 }
 
 function percent(value: number): string {

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { chooseModel } from '../../app/jobs/pipeline.ts';
-import { planPipeline } from '../../app/engine/stages/budget_plan.ts';
 import { currentModel } from '../../app/services/current_model.ts';
 import { openProject, type Project } from '../../app/store/project.ts';
 import { createRun, finishRun, markRunning, mergeSummary, requireRun, writePredictions } from '../../app/store/runs.ts';
@@ -47,13 +46,9 @@ test('by hand: a student worse than its teacher leaves the teacher current, a be
 test('one click: the pipeline keeps its best classifier, and that model is current', () => {
   const p = project();
   const pipeline = createRun(p.db, 'pipeline', null, { minutes: 5 });
-  const labelsOnly = classifier(p, 'finetune', null, 0.36, { pipelineRunId: pipeline });
+  const labelsOnly = classifier(p, 'finetune', null, 0.36, { pipelineRunId: pipeline, supervised: true });
   const student = classifier(p, 'distill', labelsOnly, 0.31, { pipelineRunId: pipeline });
-  const plan = planPipeline(60, {
-    images: 8000, labelledTrain: 640, validation: 46, uncachedImages: 0, lastPretrain: null,
-    secondsPerImage: { pretrain: 0.045, finetune: 0.016, distill: 0.021, forward: 0.004, decode: 0.001 },
-  });
-  const choice = chooseModel([requireRun(p.db, labelsOnly), requireRun(p.db, student)], plan);
+  const choice = chooseModel([requireRun(p.db, labelsOnly), requireRun(p.db, student)]);
   assert.equal(choice.runId, labelsOnly);
   assert.match(choice.reason, /^kept the labels-only network: 36\.0% on 46 validation images \(95% interval 23\.\d%–50\.\d%\) against distilled student 31\.0%$/);
   markRunning(p.db, pipeline, where);
@@ -62,5 +57,18 @@ test('one click: the pipeline keeps its best classifier, and that model is curre
   assert.equal(currentModel(p.db)?.runId, labelsOnly, 'the pipeline kept the labels-only network, not its newer student');
   const byHand = classifier(p, 'finetune', null, 0.1);
   assert.equal(currentModel(p.db)?.runId, byHand, 'a model trained by hand afterwards is the newest training');
+  p.close();
+});
+
+test('one click: each candidate is named by its own run, whatever runs come before it', () => {
+  const p = project();
+  const pretrain = createRun(p.db, 'pretrain', null, {});
+  const teacher = classifier(p, 'finetune', pretrain, 0.42);
+  const student = classifier(p, 'distill', teacher, 0.40);
+  const labelsOnly = classifier(p, 'finetune', null, 0.30, { supervised: true });
+  const choice = chooseModel([pretrain, teacher, student, labelsOnly].map((id) => requireRun(p.db, id)));
+  assert.equal(choice.runId, teacher);
+  assert.deepEqual(choice.candidates.map((c) => c.role), ['fine-tuned teacher', 'distilled student', 'labels-only network']);
+  assert.match(choice.reason, /^kept the fine-tuned teacher: 42\.0% on 46 validation images .* against distilled student 40\.0%, labels-only network 30\.0%$/);
   p.close();
 });
