@@ -77,3 +77,19 @@ test('steps that slow down: the run takes fewer and still ends by its deadline',
   assert.ok(seconds < 2.2, `a 2 s budget took ${seconds.toFixed(2)} s`);
   assert.ok(rates.at(-1)! < 0.2, `the decay ends near the end of the run (last rate ${rates.at(-1)})`);
 });
+
+test('a run that keeps its last epoch judges for its curve only: a twentieth of its time, not a fifth', async () => {
+  const judgedShare = async (keepsLastEpoch: boolean) => {
+    const { loop } = sleepingLoop({ plannedSteps: 10, stepMs: () => 10, budgetMs: 3000, judgeMs: 50 });
+    let judgings = 0;
+    const judge = loop.endEpoch!;
+    loop.endEpoch = async (epoch) => { judgings++; return judge(epoch); };
+    loop.keepsLastEpoch = keepsLastEpoch;
+    await runTrainingLoop(context([]), loop, null);
+    return (judgings * 50) / 3000;
+  };
+  const best = await judgedShare(false);
+  const last = await judgedShare(true);
+  assert.ok(best > 0.13 && best < 0.27, `keeping the best epoch: ${(best * 100).toFixed(0)}% of the time judging`);
+  assert.ok(last > 0.02 && last < 0.09, `keeping the last epoch: ${(last * 100).toFixed(0)}% of the time judging`);
+});

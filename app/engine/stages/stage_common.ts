@@ -172,6 +172,7 @@ export type EpochKept = 'best' | 'last';
 export function validationJudge(model: tf.LayersModel, cache: PixelCache, val: LabelledRows, calibration: number[], batchSize: number, kept: EpochKept = 'best') {
   const judge = {
     best: -1,
+    kept,
     restore(resumed: LoopState | null) {
       if (typeof resumed?.extra?.bestAccuracy === 'number') judge.best = resumed.extra.bestAccuracy;
     },
@@ -219,6 +220,7 @@ export function stageLoop(ctx: StageContext, stage: Stage, model: tf.LayersModel
     seed: config.seed,
     rng: new Rng(config.seed),
     endEpoch: judge?.endEpoch,
+    keepsLastEpoch: judge?.kept === 'last',
     save: budgetedSaver(ctx, checkpointSaver(ctx, model, optimizer), () => loop),
     extra: () => ({ totalSteps: loop.totalSteps, ...(judge ? { bestAccuracy: judge.best } : {}) }),
   };
