@@ -1,12 +1,13 @@
 /**
- * `contrast bench train|infer`: images per second of the engine's own SimCLR step (or
- * encoder forward pass) next to the same network and step in PyTorch on this machine, when
+ * `contrast bench train|finetune|infer`: images per second of the engine's own SimCLR step,
+ * labels-only classifier step or encoder forward pass next to the same network and step in PyTorch on this machine, when
  * a Python with torch is available. The engine runs first, then PyTorch, never both at once.
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { UserError } from '../contract/errors.ts';
 import { ARCHITECTURES } from '../contract/train_options.ts';
 import {
+  BENCH_MODES,
   measureEngine,
   measureReference,
   type BenchConfig,
@@ -35,7 +36,11 @@ function readConfig(mode: BenchMode, call: Invocation): BenchConfig {
 }
 
 function describe(cfg: BenchConfig, engine: EngineFigures): string {
-  const what = cfg.mode === 'train' ? `SimCLR train step, ${cfg.batch} images x 2 views` : `encoder forward, ${cfg.batch} images`;
+  const what = {
+    train: `SimCLR train step, ${cfg.batch} images x 2 views`,
+    finetune: `labels-only classifier step (crop, flip, mixup), ${cfg.batch} images`,
+    infer: `encoder forward, ${cfg.batch} images`,
+  }[cfg.mode];
   return `ResNet-${cfg.depth} width ${cfg.width}, ${cfg.size} px, ${what}; ${engine.backend}: ${engine.device}`;
 }
 
@@ -75,13 +80,13 @@ function report(call: Invocation, cfg: BenchConfig, engine: EngineFigures & { ke
 
 const bench: Command = {
   name: 'bench',
-  args: '<train|infer>',
-  summary: 'Measure training (SimCLR step) or inference speed of the engine next to PyTorch on this machine.',
+  args: '<train|finetune|infer>',
+  summary: 'Measure training (SimCLR step or labels-only classifier step) or inference speed of the engine next to PyTorch on this machine.',
   options: {
     arch: { type: 'string', help: 'resnet18 (default), resnet34 or resnet50' },
     width: { type: 'string', help: 'width multiplier on 64 base channels (default 1)' },
     size: { type: 'string', help: 'image side in pixels (default 32)' },
-    batch: { type: 'string', help: 'images per step; a train step sees each in two views (default 64)' },
+    batch: { type: 'string', help: 'images per step; a train step sees each in two views, a finetune step one (default 64)' },
     steps: { type: 'string', help: 'timed steps after warm-up; the median is reported (default 5)' },
     warmup: { type: 'string', help: 'untimed steps first (default 2)' },
     ...trainFlags(['backend']),
@@ -90,8 +95,8 @@ const bench: Command = {
     profile: { type: 'boolean', help: 'also time each kernel of one extra engine step (tf.profile)' },
   },
   async run(call) {
-    const mode = call.positionals[0];
-    if (mode !== 'train' && mode !== 'infer') throw new UserError(`bench what? expected "train" or "infer", got "${mode}"`, 'usage');
+    const mode = call.positionals[0] as BenchMode;
+    if (!BENCH_MODES.includes(mode)) throw new UserError(`bench what? expected one of ${BENCH_MODES.join(', ')}, got "${mode}"`, 'usage');
     const cfg = readConfig(mode, call);
     const engine = await measureEngine(cfg, (backendFlag(call) ?? 'auto'), Boolean(call.values.profile));
     const reference = measureReference(cfg);

@@ -1,5 +1,5 @@
 /**
- * Speed of the engine's own SimCLR step (or encoder forward pass) next to the same network and
+ * Speed of the engine's own SimCLR step, labels-only classifier step or encoder forward pass next to the same network and
  * step in PyTorch on this machine, when a Python with torch is available. The engine runs first,
  * then PyTorch, never both at once. `contrast bench` reads its options and prints the figures.
  */
@@ -11,14 +11,15 @@ import { initBackend, type BackendName } from '../engine/runtime/backend.ts';
 import { gpuBufferCounts } from '../engine/runtime/webgpu_backend.ts';
 import { defaultPretrainAugment } from '../engine/simclr/data_util.ts';
 import { LarsOptimizer } from '../engine/simclr/lars_optimizer.ts';
-import { buildPretrainModel } from '../engine/simclr/model.ts';
+import { buildClassifier, buildPretrainModel } from '../engine/simclr/model.ts';
 import { Rng } from '../engine/simclr/random.ts';
 import { buildEncoder, type ModelConfig } from '../engine/simclr/resnet.ts';
-import { pretrainStep } from '../engine/simclr/train_step.ts';
+import { classifierStep, pretrainStep } from '../engine/simclr/train_step.ts';
 
 export type { BackendName };
 
-export type BenchMode = 'train' | 'infer';
+export const BENCH_MODES = ['train', 'finetune', 'infer'] as const;
+export type BenchMode = (typeof BENCH_MODES)[number];
 
 export interface BenchConfig {
   mode: BenchMode;
@@ -72,6 +73,9 @@ const REFERENCE_SCRIPT = fileURLToPath(new URL('../../test/bench/reference/simcl
 /** Temperature and learning rate only need plausible values: speed does not depend on them. */
 const TEMPERATURE = 0.2;
 const LEARNING_RATE = 0.3;
+/** The labels-only network's step as one-click Train runs it: 10 classes, mixup α 1, no weight decay. */
+const BENCH_CLASSES = 10;
+const BENCH_MIXUP = 1;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -104,6 +108,25 @@ function trainStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner
     dispose: () => { model.dispose(); images.dispose(); optimizer.dispose(); },
   };
 }
+
+/** The labels-only classifier step (train_step.ts): crop + flip, mixup, forward, cross-entropy, backward, LARS. */
+function finetuneStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
+  const model = buildClassifier(modelConfig, BENCH_CLASSES, 1);
+  const optimizer = new LarsOptimizer({ weightDecay: 0 });
+  const batch = { images: syntheticImages(cfg.batch, cfg.size), labels: Array.from({ length: cfg.batch }, (_, i) => i % BENCH_CLASSES) };
+  const stepConfig = { imageSize: cfg.size, learningRate: LEARNING_RATE, mixup: BENCH_MIXUP };
+  const rng = new Rng(2);
+  return {
+    step: async () => { await classifierStep(model, optimizer, batch, stepConfig, rng); },
+    dispose: () => { model.dispose(); batch.images.dispose(); optimizer.dispose(); },
+  };
+}
+
+const STEP_RUNNERS: Record<BenchMode, (cfg: BenchConfig, modelConfig: ModelConfig) => StepRunner> = {
+  train: trainStepRunner,
+  finetune: finetuneStepRunner,
+  infer: inferStepRunner,
+};
 
 function inferStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRunner {
   const model = buildEncoder(modelConfig, 1);
@@ -138,7 +161,7 @@ async function profileStep(step: () => Promise<void>): Promise<KernelTime[]> {
 export async function measureEngine(cfg: BenchConfig, backend: 'auto' | BackendName, profile: boolean): Promise<EngineFigures & { kernels?: KernelTime[] }> {
   const info = await initBackend(backend, { wasmThreads: cfg.threads });
   const modelConfig: ModelConfig = { depth: cfg.depth, width: cfg.width, sk: false, imageSize: cfg.size };
-  const runner = cfg.mode === 'train' ? trainStepRunner(cfg, modelConfig) : inferStepRunner(cfg, modelConfig);
+  const runner = STEP_RUNNERS[cfg.mode](cfg, modelConfig);
   try {
     for (let i = 0; i < cfg.warmup; i++) await runner.step();
     const stepSeconds: number[] = [];

@@ -54,9 +54,20 @@ test('bench infer prints a readable summary', async () => {
   assert.match(text, /pytorch +([\d.]+ img\/s|skipped: )/);
 });
 
+test('bench finetune times the labels-only classifier step next to the same step in PyTorch, leaking nothing', async () => {
+  const { io, out } = capture();
+  const code = await main(['bench', 'finetune', '--width', '0.0625', '--size', '16', '--batch', '8', '--steps', '2', '--warmup', '1', '--threads', '1', '--json'], io);
+  assert.equal(code, 0);
+  const result = JSON.parse(out.join(''));
+  assert.equal(result.mode, 'finetune');
+  assert.ok(result.engine.imagesPerSecond > 0);
+  assert.equal(result.engine.tensors.growth, 0);
+  assert.ok(result.pytorch === null ? /torch/.test(result.pytorchSkipped) : result.pytorch.imagesPerSecond > 0, JSON.stringify(result.pytorchSkipped));
+});
+
 test('bench rejects an unknown mode, architecture or backend with a usage error', async () => {
   for (const [args, message] of [
-    [['bench', 'fly'], /expected "train" or "infer", got "fly"/],
+    [['bench', 'fly'], /expected one of train, finetune, infer, got "fly"/],
     [['bench', 'train', '--arch', 'vgg'], /--arch must be one of resnet18, resnet34, resnet50, got "vgg"/],
     [['bench', 'train', '--backend', 'gpu'], /--backend must be one of auto, tensorflow, webgpu, wasm, cpu, got "gpu"/],
     [['bench', 'train', '--batch', '1'], /--batch must be a number between 2 and 4096/],

@@ -1,12 +1,14 @@
-"""PyTorch reference for `contrast bench`: the same network and SimCLR step as the engine.
+"""PyTorch reference for `contrast bench`: the same network and SimCLR (or labels-only) step as the engine.
 
 Mirrors app/engine (resnet.ts, model.ts, data_util.ts, objective.ts, lars_optimizer.ts):
 ResNet-18/34 with a width multiplier on 64 base channels, the CIFAR stem (3x3 stride-1 conv,
 no max-pool) for images up to 64 px, a 3-layer SimCLRv2 projection head (Dense-BN-ReLU x2,
 Dense-BN), batched augmentation of two views (resized crop, flip, colour jitter, grayscale),
-NT-Xent and LARS. Prints one JSON object with per-step seconds, for the caller to summarise.
+NT-Xent and LARS. The finetune mode is the labels-only classifier step (train_step.ts classifierStep):
+encoder, first head layer, logits; crop (area 50-100 %) + flip, mixup with a Beta(1, 1) share per image,
+cross-entropy, LARS without weight decay. Prints one JSON object with per-step seconds, for the caller to summarise.
 
-usage: simclr_step.py --mode train|infer --depth 18 --width 1 --size 32 --batch 64
+usage: simclr_step.py --mode train|finetune|infer --depth 18 --width 1 --size 32 --batch 64
                       --warmup 2 --steps 5 --threads 2
 """
 import argparse
@@ -87,10 +89,31 @@ class PretrainModel(nn.Module):
         return self.head(features), features
 
 
-def resized_crops(images, size, generator):
-    """Inception-style crop (area 8-100 %, aspect 3/4-4/3) + flip, as one batched grid_sample."""
+class Classifier(nn.Module):
+    def __init__(self, depth, width, size, classes):
+        super().__init__()
+        self.encoder = Encoder(depth, width, size)
+        hidden = self.encoder.out_width
+        self.head = nn.Sequential(nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden, momentum=0.1, eps=1e-5), nn.ReLU())
+        self.logits = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        return self.logits(self.head(self.encoder(x)))
+
+
+def mixup(views, targets, generator):
+    """Each view blended with a shuffled partner by its own Beta(1, 1) share; targets likewise."""
+    n = views.shape[0]
+    share = torch.rand(n, generator=generator)
+    partners = torch.randperm(n, generator=generator)
+    return (per_image(share) * views + per_image(1 - share) * views[partners],
+            share.view(-1, 1) * targets + (1 - share).view(-1, 1) * targets[partners])
+
+
+def resized_crops(images, size, generator, min_area=0.08):
+    """Inception-style crop (area min_area-100 %, aspect 3/4-4/3) + flip, as one batched grid_sample."""
     n = images.shape[0]
-    area = torch.empty(n).uniform_(0.08, 1, generator=generator)
+    area = torch.empty(n).uniform_(min_area, 1, generator=generator)
     log_ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)
     ratio = log_ratio.exp()
     w = (area * ratio).sqrt().clamp(max=1)
@@ -184,7 +207,7 @@ class Lars(torch.optim.Optimizer):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument('--mode', choices=['train', 'infer'], required=True)
+    parser.add_argument('--mode', choices=['train', 'finetune', 'infer'], required=True)
     parser.add_argument('--depth', type=int, default=18)
     parser.add_argument('--width', type=float, default=1)
     parser.add_argument('--size', type=int, default=32)
@@ -210,6 +233,20 @@ def main():
             projection, _ = model(views)
             z1, z2 = projection.chunk(2)
             loss = nt_xent(z1, z2, 0.2)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+    elif args.mode == 'finetune':
+        model = Classifier(args.depth, args.width, args.size, 10)
+        model.train()
+        optimizer = Lars(model.parameters(), lr=0.3, weight_decay=0)
+        targets = F.one_hot(torch.arange(args.batch) % 10, 10).float()
+
+        def step():
+            crops = resized_crops(images, args.size, generator, min_area=0.5).clamp(0, 1)
+            views, mixed = mixup(crops, targets, generator)
+            loss = -(mixed * F.log_softmax(model(views), 1)).sum(1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
