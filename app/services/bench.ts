@@ -14,6 +14,7 @@ import { LarsOptimizer } from '../engine/simclr/lars_optimizer.ts';
 import { buildClassifier, buildPretrainModel } from '../engine/simclr/model.ts';
 import { Rng } from '../engine/simclr/random.ts';
 import { buildEncoder, type ModelConfig } from '../engine/simclr/resnet.ts';
+import { SUPERVISED_MIXUP } from '../engine/stages/stage_config.ts';
 import { classifierStep, pretrainStep } from '../engine/simclr/train_step.ts';
 
 export type { BackendName };
@@ -73,9 +74,8 @@ const REFERENCE_SCRIPT = fileURLToPath(new URL('../../test/bench/reference/simcl
 /** Temperature and learning rate only need plausible values: speed does not depend on them. */
 const TEMPERATURE = 0.2;
 const LEARNING_RATE = 0.3;
-/** The labels-only network's step as one-click Train runs it: 10 classes, mixup α 1, no weight decay. */
+/** The labels-only network's step as one-click Train runs it: 10 classes, its mixup, no weight decay. */
 const BENCH_CLASSES = 10;
-const BENCH_MIXUP = 1;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -114,7 +114,7 @@ function finetuneStepRunner(cfg: BenchConfig, modelConfig: ModelConfig): StepRun
   const model = buildClassifier(modelConfig, BENCH_CLASSES, 1);
   const optimizer = new LarsOptimizer({ weightDecay: 0 });
   const batch = { images: syntheticImages(cfg.batch, cfg.size), labels: Array.from({ length: cfg.batch }, (_, i) => i % BENCH_CLASSES) };
-  const stepConfig = { imageSize: cfg.size, learningRate: LEARNING_RATE, mixup: BENCH_MIXUP };
+  const stepConfig = { imageSize: cfg.size, learningRate: LEARNING_RATE, mixup: SUPERVISED_MIXUP };
   const rng = new Rng(2);
   return {
     step: async () => { await classifierStep(model, optimizer, batch, stepConfig, rng); },

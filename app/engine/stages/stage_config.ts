@@ -69,7 +69,7 @@ const WARMUP_FRACTION: Record<Stage, number> = { pretrain: 0.1, finetune: 0, dis
  * Mixup's α for a network trained on the labels alone: 45.3% held out against 39.7% without, same seed
  * and budget (docs/study). A fine-tune from pretraining keeps SimCLRv2's plain cross-entropy: unmeasured.
  */
-const SUPERVISED_MIXUP = 1;
+export const SUPERVISED_MIXUP = 1;
 const WEIGHT_DECAY: Record<Stage, number> = { pretrain: 1e-6, finetune: 0, distill: 1e-6 };
 
 /** The peak learning rate of a run that trains with `batchSize` images per step. */
