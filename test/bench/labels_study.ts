@@ -5,7 +5,9 @@
  * form the project, the first K of them are labelled (K = 80 for 10%, 8 for 1%), and the last
  * 200 are held out and scored. Each arm runs alone, one after the other.
  *
- *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference]
+ *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference] [--labels-options="--width 0.25"]
+ *
+ * `--labels-options` passes recipe settings to the labels-only arm's `finetune`, to study one change at a time.
  *
  * Appends one JSON line per arm to docs/study/results.jsonl and prints it.
  */
@@ -25,7 +27,7 @@ const HELD_OUT_PER_CLASS = 200;
 const REFERENCE_SPLIT = { pretrain: 8 / 15, finetune: 3 / 15, distill: 4 / 15 };
 
 const { values } = parseArgs({
-  options: { minutes: { type: 'string', default: '15' }, labels: { type: 'string', default: '10%' }, arms: { type: 'string', default: 'pipeline,labels,reference' } },
+  options: { minutes: { type: 'string', default: '15' }, labels: { type: 'string', default: '10%' }, arms: { type: 'string', default: 'pipeline,labels,reference' }, 'labels-options': { type: 'string', default: '' } },
 });
 const minutes = Number(values.minutes);
 const labelFraction = Number(values.labels!.replace('%', '')) / 100;
@@ -116,8 +118,9 @@ if (arms.includes('pipeline')) {
 
 if (arms.includes('labels')) {
   const project = newProject(work, 'labels-only', files);
-  const trained = contrast('finetune', project, '--supervised', '--minutes', String(minutes), '--seed', '1', '--json');
-  record({ arm: 'labels only (finetune --supervised)', wallSeconds: trained.seconds, summary: lastJson(trained.stdout).summary, accuracy: heldOutAccuracy(project, files.heldOut) });
+  const options = values['labels-options']!.split(' ').filter(Boolean);
+  const trained = contrast('finetune', project, '--supervised', '--minutes', String(minutes), '--seed', '1', ...options, '--json');
+  record({ arm: 'labels only (finetune --supervised)', ...(options.length ? { options: options.join(' ') } : {}), wallSeconds: trained.seconds, summary: lastJson(trained.stdout).summary, accuracy: heldOutAccuracy(project, files.heldOut) });
 }
 
 if (arms.includes('reference')) {
