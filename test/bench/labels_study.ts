@@ -5,9 +5,12 @@
  * form the project, the first K of them are labelled (K = 80 for 10%, 8 for 1%), and the last
  * 200 are held out and scored. Each arm runs alone, one after the other.
  *
- *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference] [--labels-options="--width 0.25"]
+ *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference,reference-labels]
+ *                           [--labels-options="--width 0.25"] [--seed 1]
  *
  * `--labels-options` passes recipe settings to the labels-only arm's `finetune`, to study one change at a time.
+ * `--seed` seeds our arms and `reference-labels`: the reference's labels-only network alone
+ * (test/bench/reference/labels_only.py), its best arm at these budgets, so repeats show the spread.
  *
  * Appends one JSON line per arm to docs/study/results.jsonl and prints it.
  */
@@ -20,6 +23,7 @@ import { parseArgs } from 'node:util';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ARCHIVE = path.resolve(ROOT, '../shared/datasets/cifar10-train.tar.gz');
 const REFERENCE = path.resolve(ROOT, '../shared/reference/torch_simclr_pipeline.py');
+const REFERENCE_LABELS_ONLY = path.join(ROOT, 'test/bench/reference/labels_only.py');
 const RESULTS = path.join(ROOT, 'docs/study/results.jsonl');
 const PROJECT_PER_CLASS = 800;
 const HELD_OUT_PER_CLASS = 200;
@@ -27,7 +31,7 @@ const HELD_OUT_PER_CLASS = 200;
 const REFERENCE_SPLIT = { pretrain: 8 / 15, finetune: 3 / 15, distill: 4 / 15 };
 
 const { values } = parseArgs({
-  options: { minutes: { type: 'string', default: '15' }, labels: { type: 'string', default: '10%' }, arms: { type: 'string', default: 'pipeline,labels,reference' }, 'labels-options': { type: 'string', default: '' } },
+  options: { minutes: { type: 'string', default: '15' }, labels: { type: 'string', default: '10%' }, arms: { type: 'string', default: 'pipeline,labels,reference' }, 'labels-options': { type: 'string', default: '' }, seed: { type: 'string', default: '1' } },
 });
 const minutes = Number(values.minutes);
 const labelFraction = Number(values.labels!.replace('%', '')) / 100;
@@ -93,10 +97,16 @@ function lastJson(stdout: string): Record<string, unknown> {
   return JSON.parse(stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!);
 }
 
+/** The CPU, since these machines differ between days (AVX-512 or not) and figures compare only on one. */
+function cpu(): string {
+  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  return `${os.cpus()[0]?.model ?? 'unknown'}${/\bavx512f\b/.test(flags) ? ', AVX-512' : /\bavx2\b/.test(flags) ? ', AVX2' : ''}`;
+}
+
 function record(entry: Record<string, unknown>): void {
   // The budget fields come last: the reference reports its own per-stage `minutes`, kept as referenceMinutes.
   const { minutes: referenceMinutes, ...rest } = entry;
-  const line = JSON.stringify({ date: new Date().toISOString(), ...rest, ...(referenceMinutes ? { referenceMinutes } : {}), minutes, labels: values.labels, cores: os.availableParallelism(), load: os.loadavg()[0] });
+  const line = JSON.stringify({ date: new Date().toISOString(), ...rest, ...(referenceMinutes ? { referenceMinutes } : {}), minutes, labels: values.labels, seed: Number(values.seed), cpu: cpu(), cores: os.availableParallelism(), load: os.loadavg()[0] });
   fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
   fs.appendFileSync(RESULTS, line + '\n');
   console.log(line);
@@ -108,7 +118,7 @@ const arms = values.arms!.split(',');
 
 if (arms.includes('pipeline')) {
   const project = newProject(work, 'pipeline', files);
-  const trained = contrast('train', project, '--minutes', String(minutes), '--seed', '1', '--json');
+  const trained = contrast('train', project, '--minutes', String(minutes), '--seed', values.seed!, '--json');
   const events = trained.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const plan = events.find((e) => e.event === 'plan');
   const runs = JSON.parse(contrast('runs', project, '--json').stdout) as { kind: string; summary: Record<string, unknown> | null }[];
@@ -119,7 +129,7 @@ if (arms.includes('pipeline')) {
 if (arms.includes('labels')) {
   const project = newProject(work, 'labels-only', files);
   const options = values['labels-options']!.split(' ').filter(Boolean);
-  const trained = contrast('finetune', project, '--supervised', '--minutes', String(minutes), '--seed', '1', ...options, '--json');
+  const trained = contrast('finetune', project, '--supervised', '--minutes', String(minutes), '--seed', values.seed!, ...options, '--json');
   record({ arm: 'labels only (finetune --supervised)', ...(options.length ? { options: options.join(' ') } : {}), wallSeconds: trained.seconds, summary: lastJson(trained.stdout).summary, accuracy: heldOutAccuracy(project, files.heldOut) });
 }
 
@@ -127,5 +137,11 @@ if (arms.includes('reference')) {
   const split = Object.values(REFERENCE_SPLIT).map((share) => String(share * minutes));
   const reference = run('/usr/bin/python3', [REFERENCE, cifar(), String(labelledPerClass), ...split]);
   record({ arm: 'PyTorch reference', wallSeconds: reference.seconds, ...lastJson(reference.stdout) });
+}
+
+if (arms.includes('reference-labels')) {
+  const reference = run('/usr/bin/python3', [REFERENCE_LABELS_ONLY, REFERENCE, cifar(), String(labelledPerClass), String(minutes), values.seed!]);
+  const { supervisedSteps, supervised, labelsPerClass, width } = lastJson(reference.stdout);
+  record({ arm: 'PyTorch reference, labels only', wallSeconds: reference.seconds, labelsPerClass, width, supervisedSteps, supervised });
 }
 fs.rmSync(work, { recursive: true, force: true });

@@ -19,14 +19,21 @@ interface Entry {
   supervised?: number;
 }
 
-/** The reference reports three networks; each is its own line. */
+/** The reference reports three networks; each is its own line. Its labels-only arm run alone joins that line. */
 function points(entry: Entry): { series: string; accuracy: number }[] {
+  if (entry.arm === 'PyTorch reference, labels only') return [{ series: 'PyTorch: labels only', accuracy: entry.supervised! }];
   if (entry.arm !== 'PyTorch reference') return [{ series: entry.arm, accuracy: entry.accuracy! }];
   return [
     { series: 'PyTorch: fine-tuned', accuracy: entry.finetuned! },
     { series: 'PyTorch: distilled', accuracy: entry.distilled! },
     { series: 'PyTorch: labels only', accuracy: entry.supervised! },
   ];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const entries = fs.readFileSync(path.join(DIR, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Entry);
@@ -50,7 +57,10 @@ parts.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 6}" text-anchor="mi
 [...series.entries()].forEach(([name, pts], i) => {
   const colour = colours[i % colours.length];
   const sorted = pts.sort((a, b) => a[0] - b[0]);
-  parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${sorted.map(([m, a]) => `${x(m)},${y(a)}`).join(' ')}"/>`);
+  // Repeats at one budget (seeds) are all drawn; the line joins their medians.
+  const budgets = [...new Set(sorted.map(([m]) => m))];
+  const medians = budgets.map((m) => [m, median(sorted.filter(([n]) => n === m).map(([, a]) => a))]);
+  parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${medians.map(([m, a]) => `${x(m)},${y(a)}`).join(' ')}"/>`);
   for (const [m, a] of sorted) parts.push(`<circle cx="${x(m)}" cy="${y(a)}" r="3" fill="${colour}"/>`);
   parts.push(`<text x="${W - M.right + 10}" y="${M.top + 14 + i * 16}" fill="${colour}">${name}</text>`);
 });
