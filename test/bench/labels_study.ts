@@ -5,12 +5,14 @@
  * form the project, the first K of them are labelled (K = 80 for 10%, 8 for 1%), and the last
  * 200 are held out and scored. Each arm runs alone, one after the other.
  *
- *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference,reference-labels]
+ *   npm run bench:labels -- --minutes 15 --labels 10% [--arms pipeline,labels,reference,reference-labels,reference-simclr]
  *                           [--labels-options="--width 0.25"] [--seed 1]
  *
  * `--labels-options` passes recipe settings to the labels-only arm's `finetune`, to study one change at a time.
- * `--seed` seeds our arms and `reference-labels`: the reference's labels-only network alone
- * (test/bench/reference/labels_only.py), its best arm at these budgets, so repeats show the spread.
+ * `--seed` seeds our arms and the reference's arms run alone (test/bench/reference/one_arm.py), so
+ * repeats show the spread: `reference-labels` is its labels-only network, its best arm at short budgets,
+ * and `reference-simclr` its pretrain, fine-tune and distil stages. Each costs M minutes where
+ * `reference`, both in one run with the reference's own seed, costs 2M.
  *
  * Appends one JSON line per arm to docs/study/results.jsonl and prints it.
  */
@@ -23,7 +25,7 @@ import { parseArgs } from 'node:util';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ARCHIVE = path.resolve(ROOT, '../shared/datasets/cifar10-train.tar.gz');
 const REFERENCE = path.resolve(ROOT, '../shared/reference/torch_simclr_pipeline.py');
-const REFERENCE_LABELS_ONLY = path.join(ROOT, 'test/bench/reference/labels_only.py');
+const REFERENCE_ONE_ARM = path.join(ROOT, 'test/bench/reference/one_arm.py');
 const RESULTS = path.join(ROOT, 'docs/study/results.jsonl');
 const PROJECT_PER_CLASS = 800;
 const HELD_OUT_PER_CLASS = 200;
@@ -112,9 +114,15 @@ function record(entry: Record<string, unknown>): void {
   console.log(line);
 }
 
+const ARMS = ['pipeline', 'labels', 'reference', 'reference-simclr', 'reference-labels'];
+const arms = values.arms!.split(',');
+const unknown = arms.filter((arm) => !ARMS.includes(arm));
+if (unknown.length > 0) {
+  console.error(`unknown arm ${unknown.join(', ')}: expected some of ${ARMS.join(', ')}`);
+  process.exit(2);
+}
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'contrast-labels-study-'));
 const files = layout(cifar(), work);
-const arms = values.arms!.split(',');
 
 if (arms.includes('pipeline')) {
   const project = newProject(work, 'pipeline', files);
@@ -133,14 +141,20 @@ if (arms.includes('labels')) {
   record({ arm: 'labels only (finetune --supervised)', ...(options.length ? { options: options.join(' ') } : {}), wallSeconds: trained.seconds, summary: lastJson(trained.stdout).summary, accuracy: heldOutAccuracy(project, files.heldOut) });
 }
 
+const referenceSplit = Object.values(REFERENCE_SPLIT).map((share) => String(share * minutes));
+
 if (arms.includes('reference')) {
-  const split = Object.values(REFERENCE_SPLIT).map((share) => String(share * minutes));
-  const reference = run('/usr/bin/python3', [REFERENCE, cifar(), String(labelledPerClass), ...split]);
+  const reference = run('/usr/bin/python3', [REFERENCE, cifar(), String(labelledPerClass), ...referenceSplit]);
   record({ arm: 'PyTorch reference', wallSeconds: reference.seconds, ...lastJson(reference.stdout) });
 }
 
+if (arms.includes('reference-simclr')) {
+  const reference = run('/usr/bin/python3', [REFERENCE_ONE_ARM, 'simclr', REFERENCE, cifar(), String(labelledPerClass), ...referenceSplit, values.seed!]);
+  record({ arm: 'PyTorch reference, SimCLR stages', wallSeconds: reference.seconds, ...lastJson(reference.stdout) });
+}
+
 if (arms.includes('reference-labels')) {
-  const reference = run('/usr/bin/python3', [REFERENCE_LABELS_ONLY, REFERENCE, cifar(), String(labelledPerClass), String(minutes), values.seed!]);
+  const reference = run('/usr/bin/python3', [REFERENCE_ONE_ARM, 'labels', REFERENCE, cifar(), String(labelledPerClass), String(minutes), values.seed!]);
   const { supervisedSteps, supervised, labelsPerClass, width } = lastJson(reference.stdout);
   record({ arm: 'PyTorch reference, labels only', wallSeconds: reference.seconds, labelsPerClass, width, supervisedSteps, supervised });
 }

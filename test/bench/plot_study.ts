@@ -19,15 +19,17 @@ interface Entry {
   supervised?: number;
 }
 
-/** The reference reports three networks; each is its own line. Its labels-only arm run alone joins that line. */
+/** The reference reports three networks; each is its own line. Its arms run alone join those lines. */
 function points(entry: Entry): { series: string; accuracy: number }[] {
-  if (entry.arm === 'PyTorch reference, labels only') return [{ series: 'PyTorch: labels only', accuracy: entry.supervised! }];
-  if (entry.arm !== 'PyTorch reference') return [{ series: entry.arm, accuracy: entry.accuracy! }];
-  return [
+  const simclr = () => [
     { series: 'PyTorch: fine-tuned', accuracy: entry.finetuned! },
     { series: 'PyTorch: distilled', accuracy: entry.distilled! },
-    { series: 'PyTorch: labels only', accuracy: entry.supervised! },
   ];
+  const labelsOnly = () => [{ series: 'PyTorch: labels only', accuracy: entry.supervised! }];
+  if (entry.arm === 'PyTorch reference') return [...simclr(), ...labelsOnly()];
+  if (entry.arm === 'PyTorch reference, SimCLR stages') return simclr();
+  if (entry.arm === 'PyTorch reference, labels only') return labelsOnly();
+  return [{ series: entry.arm, accuracy: entry.accuracy! }];
 }
 
 function median(values: number[]): number {
